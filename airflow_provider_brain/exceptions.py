@@ -1,0 +1,86 @@
+"""Errors raised by the Brain provider.
+
+One small hierarchy, so DAG authors can catch what they mean: ``BrainAuthError`` for a
+connection to fix, ``BrainNotFound`` for an asset id that does not exist (or belongs to
+another user), ``BrainAssetFailed`` for audio the service could not transcribe, and
+``BrainAPIError`` for everything else the API answered. Messages name the request and
+the status, and quote at most a short excerpt of the response body: never credentials.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk.exceptions import AirflowException
+
+#: How much of an error response body an exception message may quote.
+BODY_EXCERPT_CHARS = 200
+
+
+def body_excerpt(body: str | bytes | None) -> str:
+    """Return a short, single-line excerpt of a response body for an error message."""
+    if body is None:
+        return ""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    text = " ".join(text.split())
+    if len(text) > BODY_EXCERPT_CHARS:
+        text = text[: BODY_EXCERPT_CHARS - 3] + "..."
+    return text
+
+
+class BrainError(AirflowException):
+    """Base class of every error the Brain provider raises."""
+
+
+class BrainAPIError(BrainError):
+    """The Brain API answered with an error status, or with a body that is not the JSON it promises.
+
+    :param message: what went wrong, for a person.
+    :param status: the HTTP status (``None`` when no response arrived).
+    :param body: a short excerpt of the response body.
+    :param retry_after: seconds the server asked us to wait (``Retry-After``), if any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        body: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class BrainAuthError(BrainAPIError):
+    """The server rejected the connection's credentials (401/403): fix the connection's login/password."""
+
+
+class BrainNotFound(BrainAPIError):
+    """The asset does not exist, or belongs to another user (404)."""
+
+
+class BrainAssetFailed(BrainError):
+    """The service could not transcribe the audio; ``reason`` is the server's own explanation."""
+
+    def __init__(self, asset_id: str, reason: str) -> None:
+        self.asset_id = asset_id
+        self.reason = reason
+        super().__init__(f"Brain asset {asset_id} failed: {reason or 'no reason given by the server'}")
+
+
+class BrainTimeout(BrainError):
+    """An asset was still processing when the wait's deadline passed."""
+
+    def __init__(self, asset_id: str, timeout: float) -> None:
+        self.asset_id = asset_id
+        self.timeout = timeout
+        super().__init__(
+            f"Brain asset {asset_id} was still processing after {timeout:g} s; "
+            "raise the timeout, or wait for it later with BrainAssetSensor"
+        )
+
+
+class BrainUploadNotRewindable(BrainError):
+    """A streamed upload failed part-way and its source cannot be read again to retry it."""

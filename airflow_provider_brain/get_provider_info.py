@@ -1,0 +1,76 @@
+"""Provider metadata Airflow reads through the ``apache_airflow_provider`` entry point.
+
+In Airflow 3 the connection form comes from here (``ui-field-behaviour`` and ``conn-fields``),
+so the UI can draw it without importing the hook.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_brain import __version__
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe the provider: its hooks, operators, sensors, triggers, transfers and connection type."""
+    return {
+        "package-name": "airflow-provider-brain",
+        "name": "Brain",
+        "description": "Transcribe audio with the Brain speech-transcription API.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Brain",
+                "external-doc-url": "https://brain.deepgram.com",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [
+            {"integration-name": "Brain", "python-modules": ["airflow_provider_brain.hooks.brain"]},
+        ],
+        "connection-types": [
+            {
+                "connection-type": "brain",
+                "hook-class-name": "airflow_provider_brain.hooks.brain.BrainHook",
+                "hook-name": "Brain",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port"],
+                    "relabeling": {
+                        "host": "Base URL",
+                        "login": "API ID / username",
+                        "password": "API token / password",
+                    },
+                    "placeholders": {
+                        "host": "https://brain.deepgram.com",
+                        "login": "API ID or username",
+                        "password": "API token or password",
+                        "timeout": "300",
+                        "max_retries": "5",
+                    },
+                },
+                "conn-fields": {
+                    "timeout": {
+                        "label": "Timeout (seconds)",
+                        "description": "How long one request may wait for an answer; synchronous "
+                        "transcriptions answer only when done.",
+                        "schema": {"type": ["number", "null"], "minimum": 1},
+                    },
+                    "verify": {
+                        "label": "Verify TLS certificates",
+                        "description": "Turn off only for a local server with a self-signed certificate.",
+                        "schema": {"type": ["boolean", "null"], "default": True},
+                    },
+                    "proxies": {
+                        "label": "Proxies",
+                        "description": 'JSON object of proxies by scheme, e.g. {"https": "http://proxy:3128"}.',
+                        "schema": {"type": ["object", "null"]},
+                    },
+                    "max_retries": {
+                        "label": "Max retries",
+                        "description": "Retries of a request that hit a connection error, 429 or 5xx.",
+                        "schema": {"type": ["integer", "null"], "minimum": 0, "maximum": 20},
+                    },
+                },
+            }
+        ],
+    }

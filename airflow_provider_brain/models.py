@@ -1,0 +1,156 @@
+"""Typed views of the Brain API's JSON.
+
+The hook parses every response here, once, at the edge; operators, sensors, triggers and
+transfers work with these objects, not with dicts. Unknown fields a real service may add
+are kept in ``raw`` rather than rejected.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from airflow_provider_brain.exceptions import BrainAPIError
+
+ASSET_ID_PATTERN = re.compile(r"[0-9a-f]{16}")
+
+
+def validate_asset_id(asset_id: object) -> str:
+    """Return ``asset_id`` if it is 16 lowercase hex digits, else raise ``ValueError``.
+
+    Asset ids end up in URL paths; checking them first keeps a stray ``../`` or a templated
+    value that did not render (``"{{ ti.xcom_pull(...) }}"``) from reaching the server.
+    """
+    if not isinstance(asset_id, str) or not ASSET_ID_PATTERN.fullmatch(asset_id):
+        raise ValueError(f"Invalid Brain asset id {asset_id!r}: expected 16 lowercase hexadecimal digits")
+    return asset_id
+
+
+class AssetStatus(StrEnum):
+    """Where an asset is in its life."""
+
+    PROCESSING = "processing"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Word:
+    """One recognised word, with its time span in seconds from the start of the media."""
+
+    word: str
+    start: float
+    end: float
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One submitted media file and, once done, its transcript.
+
+    ``words`` is filled only when the asset was fetched with ``times=True``.
+    ``raw`` keeps the JSON exactly as the server sent it, unknown fields included.
+    """
+
+    asset_id: str
+    status: AssetStatus
+    transcript: str | None = None
+    confidence: tuple[float, ...] = ()
+    duration: float | None = None
+    words: tuple[Word, ...] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    content_url: str | None = None
+    created: str | None = None
+    completed: str | None = None
+    error: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def is_done(self) -> bool:
+        return self.status is AssetStatus.DONE
+
+    @property
+    def is_failed(self) -> bool:
+        return self.status is AssetStatus.FAILED
+
+    @property
+    def is_processing(self) -> bool:
+        return self.status is AssetStatus.PROCESSING
+
+    @property
+    def word_count(self) -> int:
+        return len(self.transcript.split()) if self.transcript else 0
+
+    @property
+    def mean_confidence(self) -> float | None:
+        return sum(self.confidence) / len(self.confidence) if self.confidence else None
+
+    def summary(self) -> dict[str, Any]:
+        """A small JSON-serialisable description for XCom and logs: ids, status, sizes; no transcript."""
+        return {
+            "asset_id": self.asset_id,
+            "status": self.status.value,
+            "duration": self.duration,
+            "word_count": self.word_count,
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> Asset:
+        """Parse one asset object of the API; raise ``BrainAPIError`` for JSON that is not one."""
+        if not isinstance(data, Mapping):
+            raise BrainAPIError(f"Expected an asset JSON object from Brain, got {type(data).__name__}")
+        asset_id = data.get("asset_id")
+        try:
+            validate_asset_id(asset_id)
+        except ValueError as err:
+            raise BrainAPIError(f"Brain returned an asset with an invalid id: {err}") from None
+        status = _parse_status(data)
+        words = data.get("words")
+        return cls(
+            asset_id=str(asset_id),
+            status=status,
+            transcript=data.get("transcript"),
+            confidence=tuple(float(c) for c in data.get("confidence") or ()),
+            duration=_optional_float(data.get("duration")),
+            words=tuple(_parse_word(w) for w in words) if isinstance(words, list) else None,
+            metadata=dict(data.get("metadata") or {}),
+            content_url=data.get("content_url"),
+            created=data.get("created"),
+            completed=data.get("completed"),
+            error=data.get("error"),
+            raw=dict(data),
+        )
+
+
+def _parse_status(data: Mapping[str, Any]) -> AssetStatus:
+    raw_status = data.get("status")
+    if raw_status is None:
+        # The seed guide's synchronous answer has no status: a transcript means it is done.
+        if "transcript" in data:
+            return AssetStatus.DONE
+        raise BrainAPIError(f"Brain asset {data.get('asset_id')} has neither a status nor a transcript")
+    try:
+        return AssetStatus(raw_status)
+    except ValueError:
+        raise BrainAPIError(
+            f"Brain asset {data.get('asset_id')} has an unknown status {raw_status!r} "
+            f"(expected one of: {', '.join(s.value for s in AssetStatus)})"
+        ) from None
+
+
+def _parse_word(item: object) -> Word:
+    if not isinstance(item, Mapping):
+        raise BrainAPIError(f"Expected a word object in Brain's 'words', got {type(item).__name__}")
+    return Word(
+        word=str(item.get("word", "")),
+        start=float(item.get("start", 0.0)),
+        end=float(item.get("end", 0.0)),
+        confidence=float(item.get("confidence", 0.0)),
+    )
+
+
+def _optional_float(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]

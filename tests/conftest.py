@@ -1,0 +1,6 @@
+"""Shared pytest set-up: real servers (local Brain, moto S3, PostgreSQL) come from the fixture plugins below."""
+
+pytest_plugins = [
+    "tests.fixtures.speech",
+    "tests.fixtures.brain",
+]
