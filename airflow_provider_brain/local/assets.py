@@ -1,0 +1,141 @@
+"""The asset record and what is computed from it: its JSON forms, transcript corrections and search.
+
+An asset's words (text, start, end, confidence) are the single source of truth: ``transcript`` is their
+texts joined by spaces and ``confidence`` their confidences, so ``len(confidence) ==
+len(transcript.split())`` holds by construction, also after a ``PUT`` corrects the transcript.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_brain.local.recognizer import Word
+
+ASSET_ID_PATTERN = re.compile(r"^[0-9a-f]{16}$")
+PROCESSING, DONE, FAILED = "processing", "done", "failed"
+
+
+def new_asset_id() -> str:
+    """A fresh asset id: 16 lowercase hex digits, as the contract requires."""
+    return secrets.token_hex(8)
+
+
+@dataclass
+class Asset:
+    """One submitted media file and, once recognised, its words."""
+
+    asset_id: str
+    owner: str
+    status: str
+    created: str
+    base_url: str
+    completed: str | None = None
+    duration: float | None = None
+    words: list[Word] = field(default_factory=list)
+    error: str | None = None
+    #: HTTP status a synchronous caller gets for a failed asset (400 bad media, 500 server fault).
+    error_status: int | None = None
+    metadata: dict[str, Any] | None = None
+    media_path: str | None = None
+    media_type: str | None = None
+    source_url: str | None = None
+    callback: str | None = None
+
+    @property
+    def transcript(self) -> str:
+        return " ".join(w.word for w in self.words)
+
+    @property
+    def content_url(self) -> str:
+        return f"{self.base_url.rstrip('/')}/assets/{self.asset_id}/content"
+
+    def to_json(self, times: bool = False) -> dict[str, Any]:
+        """The asset as ``GET /assets/{id}`` answers it (``times`` adds ``words``)."""
+        body: dict[str, Any] = {"asset_id": self.asset_id, "status": self.status, "created": self.created}
+        if self.duration is not None:
+            body["duration"] = self.duration
+        if self.status == PROCESSING:
+            return body
+        if self.media_path:
+            body["content_url"] = self.content_url
+        if self.status == DONE:
+            body["transcript"] = self.transcript
+            body["confidence"] = [w.confidence for w in self.words]
+            if times:
+                body["words"] = [
+                    {"word": w.word, "start": w.start, "end": w.end, "confidence": w.confidence} for w in self.words
+                ]
+        else:
+            body["error"] = self.error or "recognition failed"
+        if self.completed:
+            body["completed"] = self.completed
+        if self.metadata is not None:
+            body["metadata"] = self.metadata
+        return body
+
+    def to_summary(self) -> dict[str, Any]:
+        """The shorter form used in ``GET /assets`` listings."""
+        body: dict[str, Any] = {"asset_id": self.asset_id, "status": self.status, "created": self.created}
+        if self.duration is not None:
+            body["duration"] = self.duration
+        if self.metadata is not None:
+            body["metadata"] = self.metadata
+        return body
+
+
+def realign(words: list[Word], transcript: str) -> list[Word]:
+    """Words for a corrected ``transcript``, keeping the timings of words that did not change.
+
+    Unchanged words keep time and confidence; replacement words share the time span of the words they
+    replace and get confidence 1.0 (a person wrote them); inserted words sit at the neighbouring
+    boundary with no length.
+    """
+    new_texts = transcript.split()
+    old_texts = [w.word for w in words]
+    result: list[Word] = []
+    matcher = difflib.SequenceMatcher(a=old_texts, b=new_texts, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            result.extend(words[i1:i2])
+        elif tag in ("replace", "insert"):
+            if i2 > i1:
+                start, end = words[i1].start, words[i2 - 1].end
+            else:
+                start = end = words[i1 - 1].end if i1 > 0 else (words[0].start if words else 0.0)
+            count = j2 - j1
+            step = (end - start) / count
+            for k, text in enumerate(new_texts[j1:j2]):
+                result.append(Word(text, round(start + k * step, 3), round(start + (k + 1) * step, 3), 1.0))
+    return result
+
+
+_PUNCTUATION = re.compile(r"[^\w']+|^'+|'+$")
+
+
+def normalise(token: str) -> str:
+    """A word as search compares it: lower case, punctuation stripped."""
+    return _PUNCTUATION.sub("", token.lower())
+
+
+def search_words(asset: Asset, query: list[str]) -> list[dict[str, Any]]:
+    """Every place the ``query`` words occur in order in ``asset``'s words."""
+    texts = [normalise(w.word) for w in asset.words]
+    hits: list[dict[str, Any]] = []
+    n = len(query)
+    for i in range(len(texts) - n + 1):
+        if texts[i : i + n] == query:
+            matched = asset.words[i : i + n]
+            hits.append(
+                {
+                    "asset_id": asset.asset_id,
+                    "start": matched[0].start,
+                    "end": matched[-1].end,
+                    "confidence": round(sum(w.confidence for w in matched) / n, 6),
+                    "text": " ".join(w.word for w in matched),
+                }
+            )
+    return hits

@@ -1,0 +1,76 @@
+"""Fetching media from ``audio.url``: streamed to disk with httpx, within the server's limits.
+
+Only http and https; at most 5 redirects; a per-read timeout and a wall-clock limit for the whole
+download; the body size limit checked against ``Content-Length`` and while streaming. Error messages go
+back to the client and never contain the URL (it may carry credentials or signatures).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from airflow_provider_brain.local.errors import DownloadError
+
+MAX_REDIRECTS = 5
+CHUNK_BYTES = 1024 * 1024
+
+
+def check_media_url(url: object) -> str:
+    """Return ``url`` if it is an absolute http(s) URL, else raise ``DownloadError``."""
+    if not isinstance(url, str) or not url:
+        raise DownloadError("audio.url must be a non-empty string")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise DownloadError("audio.url must be an absolute http or https URL")
+    return url
+
+
+async def download_to_file(url: str, dest: Path, *, max_bytes: int, timeout: float) -> str | None:
+    """Stream ``url`` into ``dest``; return the response's content type. Removes ``dest`` on failure."""
+    check_media_url(url)
+    try:
+        async with asyncio.timeout(timeout):
+            return await _download(url, dest, max_bytes)
+    except TimeoutError:
+        dest.unlink(missing_ok=True)
+        raise DownloadError(f"could not download audio.url: timed out after {timeout:g} s") from None
+    except DownloadError:
+        dest.unlink(missing_ok=True)
+        raise
+    except httpx.TooManyRedirects:
+        dest.unlink(missing_ok=True)
+        raise DownloadError(f"could not download audio.url: more than {MAX_REDIRECTS} redirects") from None
+    except httpx.UnsupportedProtocol:
+        dest.unlink(missing_ok=True)
+        raise DownloadError("could not download audio.url: redirected to a non-http(s) URL") from None
+    except (httpx.HTTPError, OSError) as exc:
+        dest.unlink(missing_ok=True)
+        raise DownloadError(f"could not download audio.url: {exc.__class__.__name__}") from None
+
+
+def _too_large(max_bytes: int) -> DownloadError:
+    return DownloadError(f"media at audio.url is larger than the limit of {max_bytes} bytes", status=413)
+
+
+async def _download(url: str, dest: Path, max_bytes: int) -> str | None:
+    async with httpx.AsyncClient(
+        follow_redirects=True, max_redirects=MAX_REDIRECTS, timeout=httpx.Timeout(30.0)
+    ) as client:
+        async with client.stream("GET", url) as response:
+            if response.status_code != 200:
+                raise DownloadError(f"could not download audio.url: HTTP {response.status_code}")
+            declared = response.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > max_bytes:
+                raise _too_large(max_bytes)
+            received = 0
+            with dest.open("wb") as handle:
+                async for chunk in response.aiter_bytes(CHUNK_BYTES):
+                    received += len(chunk)
+                    if received > max_bytes:
+                        raise _too_large(max_bytes)
+                    handle.write(chunk)
+            return response.headers.get("content-type")

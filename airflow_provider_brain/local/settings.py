@@ -1,0 +1,31 @@
+"""What one running server is configured with, gathered from the command line and environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: The contract's default body limit: 2 GiB.
+DEFAULT_MAX_BODY_BYTES = 2 * 1024**3
+#: JSON bodies are parsed in memory (``audio.content`` is for small files), so they get a smaller cap.
+DEFAULT_MAX_JSON_BYTES = 64 * 1024**2
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Everything the app needs; built once by the CLI (or a test) and never mutated."""
+
+    data_dir: Path
+    users: dict[str, str]
+    host: str = "127.0.0.1"
+    port: int = 8765
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_json_bytes: int = DEFAULT_MAX_JSON_BYTES
+    #: Wall-clock limit for one URL download, in seconds.
+    download_timeout: float = 300.0
+    #: Most assets waiting or in progress at once; past it submissions get ``429`` with ``Retry-After``.
+    max_queue: int = 1000
+    #: Seconds allowed for one callback POST attempt.
+    callback_timeout: float = 10.0

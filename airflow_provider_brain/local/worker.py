@@ -1,0 +1,209 @@
+"""Work dispatch: ``processing`` assets in the database go through recognition in a process pool.
+
+``Dispatcher`` runs one coroutine per worker process. Each claims the oldest unclaimed ``processing``
+asset, downloads its media if it was submitted by URL asynchronously, runs ``recognize_file`` in the
+pool (so the event loop, and with it the API, never waits on recognition) and records the result. The
+database is the queue, so nothing is lost on a restart and memory does not grow with the backlog.
+Synchronous requests wait for their asset with ``wait_for``; callbacks are POSTed after completion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import suppress
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from airflow_provider_brain.local import recognizer
+from airflow_provider_brain.local.assets import Asset
+from airflow_provider_brain.local.audio import AudioDecodeError, probe
+from airflow_provider_brain.local.download import download_to_file
+from airflow_provider_brain.local.errors import DownloadError
+from airflow_provider_brain.local.settings import ServerSettings
+from airflow_provider_brain.local.store import AssetStore
+
+log = logging.getLogger("brain_local.worker")
+
+CALLBACK_ATTEMPTS = 3
+
+
+class Dispatcher:
+    """Owns the recognition process pool and the coroutines that feed it from the store."""
+
+    def __init__(self, store: AssetStore, settings: ServerSettings) -> None:
+        self._store = store
+        self._settings = settings
+        self._claimed: set[str] = set()
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._wake = asyncio.Condition()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # 'spawn' gives each worker a clean interpreter: no copy of the server's event loop, sockets or
+        # SQLite handle, and no fork-with-threads hazards.
+        return ProcessPoolExecutor(
+            max_workers=self._settings.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=recognizer.init_worker,
+        )
+
+    async def start(self) -> None:
+        """Start the worker processes (loading the model in each) and the dispatch coroutines."""
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(
+            *(loop.run_in_executor(self._pool, recognizer.warm_up) for _ in range(self._settings.workers))
+        )
+        self._tasks = [
+            asyncio.create_task(self._run(), name=f"brain-dispatch-{i}") for i in range(self._settings.workers)
+        ]
+        pending = self._store.pending_count()
+        if pending:
+            log.info("resuming %d asset(s) left processing by a previous run", pending)
+
+    async def stop(self) -> None:
+        """Stop dispatching; assets in progress stay ``processing`` and resume at the next start."""
+        for task in self._tasks + list(self._background):
+            task.cancel()
+        for task in self._tasks + list(self._background):
+            with suppress(asyncio.CancelledError, Exception):
+                await task
+        self._shutdown_pool(self._pool)
+
+    @staticmethod
+    def _shutdown_pool(pool: ProcessPoolExecutor) -> None:
+        # A worker may be minutes into a long file; its result would be thrown away anyway, so end it
+        # now rather than make shutdown wait (the asset is recognised again after restart).
+        processes = list(getattr(pool, "_processes", {}).values())
+        for process in processes:
+            with suppress(Exception):
+                process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+    async def notify(self) -> None:
+        """Tell idle dispatchers that a new asset is waiting."""
+        async with self._wake:
+            self._wake.notify_all()
+
+    async def wait_for(self, asset_id: str) -> None:
+        """Return once ``asset_id`` is no longer ``processing`` (register before ``notify``)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(asset_id, []).append(future)
+        asset = self._store.get(asset_id)
+        if asset is None or asset.status != "processing":
+            self._resolve(asset_id)
+        await future
+
+    def _resolve(self, asset_id: str) -> None:
+        for future in self._waiters.pop(asset_id, []):
+            if not future.done():
+                future.set_result(None)
+
+    async def _claim(self) -> Asset:
+        async with self._wake:
+            while True:
+                asset = self._store.next_pending(self._claimed)
+                if asset is not None:
+                    self._claimed.add(asset.asset_id)
+                    return asset
+                # The timeout is a safety net only; submissions wake us through notify().
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=5.0)
+
+    async def _run(self) -> None:
+        while True:
+            asset = await self._claim()
+            try:
+                await self._process(asset)
+            finally:
+                self._claimed.discard(asset.asset_id)
+                self._resolve(asset.asset_id)
+
+    async def _process(self, asset: Asset) -> None:
+        started = time.monotonic()
+        try:
+            media = await self._ensure_media(asset)
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(self._pool, recognizer.recognize_file, str(media))
+        except AudioDecodeError as exc:
+            self._fail(asset, str(exc), 400)
+        except DownloadError as exc:
+            self._fail(asset, str(exc), exc.status)
+        except BrokenProcessPool:
+            log.error("asset %s: a recognition process died; restarting the pool", asset.asset_id)
+            old, self._pool = self._pool, self._new_pool()
+            self._shutdown_pool(old)
+            self._fail(asset, "the recognizer crashed on this media", 500)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("asset %s: unexpected error", asset.asset_id)
+            self._fail(asset, "internal error while recognising", 500)
+        else:
+            self._store.mark_done(asset.asset_id, result.duration, result.words)
+            elapsed = time.monotonic() - started
+            log.info(
+                "asset %s done: %.2f s of audio in %.2f s (%d words)",
+                asset.asset_id,
+                result.duration,
+                elapsed,
+                len(result.words),
+            )
+        self._send_callback(asset.asset_id)
+
+    async def _ensure_media(self, asset: Asset) -> Path:
+        existing = self._store.media_file(asset)
+        if existing is not None:
+            return existing
+        assert asset.source_url is not None, "an asset has either media or a source URL"
+        tmp = self._store.new_tmp_file()
+        await download_to_file(
+            asset.source_url,
+            tmp,
+            max_bytes=self._settings.max_body_bytes,
+            timeout=self._settings.download_timeout,
+        )
+        try:
+            info = await asyncio.to_thread(probe, tmp)
+        except AudioDecodeError:
+            tmp.unlink(missing_ok=True)
+            raise
+        relative = self._store.adopt_media(asset.asset_id, tmp)
+        self._store.set_media(asset.asset_id, relative, info.mime_type)
+        return self._store.data_dir / relative
+
+    def _fail(self, asset: Asset, message: str, status: int) -> None:
+        log.info("asset %s failed (%d): %s", asset.asset_id, status, message)
+        self._store.mark_failed(asset.asset_id, message, status)
+
+    def _send_callback(self, asset_id: str) -> None:
+        asset = self._store.get(asset_id)
+        if asset is None or not asset.callback:
+            return
+        task = asyncio.create_task(self._post_callback(asset))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _post_callback(self, asset: Asset) -> None:
+        assert asset.callback is not None
+        host = urlsplit(asset.callback).hostname
+        body = asset.to_json()
+        async with httpx.AsyncClient(timeout=self._settings.callback_timeout) as client:
+            for attempt in range(CALLBACK_ATTEMPTS):
+                try:
+                    response = await client.post(asset.callback, json=body)
+                    if response.status_code < 500:
+                        log.info("asset %s: callback to %s answered %d", asset.asset_id, host, response.status_code)
+                        return
+                except httpx.HTTPError as exc:
+                    log.info("asset %s: callback to %s failed: %s", asset.asset_id, host, exc.__class__.__name__)
+                await asyncio.sleep(2**attempt)
+        log.warning("asset %s: giving up on callback to %s", asset.asset_id, host)
