@@ -3,4 +3,6 @@
 pytest_plugins = [
     "tests.fixtures.speech",
     "tests.fixtures.brain",
+    "tests.fixtures.s3",
+    "tests.fixtures.postgres",
 ]
