@@ -28,6 +28,28 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [
             {"integration-name": "Brain", "python-modules": ["airflow_provider_brain.hooks.brain"]},
         ],
+        "operators": [
+            {"integration-name": "Brain", "python-modules": ["airflow_provider_brain.operators.transcribe"]},
+        ],
+        "sensors": [
+            {"integration-name": "Brain", "python-modules": ["airflow_provider_brain.sensors.asset"]},
+        ],
+        "triggers": [
+            {"integration-name": "Brain", "python-modules": ["airflow_provider_brain.triggers.asset"]},
+        ],
+        "transfers": [
+            {
+                "source-integration-name": "Brain",
+                "target-integration-name": "Amazon Simple Storage Service (S3)",
+                "python-module": "airflow_provider_brain.transfers.brain_to_s3",
+            },
+            {
+                "source-integration-name": "Brain",
+                "target-integration-name": "Common SQL",
+                "python-module": "airflow_provider_brain.transfers.brain_to_sql",
+            },
+        ],
+        "extra-links": ["airflow_provider_brain.links.BrainAssetLink"],
         "connection-types": [
             {
                 "connection-type": "brain",

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO
@@ -47,7 +47,9 @@ USER_AGENT = f"airflow-provider-brain/{__version__}"
 
 log = logging.getLogger(__name__)
 
-AudioSource = str | os.PathLike[str] | BinaryIO | IO[bytes] | Iterable[bytes]
+#: What ``submit_file`` uploads: a path, a binary file, an iterable of byte chunks, or a
+#: callable that opens a fresh stream each time (so an upload from e.g. S3 can be retried).
+AudioSource = str | os.PathLike[str] | BinaryIO | IO[bytes] | Iterable[bytes] | Callable[[], Any]
 
 
 class BrainConnectionError(BrainAPIError):
@@ -391,8 +393,9 @@ class BrainHook(BaseHook):
     ) -> Asset:
         """Upload media to ``POST /speech:recognize``, streamed: the file is never read whole into memory.
 
-        :param source: a path, an open binary file (seekable or not), or an iterable of ``bytes`` chunks.
-            A path or seekable file is re-read from its start when a retryable failure cuts the
+        :param source: a path, an open binary file (seekable or not), an iterable of ``bytes`` chunks,
+            or a callable returning a fresh file object or chunk iterable on each call. A path, a
+            seekable file or a callable is re-read from its start when a retryable failure cuts the
             upload; an iterator cannot be, so such a failure raises ``BrainUploadNotRewindable``.
         :param async_: return at once with a ``processing`` asset instead of waiting for the transcript.
         :param metadata: stored with the asset (sent with ``PUT /assets/{id}`` right after the upload,
@@ -546,9 +549,10 @@ def _get_asset_call(asset_id: str, times: bool) -> _Call:
 class _Opened:
     """Context manager over an upload body: opens a path, rewinds a seekable file, or passes a stream."""
 
-    def __init__(self, body: Any, close: bool) -> None:
+    def __init__(self, body: Any, close: bool, closer: Callable[[], Any] | None = None) -> None:
         self.body = body
         self._close = close
+        self._closer = closer
 
     def __enter__(self) -> Any:
         return self.body
@@ -556,6 +560,8 @@ class _Opened:
     def __exit__(self, *exc: object) -> None:
         if self._close:
             self.body.close()
+        if self._closer is not None:
+            self._closer()
 
 
 def _body_opener(source: AudioSource) -> tuple[Any, bool]:
@@ -577,6 +583,16 @@ def _body_opener(source: AudioSource) -> tuple[Any, bool]:
 
             return rewind, True
         return (lambda: _Opened(_read_chunks(fileobj), close=False)), False  # type: ignore[arg-type]
+    if callable(source):
+        opener = source
+
+        def reopen() -> _Opened:
+            body = opener()
+            if hasattr(body, "read"):
+                return _Opened(_read_chunks(body), close=False, closer=getattr(body, "close", None))
+            return _Opened(iter(body), close=False)
+
+        return reopen, True
     if isinstance(source, (bytes, bytearray)):
         raise TypeError("submit_file streams audio: pass a path, a file object or an iterable of bytes chunks")
     return (lambda: _Opened(iter(source), close=False)), False

@@ -1,0 +1,304 @@
+"""Submit audio (an S3 object, a URL or a file on the worker) to Brain and wait for its transcript."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from airflow.sdk import BaseOperator, ResumableJobMixin, conf
+
+from airflow_provider_brain.exceptions import BrainAssetFailed, BrainError, BrainNotFound, BrainTimeout
+from airflow_provider_brain.hooks.brain import BrainHook
+from airflow_provider_brain.links import ASSET_URL_XCOM_KEY, BrainAssetLink
+from airflow_provider_brain.models import Asset, AssetStatus
+from airflow_provider_brain.triggers.asset import BrainAssetTrigger, raise_for_event
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+#: Metadata key under which every submission records which task try made it.
+IDEMPOTENCY_KEY = "airflow_idempotency_key"
+#: How many of the newest assets a retry scans for its own earlier submission, at most.
+MAX_LOOKUP_ASSETS = 1000
+S3_TRANSFERS = ("presign", "stream")
+
+
+def idempotency_key(context: Context) -> str:
+    """Name one task instance across its tries: dag id, run id, task id and map index. No secrets."""
+    ti = context["ti"]
+    return f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{ti.map_index}"
+
+
+def public_url(url: str) -> str:
+    """A URL fit for logs, XCom and metadata: scheme, host and path only (drops presigned query strings)."""
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
+    """Transcribe one audio file with Brain: from S3, from a URL, or from a file on the worker.
+
+    The asset id goes to XCom (key ``asset_id``) as soon as the asset exists, before any wait.
+    Waiting happens in the worker (``deferrable=False``) or in the triggerer (``deferrable=True``,
+    which frees the worker slot). A retried task resumes the asset its earlier try created
+    instead of transcribing the audio again: the id is kept in Airflow's task state store, and
+    every submission also carries an idempotency key in its metadata, which a retry looks up
+    among the newest assets when the store has no id (a worker that died right after submitting).
+
+    The return value is a small summary for XCom (``asset_id``, ``status``, ``duration``,
+    ``word_count``, ``source``), never the transcript unless ``return_transcript=True``.
+
+    .. code-block:: python
+
+        transcribe = BrainTranscribeOperator.partial(
+            task_id="transcribe", deferrable=True, aws_conn_id="aws_default"
+        ).expand(s3_uri=["s3://calls/2026/a.wav", "s3://calls/2026/b.wav"])
+
+    :param s3_uri: ``s3://bucket/key`` of the audio (or give ``s3_bucket`` and ``s3_key``).
+    :param audio_url: an http(s) URL Brain can download.
+    :param local_path: a file on the worker, uploaded in a stream.
+    :param s3_transfer: ``"presign"`` (default) hands Brain a presigned GET URL valid for
+        ``presigned_url_expires`` seconds; ``"stream"`` streams the object from S3 into the upload
+        (for buckets that may not be presigned).
+    :param wait_for_completion: wait until the transcript is done; if ``False``, return once submitted.
+    :param deferrable: wait in the triggerer instead of the worker.
+    :param poll_interval: seconds between two status checks.
+    :param timeout: seconds to wait for the transcript before failing.
+    :param times: fetch word timings and include them (``words``) in the return value.
+    :param return_transcript: include the transcript text in the return value.
+    :param metadata: extra metadata stored with the asset.
+    :param durable: keep the asset id in the task state store across retries (Airflow 3.3+).
+    """
+
+    template_fields: Sequence[str] = ("s3_uri", "s3_bucket", "s3_key", "audio_url", "local_path", "metadata")
+    template_fields_renderers = {"metadata": "json"}
+    operator_extra_links = (BrainAssetLink(),)
+    external_id_key = "brain_asset_id"
+    ui_color = "#e8f1fb"
+
+    def __init__(
+        self,
+        *,
+        s3_uri: str | None = None,
+        s3_bucket: str | None = None,
+        s3_key: str | None = None,
+        audio_url: str | None = None,
+        local_path: str | None = None,
+        brain_conn_id: str = BrainHook.default_conn_name,
+        aws_conn_id: str | None = "aws_default",
+        s3_transfer: str = "presign",
+        presigned_url_expires: int = 3600,
+        wait_for_completion: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 10.0,
+        timeout: float = 3600.0,
+        times: bool = False,
+        return_transcript: bool = False,
+        metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        given = [
+            name
+            for name, value in (
+                ("s3_uri", s3_uri),
+                ("s3_bucket/s3_key", s3_bucket or s3_key),
+                ("audio_url", audio_url),
+                ("local_path", local_path),
+            )
+            if value
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                "BrainTranscribeOperator needs exactly one audio source: s3_uri (or s3_bucket with s3_key), "
+                f"audio_url or local_path; got {', '.join(given) if given else 'none'}"
+            )
+        if (s3_bucket or s3_key) and not (s3_bucket and s3_key):
+            raise ValueError("BrainTranscribeOperator: s3_bucket and s3_key go together; give both, or use s3_uri")
+        if s3_transfer not in S3_TRANSFERS:
+            raise ValueError(f"s3_transfer must be one of {S3_TRANSFERS}, not {s3_transfer!r}")
+        if poll_interval <= 0 or timeout <= 0:
+            raise ValueError("poll_interval and timeout must be positive numbers of seconds")
+        self.s3_uri = s3_uri
+        self.s3_bucket = s3_bucket
+        self.s3_key = s3_key
+        self.audio_url = audio_url
+        self.local_path = local_path
+        self.brain_conn_id = brain_conn_id
+        self.aws_conn_id = aws_conn_id
+        self.s3_transfer = s3_transfer
+        self.presigned_url_expires = presigned_url_expires
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.times = times
+        self.return_transcript = return_transcript
+        self.metadata = dict(metadata or {})
+
+    @cached_property
+    def hook(self) -> BrainHook:
+        return BrainHook(brain_conn_id=self.brain_conn_id)
+
+    # ------------------------------------------------------------------ the source
+
+    def _s3_location(self) -> tuple[str, str] | None:
+        if self.s3_uri:
+            parts = urlsplit(self.s3_uri)
+            if parts.scheme != "s3" or not parts.netloc or not parts.path.strip("/"):
+                raise ValueError(f"s3_uri must look like s3://bucket/key, got {self.s3_uri!r}")
+            return parts.netloc, parts.path.lstrip("/")
+        if self.s3_bucket and self.s3_key:
+            return self.s3_bucket, self.s3_key
+        return None
+
+    @property
+    def source(self) -> str:
+        """Where the audio comes from, safe to log and store (no presigned query string)."""
+        if location := self._s3_location():
+            return f"s3://{location[0]}/{location[1]}"
+        if self.audio_url:
+            return public_url(self.audio_url)
+        return str(self.local_path)
+
+    def _submit(self, metadata: dict[str, Any]) -> Asset:
+        if location := self._s3_location():
+            return self._submit_s3(*location, metadata=metadata)
+        if self.audio_url:
+            return self.hook.submit_url(self.audio_url, async_=True, metadata=metadata)
+        return self.hook.submit_file(str(self.local_path), async_=True, metadata=metadata)
+
+    def _submit_s3(self, bucket: str, key: str, *, metadata: dict[str, Any]) -> Asset:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        s3 = S3Hook(aws_conn_id=self.aws_conn_id)
+        if not s3.check_for_key(key, bucket):
+            raise FileNotFoundError(
+                f"s3://{bucket}/{key} does not exist, or connection {self.aws_conn_id!r} may not read it"
+            )
+        if self.s3_transfer == "stream":
+            return self.hook.submit_file(lambda: s3.get_key(key, bucket).get()["Body"], async_=True, metadata=metadata)
+        url = s3.generate_presigned_url(
+            client_method="get_object",
+            params={"Bucket": bucket, "Key": key},
+            expires_in=self.presigned_url_expires,
+        )
+        if not url:
+            raise BrainError(f"Could not presign s3://{bucket}/{key}; try s3_transfer='stream'")
+        return self.hook.submit_url(url, async_=True, metadata=metadata)
+
+    # ------------------------------------------------------------------ ResumableJobMixin
+
+    def execute(self, context: Context) -> Any:
+        return self.execute_resumable(context)
+
+    def submit_job(self, context: Context) -> str:
+        key = idempotency_key(context)
+        previous = self._find_previous_submission(context, key)
+        if previous is not None:
+            self.log.info("Resuming Brain asset %s, submitted by an earlier try of this task", previous)
+            return previous
+        metadata = {**self.metadata, "source": self.source, IDEMPOTENCY_KEY: key}
+        asset = self._submit(metadata)
+        self.log.info("Submitted %s to Brain as asset %s", self.source, asset.asset_id)
+        return asset.asset_id
+
+    def _find_previous_submission(self, context: Context, key: str) -> str | None:
+        """On a retry, find the asset an earlier try submitted but could not record (newest first)."""
+        ti = context["ti"]
+        if getattr(ti, "try_number", 1) <= 1:
+            return None
+        dag_run = context.get("dag_run")
+        cutoff: datetime | None = getattr(dag_run, "start_date", None) or getattr(dag_run, "queued_at", None)
+        for scanned, asset in enumerate(self.hook.list_assets(include_unfinished=True)):
+            if scanned >= MAX_LOOKUP_ASSETS or (cutoff and asset.created and _parse_time(asset.created) < cutoff):
+                return None
+            if asset.metadata.get(IDEMPOTENCY_KEY) == key and not asset.is_failed:
+                return asset.asset_id
+        return None
+
+    def get_job_status(self, external_id: Any, context: Context) -> str:
+        try:
+            return self.hook.get_asset(str(external_id)).status.value
+        except BrainNotFound:
+            return "missing"  # Deleted since: neither active nor done, so the mixin resubmits.
+
+    def is_job_active(self, status: str) -> bool:
+        return status == AssetStatus.PROCESSING.value
+
+    def is_job_succeeded(self, status: str) -> bool:
+        return status == AssetStatus.DONE.value
+
+    def poll_until_complete(self, external_id: Any, context: Context) -> Any:
+        asset_id = str(external_id)
+        self._publish(context, asset_id)
+        if not self.wait_for_completion:
+            return self._result(self.hook.get_asset(asset_id))
+        asset = self.hook.get_asset(asset_id, times=self.times)
+        if asset.is_failed:
+            raise BrainAssetFailed(asset_id, asset.error or "")
+        if asset.is_done:
+            return self._result(asset)
+        if self.deferrable:
+            self.defer(
+                trigger=BrainAssetTrigger(
+                    asset_id=asset_id,
+                    brain_conn_id=self.brain_conn_id,
+                    poll_interval=self.poll_interval,
+                    end_time=time.time() + self.timeout,
+                ),
+                method_name="execute_complete",
+            )
+        self.log.info("Waiting for Brain asset %s in the worker", asset_id)
+        return self._result(
+            self.hook.wait_for_asset(asset_id, poll_interval=self.poll_interval, timeout=self.timeout, times=self.times)
+        )
+
+    def get_job_result(self, external_id: Any, context: Context) -> Any:
+        asset_id = str(external_id)
+        self._publish(context, asset_id)
+        return self._result(self.hook.get_asset(asset_id, times=self.times))
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        """Resume after the trigger: fail with the server's reason, or return the summary."""
+        asset_id = raise_for_event(event, timeout=self.timeout)
+        return self._result(self.hook.get_asset(asset_id, times=self.times))
+
+    # ------------------------------------------------------------------ results
+
+    def _publish(self, context: Context, asset_id: str) -> None:
+        ti = context["ti"]
+        ti.xcom_push(key="asset_id", value=asset_id)
+        ti.xcom_push(key=ASSET_URL_XCOM_KEY, value=self.hook.settings.url(f"/assets/{asset_id}"))
+
+    def _result(self, asset: Asset) -> dict[str, Any]:
+        if asset.is_failed:
+            raise BrainAssetFailed(asset.asset_id, asset.error or "")
+        if not asset.is_done and self.wait_for_completion:
+            raise BrainTimeout(asset.asset_id, self.timeout)
+        result = {**asset.summary(), "source": self.source}
+        if self.return_transcript:
+            result["transcript"] = asset.transcript
+        if self.times and asset.words is not None:
+            result["words"] = [
+                {"word": w.word, "start": w.start, "end": w.end, "confidence": w.confidence} for w in asset.words
+            ]
+        self.log.info(
+            "Brain asset %s: %s, %.1f s of audio, %d words",
+            asset.asset_id,
+            asset.status.value,
+            asset.duration or 0.0,
+            asset.word_count,
+        )
+        return result
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))

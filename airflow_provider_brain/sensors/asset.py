@@ -1,0 +1,80 @@
+"""Wait for a Brain asset that some other task submitted."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, conf
+
+from airflow_provider_brain.exceptions import BrainAssetFailed
+from airflow_provider_brain.hooks.brain import BrainHook
+from airflow_provider_brain.triggers.asset import BrainAssetTrigger, raise_for_event
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class BrainAssetSensor(BaseSensorOperator):
+    """Succeed when a Brain asset is done; fail, with the server's reason, when it failed.
+
+    Works in every sensor mode: ``poke`` (holds a worker slot), ``reschedule`` (frees it
+    between pokes) and ``deferrable=True`` (the triggerer waits; no slot at all).
+
+    .. code-block:: python
+
+        submit = BrainTranscribeOperator(task_id="submit", s3_uri="s3://calls/a.wav", wait_for_completion=False)
+        wait = BrainAssetSensor(
+            task_id="wait", asset_id="{{ ti.xcom_pull(task_ids='submit', key='asset_id') }}", mode="reschedule"
+        )
+
+    :param asset_id: the asset to wait for (templated).
+    :param brain_conn_id: the Brain connection.
+    :param deferrable: wait in the triggerer.
+    """
+
+    template_fields: Sequence[str] = ("asset_id",)
+
+    def __init__(
+        self,
+        *,
+        asset_id: str,
+        brain_conn_id: str = BrainHook.default_conn_name,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.asset_id = asset_id
+        self.brain_conn_id = brain_conn_id
+        self.deferrable = deferrable
+
+    @cached_property
+    def hook(self) -> BrainHook:
+        return BrainHook(brain_conn_id=self.brain_conn_id)
+
+    def poke(self, context: Context) -> bool:
+        asset = self.hook.get_asset(self.asset_id)
+        if asset.is_failed:
+            raise BrainAssetFailed(asset.asset_id, asset.error or "")
+        return asset.is_done
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        if self.poke(context):  # Check once: no deferral for an asset that is already done.
+            return None
+        self.defer(
+            trigger=BrainAssetTrigger(
+                asset_id=self.asset_id,
+                brain_conn_id=self.brain_conn_id,
+                poll_interval=self.poke_interval,
+                end_time=time.time() + self.timeout,
+            ),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
+        asset_id = raise_for_event(event, timeout=self.timeout)
+        self.log.info("Brain asset %s is done", asset_id)

@@ -1,0 +1,110 @@
+"""Wait for a Brain asset in the triggerer, so the wait holds no worker slot."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_brain.exceptions import BrainAssetFailed, BrainError, BrainTimeout
+from airflow_provider_brain.hooks.brain import BrainHook
+from airflow_provider_brain.models import validate_asset_id
+
+#: Event statuses the trigger can yield; operators and sensors resume on them.
+DONE, FAILED, TIMEOUT, ERROR = "done", "failed", "timeout", "error"
+
+
+class BrainAssetTrigger(BaseTrigger):
+    """Poll a Brain asset with the hook's async path until it is done or failed, or the deadline passes.
+
+    It serialises only primitives (connection id, asset id, poll interval and an absolute
+    wall-clock deadline as epoch seconds), so a triggerer restart resumes the same wait with
+    the same deadline. Transient HTTP errors are retried by the hook; anything else becomes
+    one ``error`` event. Events carry the asset id, a status and a message: never the transcript.
+
+    .. code-block:: python
+
+        self.defer(
+            trigger=BrainAssetTrigger(asset_id=asset_id, poll_interval=10, end_time=time.time() + 3600),
+            method_name="execute_complete",
+        )
+
+    :param asset_id: the asset to wait for.
+    :param brain_conn_id: the Brain connection.
+    :param poll_interval: seconds between two polls.
+    :param end_time: wall-clock deadline (``time.time()`` seconds); ``None`` waits for ever.
+    """
+
+    def __init__(
+        self,
+        asset_id: str,
+        brain_conn_id: str = BrainHook.default_conn_name,
+        poll_interval: float = 10.0,
+        end_time: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.asset_id = validate_asset_id(asset_id)
+        self.brain_conn_id = brain_conn_id
+        self.poll_interval = float(poll_interval)
+        self.end_time = None if end_time is None else float(end_time)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "asset_id": self.asset_id,
+                "brain_conn_id": self.brain_conn_id,
+                "poll_interval": self.poll_interval,
+                "end_time": self.end_time,
+            },
+        )
+
+    def _event(self, status: str, message: str) -> TriggerEvent:
+        return TriggerEvent({"status": status, "asset_id": self.asset_id, "message": message})
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = BrainHook(brain_conn_id=self.brain_conn_id)
+        try:
+            while True:
+                asset = await hook.aget_asset(self.asset_id)
+                if asset.is_done:
+                    yield self._event(DONE, f"Brain asset {self.asset_id} is done")
+                    return
+                if asset.is_failed:
+                    yield self._event(FAILED, f"Brain asset {self.asset_id} failed: {asset.error or 'no reason given'}")
+                    return
+                # Wall-clock, not monotonic: the deadline must survive a triggerer restart.
+                now = time.time()
+                if self.end_time is not None and now >= self.end_time:
+                    yield self._event(TIMEOUT, f"Brain asset {self.asset_id} was still processing at the deadline")
+                    return
+                sleep_for = self.poll_interval
+                if self.end_time is not None:
+                    # Wake at the deadline to poll once more before reporting a timeout.
+                    sleep_for = min(sleep_for, max(0.0, self.end_time - now))
+                await asyncio.sleep(sleep_for)
+        except Exception as err:  # One event, with a message, rather than a crashed trigger.
+            yield self._event(ERROR, f"Waiting for Brain asset {self.asset_id} failed: {type(err).__name__}: {err}")
+        finally:
+            await hook.aclose()
+
+
+def raise_for_event(event: dict[str, Any] | None, *, timeout: float | None = None) -> str:
+    """Turn a trigger event back into the task's outcome: return the asset id if done, else raise.
+
+    Shared by the operator and the sensor so both fail the same way, with the trigger's message.
+    """
+    if not event or "status" not in event:
+        raise BrainError(f"Brain trigger sent an event this task cannot read: {event!r}")
+    asset_id = str(event.get("asset_id", ""))
+    status = event["status"]
+    if status == DONE:
+        return asset_id
+    if status == FAILED:
+        raise BrainAssetFailed(asset_id, str(event.get("message", "")).split(": ", 1)[-1])
+    if status == TIMEOUT:
+        raise BrainTimeout(asset_id, timeout or 0.0)
+    raise BrainError(str(event.get("message") or f"Brain trigger reported {status!r} for asset {asset_id}"))
