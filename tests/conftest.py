@@ -5,4 +5,6 @@ pytest_plugins = [
     "tests.fixtures.brain",
     "tests.fixtures.s3",
     "tests.fixtures.postgres",
+    "tests.fixtures.faults",
+    "tests.fixtures.connections",
 ]

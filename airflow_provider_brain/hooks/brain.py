@@ -9,6 +9,7 @@ decision of what is worth retrying.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -146,7 +147,7 @@ def _raise_for_status(call: _Call, status: int, headers: Mapping[str, str], body
             body=excerpt,
         )
     if status == 404:
-        raise BrainNotFound(f"{what}: not found (404): {reason}", status=status, body=excerpt)
+        raise BrainNotFound(f"{what} failed with 404: {reason}", status=status, body=excerpt)
     retry_after = _parse_retry_after(headers.get("Retry-After")) if status == 429 else None
     raise BrainAPIError(f"{what} failed with {status}: {reason}", status=status, body=excerpt, retry_after=retry_after)
 
@@ -424,6 +425,8 @@ class BrainHook(BaseHook):
         asset = Asset.from_json(data)
         if metadata:
             asset = self.update_asset(asset.asset_id, metadata=metadata)
+            # A processing asset's JSON omits metadata; report what was stored.
+            asset = dataclasses.replace(asset, metadata=asset.metadata or dict(metadata))
         log.info("Uploaded audio to Brain: asset %s (%s)", asset.asset_id, asset.status.value)
         return asset
 

@@ -1,0 +1,326 @@
+"""BrainHook against the real local Brain server, with a fault-injecting proxy for what it cannot do on demand."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import threading
+import time
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import jiwer
+import pytest
+
+from airflow_provider_brain.exceptions import (
+    BrainAPIError,
+    BrainAssetFailed,
+    BrainAuthError,
+    BrainNotFound,
+    BrainUploadNotRewindable,
+)
+from airflow_provider_brain.hooks.brain import BrainConnectionError, BrainHook, base_url_from_connection
+from airflow_provider_brain.models import AssetStatus
+from tests.fixtures.faults import Fault
+
+WER_BOUND = 0.25
+
+
+def fast_hook(**kwargs) -> BrainHook:
+    """A hook with short backoffs, so retry tests take seconds."""
+    return BrainHook(retry_backoff=0.05, retry_backoff_max=0.2, **kwargs)
+
+
+def count_assets(brain_server) -> int:
+    with brain_server.client() as client:
+        return len(client.get("/assets", params={"done": "false", "limit": 1000}).json()["results"])
+
+
+# ---------------------------------------------------------------------------- URL building
+
+
+@pytest.mark.parametrize(
+    ("host", "schema", "port", "expected"),
+    [
+        (None, None, None, "https://brain.deepgram.com"),
+        ("http://127.0.0.1:8765", None, None, "http://127.0.0.1:8765"),
+        ("127.0.0.1", "http", 8765, "http://127.0.0.1:8765"),
+        ("brain.example.com", None, None, "https://brain.example.com"),
+        ("https://gw.example.com/brain/", None, 8443, "https://gw.example.com:8443/brain"),
+    ],
+)
+def test_base_url_from_connection(host, schema, port, expected):
+    assert base_url_from_connection(host, schema, port) == expected
+
+
+def test_base_url_rejects_other_schemes():
+    with pytest.raises(ValueError, match="not an http"):
+        base_url_from_connection("ftp://example.com", None, None)
+
+
+# ---------------------------------------------------------------------------- the API, for real
+
+
+def test_submit_file_sync_transcribes(brain_conn, speech):
+    asset = BrainHook().submit_file(speech.file(0))
+    assert asset.status is AssetStatus.DONE
+    assert jiwer.wer(speech.text([0]).lower(), asset.transcript) <= WER_BOUND
+    assert len(asset.confidence) == len(asset.transcript.split())
+    assert asset.duration and asset.duration > 1
+
+
+def test_submit_async_then_wait_with_times_and_metadata(brain_conn, speech):
+    hook = BrainHook()
+    with open(speech.file(1, fmt="mp3"), "rb") as handle:
+        submitted = hook.submit_file(handle, async_=True, metadata={"filename": "call-17.mp3"})
+    assert submitted.asset_id and submitted.metadata == {"filename": "call-17.mp3"}
+    done = hook.wait_for_asset(submitted.asset_id, poll_interval=0.2, timeout=120, times=True)
+    assert done.is_done and done.metadata == {"filename": "call-17.mp3"}
+    assert [w.word for w in done.words] == done.transcript.split()
+    starts = [w.start for w in done.words]
+    assert starts == sorted(starts) and all(0 <= w.start <= w.end <= done.duration + 0.01 for w in done.words)
+
+
+def test_submit_iterator_of_chunks(brain_conn, speech):
+    data = speech.file(2).read_bytes()
+    chunks = (data[i : i + 4096] for i in range(0, len(data), 4096))
+    asset = BrainHook().submit_file(chunks)
+    assert asset.is_done and asset.word_count > 0
+
+
+def test_submit_url_async(brain_conn, speech, tmp_path):
+    audio = speech.file(0, fmt="flac")
+    handler = partial(SimpleHTTPRequestHandler, directory=str(audio.parent))
+    handler.log_message = lambda *a: None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        hook = BrainHook()
+        url = f"http://127.0.0.1:{server.server_address[1]}/{audio.name}"
+        asset = hook.submit_url(url, async_=True, metadata={"source": "test"})
+        assert asset.status is AssetStatus.PROCESSING
+        done = hook.wait_for_asset(asset.asset_id, poll_interval=0.2, timeout=120)
+        assert jiwer.wer(speech.text([0]).lower(), done.transcript) <= WER_BOUND
+        assert done.metadata["source"] == "test"
+    finally:
+        server.shutdown()
+
+
+def test_submit_url_rejects_other_schemes(brain_conn):
+    with pytest.raises(ValueError, match="http"):
+        BrainHook().submit_url("file:///etc/passwd")
+
+
+def test_update_delete_and_not_found(brain_conn, speech):
+    hook = BrainHook()
+    asset = hook.submit_file(speech.file(0))
+    updated = hook.update_asset(asset.asset_id, transcript="corrected words", metadata={"k": "v"})
+    assert updated.transcript == "corrected words" and updated.metadata == {"k": "v"}
+    assert hook.delete_asset(asset.asset_id) is True
+    with pytest.raises(BrainNotFound, match=asset.asset_id):
+        hook.get_asset(asset.asset_id)
+
+
+def test_list_assets_follows_next_offset_lazily(brain_conn, brain_server, fault_proxy, speech):
+    brain_conn(url=fault_proxy.url)
+    hook = BrainHook()
+    ids = {hook.submit_file(speech.file(i % 3), async_=True).asset_id for i in range(5)}
+    fault_proxy.seen.clear()
+    listed = hook.list_assets(include_unfinished=True, page_size=2)
+    first_two = [next(listed).asset_id, next(listed).asset_id]
+    assert len(fault_proxy.requests_to("/assets?")) == 1  # The second page is not fetched yet.
+    everything = first_two + [a.asset_id for a in listed]
+    assert ids <= set(everything) and len(everything) == len(set(everything))
+    assert len(fault_proxy.requests_to("/assets?")) >= 3
+
+
+def test_invalid_asset_id_never_reaches_the_server(brain_conn, fault_proxy):
+    brain_conn(url=fault_proxy.url)
+    with pytest.raises(ValueError, match="16 lowercase hexadecimal"):
+        BrainHook().get_asset("../users")
+    assert fault_proxy.seen == []
+
+
+def test_undecodable_upload_is_a_clear_400(brain_conn, tmp_path):
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"this is not audio at all" * 100)
+    with pytest.raises(BrainAPIError, match="400: audio could not be decoded") as caught:
+        BrainHook().submit_file(junk, async_=True)
+    assert caught.value.status == 400
+
+
+def test_failed_asset_raises_with_reason(brain_conn):
+    hook = BrainHook()
+    # Nothing listens on port 9: the server's download fails, and so does the asset.
+    asset = hook.submit_url("http://127.0.0.1:9/missing.wav", async_=True)
+    with pytest.raises(BrainAssetFailed) as caught:
+        hook.wait_for_asset(asset.asset_id, poll_interval=0.2, timeout=60)
+    assert caught.value.reason and asset.asset_id in str(caught.value)
+
+
+# ---------------------------------------------------------------------------- errors and retries
+
+
+def test_wrong_password_is_auth_error_without_retry_or_secret(brain_conn, fault_proxy):
+    brain_conn(url=fault_proxy.url, password="wrong-secret-123")
+    with pytest.raises(BrainAuthError) as caught:
+        fast_hook().get_asset("0123456789abcdef")
+    assert "login and password" in str(caught.value) and "wrong-secret-123" not in str(caught.value)
+    assert len(fault_proxy.seen) == 1
+
+
+@pytest.mark.parametrize("status", [400, 404, 413])
+def test_client_errors_are_not_retried(brain_conn, fault_proxy, status):
+    brain_conn(url=fault_proxy.url)
+    fault_proxy.add(Fault("status", status=status, body=b'{"error": "nope"}'))
+    with pytest.raises(BrainAPIError, match=f"{status}: nope"):
+        fast_hook().get_asset("0123456789abcdef")
+    assert len(fault_proxy.seen) == 1
+
+
+def test_5xx_and_resets_are_retried_then_succeed(brain_conn, fault_proxy, speech):
+    brain_conn(url=fault_proxy.url)
+    asset = BrainHook().submit_file(speech.file(0))
+    fault_proxy.seen.clear()
+    fault_proxy.add(Fault("status", status=503), Fault("reset"), Fault("status", status=502))
+    got = fast_hook().get_asset(asset.asset_id)
+    assert got.asset_id == asset.asset_id
+    assert [s.faulted for s in fault_proxy.seen] == ["status", "reset", "status", None]
+
+
+def test_retry_after_is_honoured(brain_conn, fault_proxy, speech):
+    brain_conn(url=fault_proxy.url)
+    asset = BrainHook().submit_file(speech.file(0))
+    fault_proxy.seen.clear()
+    fault_proxy.add(Fault("status", status=429, headers={"Retry-After": "1.5"}))
+    fast_hook().get_asset(asset.asset_id)
+    first, second = fault_proxy.seen
+    assert second.at - first.at >= 1.4  # Our own backoff would have waited at most 0.2 s.
+
+
+def test_retries_are_bounded_and_the_error_names_the_status(brain_conn, fault_proxy):
+    brain_conn(url=fault_proxy.url, max_retries=2)
+    fault_proxy.fail_for(30, status=503)
+    with pytest.raises(BrainAPIError, match="503") as caught:
+        fast_hook().get_asset("0123456789abcdef")
+    assert caught.value.status == 503
+    assert len(fault_proxy.seen) == 3
+
+
+def test_malformed_json_is_a_clear_error(brain_conn, fault_proxy, speech):
+    brain_conn(url=fault_proxy.url)
+    asset = BrainHook().submit_file(speech.file(0))
+    fault_proxy.add(Fault("malformed"))
+    with pytest.raises(BrainAPIError, match="not JSON"):
+        fast_hook().get_asset(asset.asset_id)
+
+
+def test_connection_refused_is_retried_then_reported(brain_conn):
+    brain_conn(url="http://127.0.0.1:9", max_retries=1)
+    with pytest.raises(BrainConnectionError, match="no answer from http://127.0.0.1:9"):
+        fast_hook().get_asset("0123456789abcdef")
+
+
+def test_upload_cut_part_way_is_resent_from_a_path(brain_conn, brain_server, fault_proxy, speech):
+    brain_conn(url=fault_proxy.url)
+    before = count_assets(brain_server)
+    fault_proxy.add(Fault("reset_mid_body", after_bytes=20_000, path_prefix="/speech:recognize"))
+    asset = fast_hook().submit_file(speech.file(1))
+    assert asset.is_done and asset.word_count > 0
+    assert [s.faulted for s in fault_proxy.requests_to("/speech:recognize")] == ["reset_mid_body", None]
+    assert count_assets(brain_server) == before + 1
+
+
+def test_upload_cut_part_way_from_a_stream_fails_clearly(brain_conn, brain_server, fault_proxy, speech):
+    brain_conn(url=fault_proxy.url)
+    before = count_assets(brain_server)
+    fault_proxy.add(Fault("reset_mid_body", after_bytes=20_000, path_prefix="/speech:recognize"))
+    data = speech.file(1).read_bytes()
+    with pytest.raises(BrainUploadNotRewindable, match="file path or a seekable file"):
+        fast_hook().submit_file(data[i : i + 8192] for i in range(0, len(data), 8192))
+    assert len(fault_proxy.requests_to("/speech:recognize")) == 1
+    assert count_assets(brain_server) == before
+
+
+def test_seekable_file_is_rewound_on_retry(brain_conn, fault_proxy, speech):
+    brain_conn(url=fault_proxy.url)
+    fault_proxy.add(Fault("status", status=503, path_prefix="/speech:recognize"))
+    buffer = io.BytesIO(speech.file(2).read_bytes())
+    asset = fast_hook().submit_file(buffer)
+    assert asset.is_done and asset.word_count > 0
+
+
+# ---------------------------------------------------------------------------- async path
+
+
+def test_async_get_asset_matches_sync_and_retries(brain_conn, fault_proxy, speech):
+    brain_conn(url=fault_proxy.url)
+    asset = BrainHook().submit_file(speech.file(0))
+    fault_proxy.seen.clear()
+    fault_proxy.add(Fault("status", status=500), Fault("reset"))
+
+    async def fetch():
+        hook = fast_hook()
+        try:
+            return await hook.aget_asset(asset.asset_id, times=True)
+        finally:
+            await hook.aclose()
+
+    got = asyncio.run(fetch())
+    assert got.transcript == asset.transcript and got.words and len(got.words) == asset.word_count
+    assert [s.faulted for s in fault_proxy.seen] == ["status", "reset", None]
+
+
+def test_async_auth_error_is_not_retried(brain_conn, fault_proxy):
+    brain_conn(url=fault_proxy.url, password="bad")
+
+    async def fetch():
+        hook = fast_hook()
+        try:
+            await hook.aget_asset("0123456789abcdef")
+        finally:
+            await hook.aclose()
+
+    with pytest.raises(BrainAuthError):
+        asyncio.run(fetch())
+    assert len(fault_proxy.seen) == 1
+
+
+# ---------------------------------------------------------------------------- logs and connection test
+
+
+def test_logs_hold_no_password_and_no_transcript(brain_conn, fault_proxy, speech, caplog):
+    brain_conn(url=fault_proxy.url, password="demo")
+    caplog.set_level(logging.DEBUG)
+    fault_proxy.add(Fault("status", status=503))
+    hook = fast_hook()
+    asset = hook.submit_file(speech.file(0))
+    hook.wait_for_asset(asset.asset_id, poll_interval=0.1, timeout=60)
+    text = caplog.text
+    assert asset.asset_id in text  # Logged: ids.
+    assert "retry" in text  # And the retry.
+    assert "ZGVtbzpkZW1v" not in text  # base64("demo:demo"), the Basic auth header.
+    for word in set(asset.transcript.split()) - {"a", "the", "to", "and", "of", "in"}:
+        if len(word) > 3:
+            assert word not in text.lower(), f"transcript word {word!r} leaked into the logs"
+
+
+def test_test_connection(brain_conn):
+    ok, message = BrainHook().test_connection()
+    assert ok and "Connected" in message
+    brain_conn(password="wrong")
+    ok, message = BrainHook().test_connection()
+    assert not ok and "login and password" in message
+
+
+def test_wait_for_asset_times_out(brain_conn, brain_server, speech):
+    hook = BrainHook()
+    joined = speech.joined([0, 1, 2, 0, 1, 2])
+    asset = hook.submit_file(joined, async_=True)
+    start = time.monotonic()
+    from airflow_provider_brain.exceptions import BrainTimeout
+
+    with pytest.raises(BrainTimeout, match=asset.asset_id):
+        hook.wait_for_asset(asset.asset_id, poll_interval=0.05, timeout=0.2)
+    assert time.monotonic() - start < 5
