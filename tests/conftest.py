@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.faults",
     "tests.fixtures.connections",
+    "tests.fixtures.airflow",
 ]
