@@ -1,0 +1,488 @@
+"""Load Brain transcripts into any SQL database Airflow has a common-sql connection for."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseHook, BaseOperator
+
+from airflow_provider_brain.hooks.brain import BrainHook
+from airflow_provider_brain.models import Asset
+from airflow_provider_brain.transfers.common import (
+    asset_source,
+    fetch_done_assets,
+    normalize_asset_ids,
+    parse_timestamp,
+    utc_now,
+    word_tuples,
+)
+
+if TYPE_CHECKING:
+    from airflow.providers.common.sql.hooks.sql import DbApiHook
+    from airflow.sdk import Context
+
+TRANSCRIPT_COLUMNS = (
+    "asset_id",
+    "source",
+    "duration",
+    "transcript",
+    "mean_confidence",
+    "word_count",
+    "created_at",
+    "completed_at",
+    "loaded_at",
+)
+WORD_COLUMNS = ("asset_id", "word_index", "word", "start_s", "end_s", "confidence")
+
+#: How many asset ids one ``DELETE ... WHERE asset_id IN (...)`` names (well under every driver's limit).
+DELETE_CHUNK = 500
+
+#: A table name, optionally qualified by a schema (and a database/catalog): no quoting, no injection.
+_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){0,2}")
+
+
+@dataclass(frozen=True)
+class ColumnTypes:
+    """The few SQL types the two tables need, spelled for one dialect."""
+
+    key: str = "VARCHAR(64)"
+    text: str = "TEXT"
+    number: str = "DOUBLE PRECISION"
+    integer: str = "INTEGER"
+    timestamp: str = "TIMESTAMP"
+    primary_key_suffix: str = ""
+
+
+#: ANSI-ish types work on PostgreSQL, SQLite, DuckDB, Snowflake and most others; these need their own words.
+DIALECT_TYPES: dict[str, ColumnTypes] = {
+    "bigquery": ColumnTypes("STRING", "STRING", "FLOAT64", "INT64", "TIMESTAMP", " NOT ENFORCED"),
+    # Redshift's TEXT is VARCHAR(256): far too short for a transcript.
+    "redshift": ColumnTypes(text="VARCHAR(65535)"),
+    "mysql": ColumnTypes(text="LONGTEXT", number="DOUBLE", timestamp="DATETIME(6)"),
+    "mariadb": ColumnTypes(text="LONGTEXT", number="DOUBLE", timestamp="DATETIME(6)"),
+    "mssql": ColumnTypes("NVARCHAR(64)", "NVARCHAR(MAX)", "FLOAT", "INT", "DATETIME2"),
+    "oracle": ColumnTypes("VARCHAR2(64)", "CLOB", "BINARY_DOUBLE", "NUMBER(10)", "TIMESTAMP"),
+}
+
+
+def validate_table_name(name: str) -> str:
+    """Return ``name`` if it is a plain (optionally schema-qualified) identifier; it is put into SQL as is."""
+    if not isinstance(name, str) or not _TABLE_NAME.fullmatch(name):
+        raise ValueError(f"Invalid table name {name!r}: use letters, digits and _, optionally as schema.table")
+    return name
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What one load wrote."""
+
+    assets: int
+    transcript_rows: int
+    word_rows: int
+    method: str
+
+
+class TranscriptLoader:
+    """Writes assets into a ``transcripts`` and a ``transcript_words`` table through a common-sql ``DbApiHook``.
+
+    Each load is one transaction: the assets' old rows are deleted and the new ones inserted, then it
+    commits; any failure rolls it all back, so a rerun or retry never duplicates rows and a failed load
+    leaves the previous rows as they were. Rows go in by ``COPY`` on PostgreSQL (psycopg 3 or 2) and by
+    ``executemany`` in batches of ``batch_size`` elsewhere. Commits are not split by batch, on purpose:
+    a commit mid-load would publish half an asset.
+
+    The ``BrainToSqlOperator`` uses this; it also works on its own with ``Asset`` objects::
+
+        loader = TranscriptLoader(PostgresHook("warehouse"))
+        loader.create_tables()
+        loader.load(assets)
+    """
+
+    def __init__(
+        self,
+        hook: DbApiHook,
+        *,
+        table: str = "transcripts",
+        words_table: str | None = "transcript_words",
+        batch_size: int = 10_000,
+        use_copy: bool = True,
+    ) -> None:
+        self.hook = hook
+        self.table = validate_table_name(table)
+        self.words_table = validate_table_name(words_table) if words_table else None
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.batch_size = batch_size
+        self.use_copy = use_copy
+
+    @property
+    def log(self) -> Any:
+        return self.hook.log
+
+    @cached_property
+    def dialect(self) -> str:
+        try:
+            return str(self.hook.dialect_name).lower()
+        except Exception:  # noqa: BLE001 - a hook that cannot tell its dialect gets the portable defaults
+            return "default"
+
+    @property
+    def types(self) -> ColumnTypes:
+        return DIALECT_TYPES.get(self.dialect, ColumnTypes())
+
+    # ------------------------------------------------------------------ DDL
+
+    def ddl(self) -> list[str]:
+        """``CREATE TABLE IF NOT EXISTS`` statements for both tables, in this hook's dialect."""
+        t = self.types
+        statements = [
+            f"CREATE TABLE IF NOT EXISTS {self.table} ("
+            f"asset_id {t.key} NOT NULL, "
+            f"source {t.text}, "
+            f"duration {t.number}, "
+            f"transcript {t.text}, "
+            f"mean_confidence {t.number}, "
+            f"word_count {t.integer}, "
+            f"created_at {t.timestamp}, "
+            f"completed_at {t.timestamp}, "
+            f"loaded_at {t.timestamp} NOT NULL, "
+            f"PRIMARY KEY (asset_id){t.primary_key_suffix})"
+        ]
+        if self.words_table:
+            statements.append(
+                f"CREATE TABLE IF NOT EXISTS {self.words_table} ("
+                f"asset_id {t.key} NOT NULL, "
+                f"word_index {t.integer} NOT NULL, "
+                f"word {t.text}, "
+                f"start_s {t.number}, "
+                f"end_s {t.number}, "
+                f"confidence {t.number}, "
+                f"PRIMARY KEY (asset_id, word_index){t.primary_key_suffix})"
+            )
+        return statements
+
+    def create_tables(self) -> None:
+        """Create the tables if they are missing (each in its own transaction, before any load)."""
+        for statement, table in zip(self.ddl(), (self.table, self.words_table), strict=False):
+            with self._transaction() as (_, cur):
+                try:
+                    cur.execute(statement)
+                except Exception:
+                    # Two mapped tasks racing on CREATE TABLE IF NOT EXISTS can both miss the table and one
+                    # fails (PostgreSQL: duplicate pg_type). If the table is there now, that is success.
+                    if not self._table_exists(table):  # type: ignore[arg-type]
+                        raise
+                    self.log.info("Table %s was created concurrently by another load", table)
+
+    def _table_exists(self, table: str) -> bool:
+        try:
+            with self._transaction() as (_, cur):
+                cur.execute(f"SELECT 1 FROM {table} WHERE 1 = 0")
+                cur.fetchall()
+        except Exception:  # noqa: BLE001 - any failure to read it means we cannot use it either
+            return False
+        return True
+
+    # ------------------------------------------------------------------ load
+
+    def load(self, assets: Sequence[Asset], *, loaded_at: datetime | None = None) -> LoadResult:
+        """Replace the rows of ``assets`` (done assets) in one transaction; return the counts written."""
+        for asset in assets:
+            if not asset.is_done:
+                raise ValueError(f"Brain asset {asset.asset_id} is {asset.status.value}, not done: cannot load it")
+        ids = list(dict.fromkeys(asset.asset_id for asset in assets))
+        if len(ids) != len(assets):
+            # The same asset twice would violate the primary key: keep its last version.
+            assets = list({asset.asset_id: asset for asset in assets}.values())
+        if not assets:
+            return LoadResult(assets=0, transcript_rows=0, word_rows=0, method="none")
+        loaded_at = loaded_at or utc_now()
+        with self._transaction() as (conn, cur):
+            tables = [t for t in (self.words_table, self.table) if t]
+            for table in tables:
+                self._delete(cur, table, ids)
+            copy = self._copy_writer(conn) if self.use_copy else None
+            write = copy or self._executemany
+            transcript_rows = write(cur, self.table, TRANSCRIPT_COLUMNS, self._transcript_rows(assets, loaded_at))
+            word_rows = 0
+            if self.words_table:
+                word_rows = write(cur, self.words_table, WORD_COLUMNS, _word_rows(assets))
+        method = "copy" if copy else "executemany"
+        self.log.info(
+            "Loaded %d Brain asset(s) into %s (%d rows) and %s (%d rows) by %s",
+            len(assets),
+            self.table,
+            transcript_rows,
+            self.words_table or "-",
+            word_rows,
+            method,
+        )
+        return LoadResult(assets=len(assets), transcript_rows=transcript_rows, word_rows=word_rows, method=method)
+
+    def _transcript_rows(self, assets: Iterable[Asset], loaded_at: datetime) -> Iterator[tuple[Any, ...]]:
+        ts = self._timestamp
+        for asset in assets:
+            yield (
+                asset.asset_id,
+                asset_source(asset),
+                asset.duration,
+                asset.transcript,
+                asset.mean_confidence,
+                asset.word_count,
+                ts(parse_timestamp(asset.created)),
+                ts(parse_timestamp(asset.completed)),
+                ts(loaded_at),
+            )
+
+    def _timestamp(self, value: datetime | None) -> Any:
+        # sqlite3's implicit datetime adapter is deprecated (Python 3.12): hand it ISO text, which it sorts right.
+        if value is not None and self.dialect == "sqlite":
+            return value.isoformat(sep=" ")
+        return value
+
+    # ------------------------------------------------------------------ SQL plumbing
+
+    @contextmanager
+    def _transaction(self) -> Iterator[tuple[Any, Any]]:
+        """A connection and cursor in one transaction: committed on success, rolled back on any error."""
+        conn = self.hook.get_conn()
+        # DuckDB's Python driver runs in autocommit mode and has no way to turn it off but BEGIN.
+        explicit = "duckdb" in type(conn).__module__
+        cur = None
+        try:
+            if not explicit and getattr(self.hook, "supports_autocommit", False):
+                self.hook.set_autocommit(conn, False)
+            cur = conn.cursor()
+            if explicit:
+                cur.execute("BEGIN TRANSACTION")
+            yield conn, cur
+            if explicit:
+                cur.execute("COMMIT")
+            else:
+                conn.commit()
+        except BaseException:
+            try:
+                if explicit and cur is not None:
+                    cur.execute("ROLLBACK")
+                else:
+                    conn.rollback()
+            except Exception as rollback_error:  # noqa: BLE001 - the original error is the one to raise
+                self.log.warning("Rollback failed: %s", rollback_error)
+            raise
+        finally:
+            if cur is not None:
+                try:
+                    cur.close()
+                except Exception:  # noqa: BLE001, S110 - closing a cursor of a failed connection
+                    pass
+            conn.close()
+
+    def _delete(self, cur: Any, table: str, ids: Sequence[str]) -> None:
+        placeholder = self.hook.placeholder
+        for start in range(0, len(ids), DELETE_CHUNK):
+            chunk = ids[start : start + DELETE_CHUNK]
+            marks = ", ".join([placeholder] * len(chunk))
+            cur.execute(f"DELETE FROM {table} WHERE asset_id IN ({marks})", list(chunk))
+
+    def _executemany(self, cur: Any, table: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> int:
+        marks = ", ".join([self.hook.placeholder] * len(columns))
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+        count = 0
+        iterator = iter(rows)
+        while batch := list(itertools.islice(iterator, self.batch_size)):
+            cur.executemany(sql, batch)
+            count += len(batch)
+        return count
+
+    def _copy_writer(self, conn: Any) -> Callable[[Any, str, Sequence[str], Iterable[tuple[Any, ...]]], int] | None:
+        """``COPY ... FROM STDIN`` on a PostgreSQL driver connection (psycopg 3 or psycopg2); ``None`` elsewhere."""
+        if self.dialect not in ("postgresql", "postgres"):
+            return None
+        module = type(conn).__module__
+        if module.startswith("psycopg2"):
+            return _copy_psycopg2
+        if module.startswith("psycopg"):
+            return _copy_psycopg3
+        return None
+
+
+def _word_rows(assets: Iterable[Asset]) -> Iterator[tuple[Any, ...]]:
+    for asset in assets:
+        asset_id = asset.asset_id
+        if asset.words is not None:
+            # The hot path of a big load: straight from the Word objects, no intermediate tuples.
+            for index, w in enumerate(asset.words):
+                yield asset_id, index, w.word, w.start, w.end, w.confidence
+        else:
+            for values in word_tuples(asset):
+                yield (asset_id, *values)
+
+
+def _copy_psycopg3(cur: Any, table: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> int:
+    # Binary COPY skips the text formatting and parsing of numbers on both sides: about 1.6x text COPY.
+    # Its wire format must match each column's type exactly, so the types come from the table itself
+    # (which also makes it work on tables a DBA created with, say, BIGINT or REAL columns).
+    column_list = ", ".join(columns)
+    cur.execute(f"SELECT {column_list} FROM {table} WHERE 1 = 0")
+    type_oids = [col.type_code for col in cur.description]
+    count = 0
+    with cur.copy(f"COPY {table} ({column_list}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(type_oids)
+        write_row = copy.write_row
+        for row in rows:
+            write_row(row)
+            count += 1
+    return count
+
+
+_COPY_TEXT_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text_cell(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.translate(_COPY_TEXT_ESCAPES)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    return str(value)
+
+
+class _CopyTextStream:
+    """A file-like object ``copy_expert`` reads: COPY text lines made on demand, never the whole table in memory."""
+
+    def __init__(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        self._rows = iter(rows)
+        self._buffer = b""
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        want = size if size and size > 0 else 1 << 20
+        parts = [self._buffer]
+        have = len(self._buffer)
+        for row in self._rows:
+            line = ("\t".join(_copy_text_cell(v) for v in row) + "\n").encode("utf-8")
+            parts.append(line)
+            have += len(line)
+            self.count += 1
+            if have >= want:
+                break
+        data = b"".join(parts)
+        self._buffer = data[want:]
+        return data[:want]
+
+    readline = read
+
+
+def _copy_psycopg2(cur: Any, table: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> int:
+    stream = _CopyTextStream(rows)
+    cur.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", stream, size=1 << 20)
+    return stream.count
+
+
+def get_db_hook(conn_id: str, hook_params: dict[str, Any] | None = None) -> DbApiHook:
+    """The common-sql ``DbApiHook`` of connection ``conn_id``, or a ``ValueError`` saying why there is none."""
+    from airflow.providers.common.sql.hooks.sql import DbApiHook
+
+    connection = BaseHook.get_connection(conn_id)
+    hook = connection.get_hook(hook_params=hook_params)
+    if not isinstance(hook, DbApiHook):
+        raise ValueError(
+            f"Connection {conn_id!r} (type {connection.conn_type!r}) gives a {type(hook).__name__}, which is not a "
+            "common-sql DbApiHook: BrainToSqlOperator needs a SQL database connection "
+            "(postgres, sqlite, duckdb, snowflake, redshift, bigquery, mysql, ...)"
+        )
+    return hook
+
+
+class BrainToSqlOperator(BaseOperator):
+    """Load Brain transcripts into two tables of any SQL database with a common-sql connection.
+
+    ``transcripts`` gets one row per asset (asset_id, source, duration, transcript, mean_confidence,
+    word_count, created_at, completed_at, loaded_at; times in UTC) and ``transcript_words`` one row per
+    word (asset_id, word_index, word, start_s, end_s, confidence). Both are created if missing. Loading
+    an asset again replaces its rows in one transaction, so reruns and retries never duplicate rows, and
+    a load that fails half-way leaves the previous rows intact. On PostgreSQL the rows go in by
+    ``COPY``; elsewhere by ``executemany`` in batches of ``batch_size``.
+
+    .. code-block:: python
+
+        transcribe = BrainTranscribeOperator.partial(task_id="transcribe").expand(s3_uri=audio_files)
+        BrainToSqlOperator(task_id="load", asset_ids=transcribe.output, conn_id="warehouse")
+
+    :param asset_ids: one asset id or a list; items may also be the transcribe operator's summaries
+        (mappings with ``asset_id``). Templated, and mappable with ``.partial().expand(asset_ids=...)``.
+    :param conn_id: any connection whose hook is a common-sql ``DbApiHook`` (postgres, sqlite, duckdb,
+        snowflake, ...).
+    :param table: the transcripts table (optionally ``schema.table``).
+    :param words_table: the words table; ``None`` to load transcripts only (and not fetch word timings).
+    :param brain_conn_id: the Brain connection.
+    :param skip_unfinished: skip assets that are not done, with a warning, instead of failing on them.
+    :param create_tables: create the tables if missing (``CREATE TABLE IF NOT EXISTS``).
+    :param batch_size: rows per ``executemany`` call on databases without ``COPY``.
+    :param hook_params: extra keyword arguments for the database hook.
+    :return: a summary: ``{"assets": ..., "transcript_rows": ..., "word_rows": ..., "skipped": [...], ...}``.
+    """
+
+    template_fields: Sequence[str] = ("asset_ids", "table", "words_table")
+    ui_color = "#d7e8f7"
+
+    def __init__(
+        self,
+        *,
+        asset_ids: Any,
+        conn_id: str,
+        table: str = "transcripts",
+        words_table: str | None = "transcript_words",
+        brain_conn_id: str = BrainHook.default_conn_name,
+        skip_unfinished: bool = False,
+        create_tables: bool = True,
+        batch_size: int = 10_000,
+        hook_params: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.asset_ids = asset_ids
+        self.conn_id = conn_id
+        self.table = table
+        self.words_table = words_table
+        self.brain_conn_id = brain_conn_id
+        self.skip_unfinished = skip_unfinished
+        self.create_tables = create_tables
+        self.batch_size = batch_size
+        self.hook_params = hook_params
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        ids = normalize_asset_ids(self.asset_ids)
+        db_hook = get_db_hook(self.conn_id, self.hook_params)
+        loader = TranscriptLoader(db_hook, table=self.table, words_table=self.words_table, batch_size=self.batch_size)
+        # Fetch (and check) everything before touching the database: an unfinished asset fails the task
+        # without a write, and the transaction stays short.
+        fetched = fetch_done_assets(
+            BrainHook(brain_conn_id=self.brain_conn_id),
+            ids,
+            times=bool(self.words_table),
+            skip_unfinished=self.skip_unfinished,
+            log=self.log,
+        )
+        if self.create_tables:
+            loader.create_tables()
+        result = loader.load(fetched.done)
+        return {
+            "table": loader.table,
+            "words_table": loader.words_table,
+            "assets": result.assets,
+            "transcript_rows": result.transcript_rows,
+            "word_rows": result.word_rows,
+            "skipped": sorted(fetched.skipped),
+            "method": result.method,
+        }

@@ -1,0 +1,180 @@
+"""What the S3 and SQL transfers share: reading ``asset_ids`` from whatever XCom hands over, fetching the
+assets through ``BrainHook`` with one policy for unfinished ones, and flattening an ``Asset`` into records.
+
+Nothing here logs or returns transcript text: only ids, counts and statuses.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow_provider_brain.exceptions import BrainError
+from airflow_provider_brain.hooks.brain import BrainHook
+from airflow_provider_brain.models import Asset, validate_asset_id
+
+#: Metadata keys that name where an asset's audio came from, in order of preference.
+SOURCE_METADATA_KEYS = ("source", "url", "filename")
+
+AssetIdsArg = str | Mapping[str, Any] | Asset | Iterable[str | Mapping[str, Any] | Asset]
+
+
+class BrainAssetsNotDone(BrainError):
+    """Some assets to transfer are still processing or failed; ``assets`` maps their ids to statuses."""
+
+    def __init__(self, assets: Mapping[str, str]) -> None:
+        self.assets = dict(assets)
+        listed = ", ".join(f"{asset_id} ({status})" for asset_id, status in self.assets.items())
+        super().__init__(
+            f"{len(self.assets)} Brain asset(s) are not done and cannot be transferred: {listed}. "
+            "Wait for them (BrainAssetSensor), or pass skip_unfinished=True to transfer the done ones only"
+        )
+
+
+def normalize_asset_ids(value: Any) -> list[str]:
+    """Turn what a DAG passes as ``asset_ids`` into a list of valid ids, in order, without duplicates.
+
+    Accepted: one id; an ``Asset``; a mapping with an ``"asset_id"`` key (the summary the transcribe
+    operator returns); any iterable of those (a list, an XCom's lazy sequence); or the string form of
+    such a list, which is what a Jinja template renders when the DAG does not render native objects.
+    """
+    ids: list[str] = []
+    seen: set[str] = set()
+    for item in _flatten(value):
+        asset_id = validate_asset_id(item)
+        if asset_id not in seen:
+            seen.add(asset_id)
+            ids.append(asset_id)
+    return ids
+
+
+def _flatten(value: Any) -> Iterator[Any]:
+    if value is None:
+        return
+    if isinstance(value, Asset):
+        yield value.asset_id
+    elif isinstance(value, Mapping):
+        if "asset_id" not in value:
+            raise ValueError(f"Expected a Brain asset id or a mapping with an 'asset_id' key, got keys {sorted(value)}")
+        yield value["asset_id"]
+    elif isinstance(value, str):
+        text = value.strip()
+        if text and text[0] in "[({":
+            try:
+                parsed = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                raise ValueError(f"Could not read Brain asset ids from {text[:80]!r}") from None
+            yield from _flatten(parsed)
+        elif text:
+            yield text
+    elif isinstance(value, Iterable):
+        for item in value:
+            yield from _flatten(item)
+    else:
+        yield value  # validate_asset_id rejects it with a clear message
+
+
+@dataclass
+class FetchedAssets:
+    """Assets ready to transfer, and the ids of those left out because they were not done."""
+
+    done: list[Asset] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def fetch_done_assets(
+    hook: BrainHook,
+    asset_ids: Sequence[str],
+    *,
+    times: bool,
+    skip_unfinished: bool,
+    log: logging.Logger | logging.LoggerAdapter[Any] | Any,
+) -> FetchedAssets:
+    """Fetch every asset; raise ``BrainAssetsNotDone`` naming all unfinished ones, or skip them with a warning."""
+    fetched = FetchedAssets()
+    for asset_id in asset_ids:
+        asset = hook.get_asset(asset_id, times=times)
+        if asset.is_done:
+            fetched.done.append(asset)
+        else:
+            status = asset.status.value
+            if asset.is_failed and asset.error:
+                status = f"{status}: {asset.error}"
+            fetched.skipped[asset_id] = status
+    if fetched.skipped:
+        if not skip_unfinished:
+            raise BrainAssetsNotDone(fetched.skipped)
+        log.warning(
+            "Skipping %d Brain asset(s) that are not done: %s",
+            len(fetched.skipped),
+            ", ".join(f"{asset_id} ({status})" for asset_id, status in fetched.skipped.items()),
+        )
+    return fetched
+
+
+def asset_source(asset: Asset) -> str | None:
+    """Where the audio came from, as recorded in the asset's metadata (``source``, ``url`` or ``filename``)."""
+    for key in SOURCE_METADATA_KEYS:
+        value = asset.metadata.get(key)
+        if value:
+            return str(value)
+    return None
+
+
+def parse_timestamp(value: str | None) -> datetime | None:
+    """An API timestamp (ISO 8601, ``Z`` or offset) as a naive UTC ``datetime``; ``None`` if absent or unreadable."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
+def utc_now() -> datetime:
+    """The current time as a naive UTC ``datetime``, as stored in ``loaded_at``."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def word_tuples(asset: Asset) -> Iterator[tuple[int, str, float | None, float | None, float | None]]:
+    """``(word_index, word, start_s, end_s, confidence)`` for each word of a done asset, from index 0.
+
+    With timings (``times=True``) they come from ``asset.words``; without, from the transcript split on
+    whitespace and the matching ``confidence`` entries, with no start or end.
+    """
+    if asset.words is not None:
+        for index, word in enumerate(asset.words):
+            yield index, word.word, word.start, word.end, word.confidence
+        return
+    confidence = asset.confidence
+    for index, text in enumerate((asset.transcript or "").split()):
+        yield index, text, None, None, (confidence[index] if index < len(confidence) else None)
+
+
+def asset_document(asset: Asset) -> dict[str, Any]:
+    """The JSON document the S3 transfer writes for one asset: a flat, stable shape warehouses load as is."""
+    document: dict[str, Any] = {
+        "asset_id": asset.asset_id,
+        "status": asset.status.value,
+        "source": asset_source(asset),
+        "duration": asset.duration,
+        "transcript": asset.transcript,
+        "confidence": list(asset.confidence),
+        "mean_confidence": asset.mean_confidence,
+        "word_count": asset.word_count,
+        "created": asset.created,
+        "completed": asset.completed,
+        "metadata": asset.metadata,
+    }
+    if asset.words is not None:
+        document["words"] = [
+            {"word": w.word, "start": w.start, "end": w.end, "confidence": w.confidence} for w in asset.words
+        ]
+    return document

@@ -1,0 +1,249 @@
+"""BrainToSqlOperator against real databases: PostgreSQL (server started by the suite), SQLite and DuckDB files."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from airflow_provider_brain.hooks.brain import BrainHook
+from airflow_provider_brain.transfers import brain_to_sql
+from airflow_provider_brain.transfers.brain_to_sql import BrainToSqlOperator, TranscriptLoader, get_db_hook
+from airflow_provider_brain.transfers.common import BrainAssetsNotDone
+
+BACKENDS = ["postgres", "sqlite", "duckdb"]
+
+
+@dataclass
+class Warehouse:
+    backend: str
+    conn_id: str
+
+    def records(self, sql: str) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in get_db_hook(self.conn_id).get_records(sql)]
+
+    def transcripts(self, table: str = "transcripts") -> dict[str, dict[str, Any]]:
+        columns = brain_to_sql.TRANSCRIPT_COLUMNS
+        rows = self.records(f"SELECT {', '.join(columns)} FROM {table} ORDER BY asset_id")
+        return {row[0]: dict(zip(columns, row)) for row in rows}
+
+    def words(self, asset_id: str, table: str = "transcript_words") -> list[tuple[Any, ...]]:
+        return self.records(
+            f"SELECT word_index, word, start_s, end_s, confidence FROM {table} "
+            f"WHERE asset_id = '{asset_id}' ORDER BY word_index"
+        )
+
+    def count(self, table: str) -> int:
+        return int(self.records(f"SELECT COUNT(*) FROM {table}")[0][0])
+
+
+@pytest.fixture(params=BACKENDS)
+def warehouse(request, tmp_path, monkeypatch) -> Warehouse:
+    """An empty database of each kind, reachable as connection ``warehouse``."""
+    if request.param == "postgres":
+        import psycopg
+
+        server = request.getfixturevalue("postgres_server")
+        dbname = f"w_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(server.dsn, autocommit=True) as admin:
+            admin.execute(f"CREATE DATABASE {dbname}")
+        conn = json.loads(server.connection_json()) | {"schema": dbname}
+    elif request.param == "sqlite":
+        conn = {"conn_type": "sqlite", "host": str(tmp_path / "warehouse.db")}
+    else:
+        pytest.importorskip("airflow.providers.duckdb")
+        conn = {"conn_type": "duckdb", "host": str(tmp_path / "warehouse.duckdb")}
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", json.dumps(conn))
+    return Warehouse(request.param, "warehouse")
+
+
+def run(**kwargs: Any) -> dict[str, Any]:
+    kwargs.setdefault("task_id", f"load_{uuid.uuid4().hex[:6]}")
+    kwargs.setdefault("conn_id", "warehouse")
+    return BrainToSqlOperator(**kwargs).execute(context={})
+
+
+def assert_matches(warehouse: Warehouse, asset, row: dict[str, Any]) -> None:
+    """The rows of one asset say exactly what the server says about it."""
+    assert row["source"] == asset.metadata.get("source")
+    assert row["transcript"] == asset.transcript
+    assert row["word_count"] == asset.word_count == len(asset.transcript.split())
+    assert row["duration"] == pytest.approx(asset.duration)
+    assert row["mean_confidence"] == pytest.approx(asset.mean_confidence)
+    assert row["loaded_at"] is not None and row["created_at"] is not None and row["completed_at"] is not None
+    words = warehouse.words(asset.asset_id)
+    assert [w[0] for w in words] == list(range(len(asset.words)))
+    assert [w[1] for w in words] == [w.word for w in asset.words] == asset.transcript.split()
+    assert [w[2] for w in words] == pytest.approx([w.start for w in asset.words])
+    assert [w[3] for w in words] == pytest.approx([w.end for w in asset.words])
+    assert [w[4] for w in words] == pytest.approx([w.confidence for w in asset.words])
+
+
+def test_load_creates_tables_and_writes_every_asset_and_word(warehouse, brain_assets, brain_conn):
+    summary = run(asset_ids=brain_assets.done_ids)
+
+    total_words = sum(asset.word_count for asset in brain_assets.done)
+    assert summary == {
+        "table": "transcripts",
+        "words_table": "transcript_words",
+        "assets": 2,
+        "transcript_rows": 2,
+        "word_rows": total_words,
+        "skipped": [],
+        "method": "copy" if warehouse.backend == "postgres" else "executemany",
+    }
+    rows = warehouse.transcripts()
+    assert sorted(rows) == sorted(brain_assets.done_ids)
+    for asset in brain_assets.done:
+        assert_matches(warehouse, asset, rows[asset.asset_id])
+    assert warehouse.count("transcript_words") == total_words
+
+
+def test_accepts_the_transcribe_operators_summaries_and_duplicates(warehouse, brain_assets, brain_conn):
+    summaries = [{"asset_id": a.asset_id, "status": "done", "duration": a.duration} for a in brain_assets.done]
+
+    summary = run(asset_ids=summaries + summaries[:1])
+
+    assert summary["assets"] == 2
+    assert warehouse.count("transcripts") == 2
+
+
+def test_reload_replaces_rows_without_duplicates(warehouse, brain_assets, brain_conn, speech):
+    hook = BrainHook()
+    edited = hook.submit_file(speech.file(2), metadata={"source": "s3://audio/edited.wav"})
+    ids = [edited.asset_id, *brain_assets.done_ids]
+    run(asset_ids=ids)
+    first = warehouse.transcripts()
+    words_before = warehouse.count("transcript_words")
+
+    hook.update_asset(edited.asset_id, transcript="call me back", metadata={"source": "s3://audio/corrected.wav"})
+    run(asset_ids=ids)
+
+    rows = warehouse.transcripts()
+    assert sorted(rows) == sorted(ids)
+    assert warehouse.count("transcripts") == 3
+    current = hook.get_asset(edited.asset_id, times=True)
+    assert rows[edited.asset_id]["transcript"] == "call me back"
+    assert rows[edited.asset_id]["source"] == "s3://audio/corrected.wav"
+    assert rows[edited.asset_id]["word_count"] == 3
+    assert [w[1] for w in warehouse.words(edited.asset_id)] == [w.word for w in current.words]
+    for asset_id in brain_assets.done_ids:  # untouched assets: same content, newer loaded_at
+        assert {k: v for k, v in rows[asset_id].items() if k != "loaded_at"} == {
+            k: v for k, v in first[asset_id].items() if k != "loaded_at"
+        }
+        assert str(rows[asset_id]["loaded_at"]) > str(first[asset_id]["loaded_at"])
+    unchanged_words = sum(a.word_count for a in brain_assets.done)
+    assert warehouse.count("transcript_words") == unchanged_words + len(current.words)
+    assert words_before == unchanged_words + edited.word_count
+
+
+@pytest.mark.parametrize("failure", ["duplicate_key", "python_error"])
+def test_failure_half_way_leaves_previous_rows_intact(warehouse, brain_assets, brain_conn, monkeypatch, failure):
+    ids = brain_assets.done_ids
+    run(asset_ids=ids)
+    before_rows = warehouse.transcripts()
+    before_words = {asset_id: warehouse.words(asset_id) for asset_id in ids}
+
+    real_word_rows = brain_to_sql._word_rows
+
+    def failing_word_rows(assets):
+        # Some good rows reach the database first, then the load breaks.
+        last = None
+        for index, row in enumerate(real_word_rows(assets)):
+            yield row
+            last = row
+            if index == 5:
+                break
+        if failure == "duplicate_key":
+            yield last  # the same (asset_id, word_index) again: the database itself rejects it
+        else:
+            raise RuntimeError("worker lost half-way")
+
+    monkeypatch.setattr(brain_to_sql, "_word_rows", failing_word_rows)
+    with pytest.raises(Exception) as excinfo:
+        run(asset_ids=ids)
+    if failure == "python_error":
+        assert "worker lost half-way" in str(excinfo.value)
+
+    assert warehouse.transcripts() == before_rows
+    assert {asset_id: warehouse.words(asset_id) for asset_id in ids} == before_words
+
+
+def test_unfinished_assets_fail_by_name_and_write_nothing(warehouse, brain_assets, brain_conn):
+    ids = [brain_assets.done_ids[0], brain_assets.processing_id, brain_assets.failed_id]
+
+    with pytest.raises(BrainAssetsNotDone) as excinfo:
+        run(asset_ids=ids)
+
+    message = str(excinfo.value)
+    assert f"{brain_assets.processing_id} (processing)" in message
+    assert f"{brain_assets.failed_id} (failed" in message
+    assert brain_assets.done_ids[0] not in message
+    assert "skip_unfinished=True" in message
+    assert excinfo.value.assets.keys() == {brain_assets.processing_id, brain_assets.failed_id}
+    # Checked before any write: not even the tables were created.
+    with pytest.raises(Exception):
+        warehouse.count("transcripts")
+
+
+def test_skip_unfinished_loads_the_done_ones(warehouse, brain_assets, brain_conn, caplog):
+    ids = [brain_assets.processing_id, *brain_assets.done_ids, brain_assets.failed_id]
+
+    summary = run(asset_ids=ids, skip_unfinished=True)
+
+    assert summary["assets"] == 2
+    assert summary["skipped"] == sorted([brain_assets.processing_id, brain_assets.failed_id])
+    assert sorted(warehouse.transcripts()) == sorted(brain_assets.done_ids)
+
+
+def test_custom_table_names_and_transcripts_only(warehouse, brain_assets, brain_conn):
+    summary = run(asset_ids=brain_assets.done_ids, table="brain_calls", words_table=None)
+
+    assert summary["word_rows"] == 0 and summary["words_table"] is None
+    assert sorted(warehouse.transcripts("brain_calls")) == sorted(brain_assets.done_ids)
+    with pytest.raises(Exception):
+        warehouse.count("transcript_words")
+
+
+def test_transcript_is_never_logged(warehouse, brain_assets, brain_conn, caplog, capsys):
+    caplog.set_level("DEBUG")
+    run(asset_ids=brain_assets.done_ids)
+    captured = capsys.readouterr()
+    logged = caplog.text + captured.out + captured.err  # Airflow's task loggers write through structlog
+    assert "Loaded 2 Brain asset(s)" in logged
+    for asset in brain_assets.done:
+        assert asset.transcript not in logged
+
+
+# ---------------------------------------------------------------------- without a database
+
+
+def test_connection_without_a_dbapi_hook_is_refused(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_NOT_SQL", json.dumps({"conn_type": "aws", "login": "x", "password": "y"}))
+
+    with pytest.raises(ValueError, match="not a common-sql DbApiHook"):
+        run(asset_ids=["0123456789abcdef"], conn_id="not_sql")
+
+
+@pytest.mark.parametrize("name", ["transcripts; DROP TABLE x", "1abc", "a.b.c.d", ""])
+def test_table_names_are_plain_identifiers(name):
+    with pytest.raises(ValueError, match="Invalid table name"):
+        TranscriptLoader(object(), table=name)  # type: ignore[arg-type]
+
+
+def test_schema_qualified_table_name_is_accepted():
+    assert TranscriptLoader(object(), table="analytics.transcripts").table == "analytics.transcripts"  # type: ignore[arg-type]
+
+
+def test_operator_is_templated_and_mappable():
+    from airflow.sdk import DAG
+
+    assert "asset_ids" in BrainToSqlOperator.template_fields
+    with DAG("brain_to_sql_mapped", schedule=None):
+        mapped = BrainToSqlOperator.partial(task_id="load", conn_id="warehouse").expand(
+            asset_ids=["0123456789abcdef", "fedcba9876543210"]
+        )
+    assert mapped.task_id == "load"
