@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ from airflow_provider_brain.local.settings import (
 )
 
 USERS_ENV = "BRAIN_LOCAL_USERS"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _parse_pair(text: str, where: str) -> tuple[str, str]:
@@ -101,7 +103,16 @@ def _serve(settings: ServerSettings, log_level: str) -> int:
         lifespan="on",
         timeout_graceful_shutdown=10,
     )
-    Server(config).run()
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the handlers that
+    # were installed before it started. Catching it here makes a requested stop exit 0, not -15.
+    received: list[int] = []
+    previous = {sig: signal.signal(sig, lambda s, _f: received.append(s)) for sig in STOP_SIGNALS}
+    try:
+        Server(config).run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print("Brain local server stopped", flush=True)
     return 0
 
 
