@@ -1,0 +1,145 @@
+"""Write Brain transcripts to S3 as JSON documents or one JSON Lines file, ready for a warehouse to load."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_brain.hooks.brain import BrainHook
+from airflow_provider_brain.transfers.common import asset_document, fetch_done_assets, normalize_asset_ids
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+OUTPUT_FORMATS = ("json", "jsonl")
+
+#: A JSON Lines batch is spooled in memory up to this size, then on local disk: never all in memory.
+SPOOL_MAX_BYTES = 64 * 1024**2
+
+
+def split_s3_uri(s3_uri: str) -> tuple[str, str]:
+    """``s3://bucket/some/key`` as ``("bucket", "some/key")``; ``ValueError`` for anything else."""
+    if not isinstance(s3_uri, str) or not s3_uri.startswith("s3://"):
+        raise ValueError(f"Expected an s3://bucket/... URI, got {s3_uri!r}")
+    bucket, _, key = s3_uri[len("s3://") :].partition("/")
+    if not bucket:
+        raise ValueError(f"S3 URI {s3_uri!r} names no bucket")
+    return bucket, key
+
+
+class BrainToS3Operator(BaseOperator):
+    """Write Brain transcripts to S3, one JSON document per asset or one JSON Lines file per batch.
+
+    With ``output_format="json"`` (the default) ``s3_uri`` is a prefix and each asset goes to
+    ``{prefix}/{asset_id}.json``; with ``"jsonl"`` it is the key of one JSON Lines file holding the
+    whole batch (what Snowflake, Redshift and BigQuery load natively). Keys are deterministic and
+    objects are overwritten, so writing the same asset again replaces it: never a duplicate.
+
+    Each document holds ``asset_id``, ``status``, ``source``, ``duration``, ``transcript``,
+    ``confidence``, ``mean_confidence``, ``word_count``, ``created``, ``completed``, ``metadata``
+    and, with ``times=True``, ``words`` (``word``, ``start``, ``end``, ``confidence``).
+
+    .. code-block:: python
+
+        transcribe = BrainTranscribeOperator.partial(task_id="transcribe").expand(s3_uri=audio_files)
+        BrainToS3Operator(
+            task_id="export",
+            asset_ids=transcribe.output,
+            s3_uri="s3://lake/brain/{{ ds }}/transcripts.jsonl",
+            output_format="jsonl",
+            times=True,
+        )
+
+    :param asset_ids: one asset id or a list; items may also be the transcribe operator's summaries
+        (mappings with ``asset_id``). Templated, and mappable with ``.partial().expand(asset_ids=...)``
+        (with ``jsonl``, give each mapped task its own key, e.g. ``.../part-{{ ti.map_index }}.jsonl``).
+    :param s3_uri: ``s3://bucket/prefix`` for ``json``, ``s3://bucket/key.jsonl`` for ``jsonl``. Templated.
+    :param output_format: ``"json"`` or ``"jsonl"``.
+    :param times: include word timings (``words``).
+    :param skip_unfinished: skip assets that are not done, with a warning, instead of failing on them.
+    :param aws_conn_id: the AWS connection for ``S3Hook``.
+    :param brain_conn_id: the Brain connection.
+    :return: the S3 keys written.
+    """
+
+    template_fields: Sequence[str] = ("asset_ids", "s3_uri")
+    ui_color = "#d7e8f7"
+
+    def __init__(
+        self,
+        *,
+        asset_ids: Any,
+        s3_uri: str,
+        output_format: str = "json",
+        times: bool = False,
+        skip_unfinished: bool = False,
+        aws_conn_id: str | None = "aws_default",
+        brain_conn_id: str = BrainHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if output_format not in OUTPUT_FORMATS:
+            raise ValueError(f"output_format must be one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}")
+        self.asset_ids = asset_ids
+        self.s3_uri = s3_uri
+        self.output_format = output_format
+        self.times = times
+        self.skip_unfinished = skip_unfinished
+        self.aws_conn_id = aws_conn_id
+        self.brain_conn_id = brain_conn_id
+
+    def execute(self, context: Context) -> list[str]:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        bucket, key = split_s3_uri(self.s3_uri)
+        if self.output_format == "jsonl" and (not key or key.endswith("/")):
+            raise ValueError(f"output_format='jsonl' writes one file: s3_uri must name a key, not {self.s3_uri!r}")
+        ids = normalize_asset_ids(self.asset_ids)
+        fetched = fetch_done_assets(
+            BrainHook(brain_conn_id=self.brain_conn_id),
+            ids,
+            times=self.times,
+            skip_unfinished=self.skip_unfinished,
+            log=self.log,
+        )
+        s3 = S3Hook(aws_conn_id=self.aws_conn_id)
+        if self.output_format == "jsonl":
+            return self._write_jsonl(s3, bucket, key, fetched.done)
+        return self._write_documents(s3, bucket, key, fetched.done)
+
+    def _write_documents(self, s3: Any, bucket: str, prefix: str, assets: Sequence[Any]) -> list[str]:
+        prefix = prefix.rstrip("/")
+        keys = []
+        for asset in assets:
+            key = f"{prefix}/{asset.asset_id}.json" if prefix else f"{asset.asset_id}.json"
+            body = json.dumps(asset_document(asset), ensure_ascii=False).encode("utf-8")
+            s3.load_bytes(body, key=key, bucket_name=bucket, replace=True)
+            self.log.info(
+                "Wrote Brain asset %s (%d words, %d bytes) to s3://%s/%s",
+                asset.asset_id,
+                asset.word_count,
+                len(body),
+                bucket,
+                key,
+            )
+            keys.append(key)
+        return keys
+
+    def _write_jsonl(self, s3: Any, bucket: str, key: str, assets: Sequence[Any]) -> list[str]:
+        if not assets:
+            # Every asset was skipped: leave whatever an earlier run wrote rather than blank it.
+            self.log.warning("No done Brain assets to write; s3://%s/%s left as it was", bucket, key)
+            return []
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX_BYTES) as spool:
+            for asset in assets:
+                spool.write(json.dumps(asset_document(asset), ensure_ascii=False, separators=(",", ":")).encode())
+                spool.write(b"\n")
+            size = spool.tell()
+            spool.seek(0)
+            s3.load_file_obj(spool, key=key, bucket_name=bucket, replace=True)
+        self.log.info("Wrote %d Brain asset(s) (%d bytes) as JSON Lines to s3://%s/%s", len(assets), size, bucket, key)
+        return [key]

@@ -1,0 +1,166 @@
+"""BrainToS3Operator against moto in server mode and the real local Brain server."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from airflow_provider_brain.hooks.brain import BrainHook
+from airflow_provider_brain.transfers.brain_to_s3 import BrainToS3Operator, split_s3_uri
+from airflow_provider_brain.transfers.common import BrainAssetsNotDone
+
+
+def run(**kwargs: Any) -> list[str]:
+    kwargs.setdefault("task_id", f"export_{uuid.uuid4().hex[:6]}")
+    return BrainToS3Operator(**kwargs).execute(context={})
+
+
+def objects(s3_server, bucket: str) -> dict[str, bytes]:
+    client = s3_server.client()
+    listed = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+    return {item["Key"]: client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read() for item in listed}
+
+
+def assert_document(document: dict[str, Any], asset, with_words: bool) -> None:
+    assert document["asset_id"] == asset.asset_id
+    assert document["status"] == "done"
+    assert document["source"] == asset.metadata["source"]
+    assert document["transcript"] == asset.transcript
+    assert document["confidence"] == pytest.approx(list(asset.confidence))
+    assert document["mean_confidence"] == pytest.approx(asset.mean_confidence)
+    assert document["word_count"] == asset.word_count
+    assert document["duration"] == pytest.approx(asset.duration)
+    assert document["created"] == asset.created and document["completed"] == asset.completed
+    assert document["metadata"] == asset.metadata
+    if with_words:
+        assert [w["word"] for w in document["words"]] == [w.word for w in asset.words]
+        assert [w["start"] for w in document["words"]] == pytest.approx([w.start for w in asset.words])
+        assert [w["end"] for w in document["words"]] == pytest.approx([w.end for w in asset.words])
+    else:
+        assert "words" not in document
+
+
+@pytest.mark.parametrize("times", [False, True])
+def test_one_json_document_per_asset_at_a_deterministic_key(s3_server, s3_bucket, brain_assets, brain_conn, times):
+    keys = run(asset_ids=brain_assets.done_ids, s3_uri=f"s3://{s3_bucket}/brain/2026-11-25/", times=times)
+
+    expected = [f"brain/2026-11-25/{asset_id}.json" for asset_id in brain_assets.done_ids]
+    assert keys == expected
+    stored = objects(s3_server, s3_bucket)
+    assert sorted(stored) == sorted(expected)
+    for asset in brain_assets.done:
+        assert_document(json.loads(stored[f"brain/2026-11-25/{asset.asset_id}.json"]), asset, with_words=times)
+
+
+def test_bucket_root_prefix(s3_server, s3_bucket, brain_assets, brain_conn):
+    keys = run(asset_ids=brain_assets.done_ids[0], s3_uri=f"s3://{s3_bucket}")
+
+    assert keys == [f"{brain_assets.done_ids[0]}.json"]
+    assert list(objects(s3_server, s3_bucket)) == keys
+
+
+def test_rewriting_replaces_documents_never_duplicates(s3_server, s3_bucket, brain_assets, brain_conn, speech):
+    hook = BrainHook()
+    edited = hook.submit_file(speech.file(3), metadata={"source": "s3://audio/weather.wav"})
+    ids = [edited.asset_id, *brain_assets.done_ids]
+    uri = f"s3://{s3_bucket}/brain"
+    first = run(asset_ids=ids, s3_uri=uri)
+
+    hook.update_asset(edited.asset_id, transcript="it will rain", metadata={"source": "s3://audio/fixed.wav"})
+    second = run(asset_ids=ids, s3_uri=uri)
+
+    assert first == second
+    stored = objects(s3_server, s3_bucket)
+    assert sorted(stored) == sorted(second)
+    document = json.loads(stored[f"brain/{edited.asset_id}.json"])
+    assert document["transcript"] == "it will rain"
+    assert document["source"] == "s3://audio/fixed.wav"
+
+
+def test_jsonl_batch_is_one_file_rewritten_in_place(s3_server, s3_bucket, brain_assets, brain_conn):
+    uri = f"s3://{s3_bucket}/exports/transcripts.jsonl"
+    summaries = [{"asset_id": a, "status": "done"} for a in brain_assets.done_ids]
+
+    keys = run(asset_ids=summaries + summaries, s3_uri=uri, output_format="jsonl", times=True)
+    again = run(asset_ids=summaries, s3_uri=uri, output_format="jsonl", times=True)
+
+    assert keys == again == ["exports/transcripts.jsonl"]
+    stored = objects(s3_server, s3_bucket)
+    assert list(stored) == keys
+    lines = stored["exports/transcripts.jsonl"].decode().splitlines()
+    assert len(lines) == 2  # duplicates in the batch and the rerun add nothing
+    for line, asset in zip(lines, brain_assets.done, strict=True):
+        assert_document(json.loads(line), asset, with_words=True)
+
+
+def test_jsonl_needs_a_key_not_a_prefix(s3_bucket, brain_assets, brain_conn):
+    with pytest.raises(ValueError, match="must name a key"):
+        run(asset_ids=brain_assets.done_ids, s3_uri=f"s3://{s3_bucket}/exports/", output_format="jsonl")
+
+
+def test_unfinished_assets_fail_by_name_and_write_nothing(s3_server, s3_bucket, brain_assets, brain_conn):
+    ids = [*brain_assets.done_ids, brain_assets.processing_id, brain_assets.failed_id]
+
+    with pytest.raises(BrainAssetsNotDone) as excinfo:
+        run(asset_ids=ids, s3_uri=f"s3://{s3_bucket}/brain")
+
+    assert brain_assets.processing_id in str(excinfo.value) and brain_assets.failed_id in str(excinfo.value)
+    assert objects(s3_server, s3_bucket) == {}
+
+
+def test_skip_unfinished_writes_the_done_ones(s3_server, s3_bucket, brain_assets, brain_conn):
+    ids = [brain_assets.processing_id, *brain_assets.done_ids, brain_assets.failed_id]
+
+    keys = run(asset_ids=ids, s3_uri=f"s3://{s3_bucket}/brain", skip_unfinished=True)
+
+    assert keys == [f"brain/{asset_id}.json" for asset_id in brain_assets.done_ids]
+    assert sorted(objects(s3_server, s3_bucket)) == sorted(keys)
+
+
+def test_jsonl_with_nothing_done_leaves_the_previous_file(s3_server, s3_bucket, brain_assets, brain_conn):
+    uri = f"s3://{s3_bucket}/exports/batch.jsonl"
+    run(asset_ids=brain_assets.done_ids, s3_uri=uri, output_format="jsonl")
+    before = objects(s3_server, s3_bucket)
+
+    keys = run(asset_ids=[brain_assets.processing_id], s3_uri=uri, output_format="jsonl", skip_unfinished=True)
+
+    assert keys == []
+    assert objects(s3_server, s3_bucket) == before
+
+
+def test_transcript_is_never_logged(s3_bucket, brain_assets, brain_conn, caplog, capsys):
+    caplog.set_level("DEBUG")
+    run(asset_ids=brain_assets.done_ids, s3_uri=f"s3://{s3_bucket}/brain", times=True)
+    captured = capsys.readouterr()
+    logged = caplog.text + captured.out + captured.err
+    assert f"Wrote Brain asset {brain_assets.done_ids[0]}" in logged
+    for asset in brain_assets.done:
+        assert asset.transcript not in logged
+
+
+# ---------------------------------------------------------------------- without servers
+
+
+@pytest.mark.parametrize("uri", ["bucket/key", "s3:///key", "https://bucket.s3.amazonaws.com/key", None])
+def test_bad_s3_uris_are_refused(uri):
+    with pytest.raises(ValueError):
+        split_s3_uri(uri)  # type: ignore[arg-type]
+
+
+def test_unknown_output_format_is_refused():
+    with pytest.raises(ValueError, match="output_format"):
+        BrainToS3Operator(task_id="x", asset_ids="0123456789abcdef", s3_uri="s3://b/p", output_format="csv")
+
+
+def test_operator_is_templated_and_mappable():
+    from airflow.sdk import DAG
+
+    assert {"asset_ids", "s3_uri"} <= set(BrainToS3Operator.template_fields)
+    with DAG("brain_to_s3_mapped", schedule=None):
+        mapped = BrainToS3Operator.partial(task_id="export", s3_uri="s3://b/p").expand(
+            asset_ids=["0123456789abcdef", "fedcba9876543210"]
+        )
+    assert mapped.task_id == "export"
