@@ -142,6 +142,7 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         self.times = times
         self.return_transcript = return_transcript
         self.metadata = dict(metadata or {})
+        self._last_result: dict[str, Any] | None = None
 
     @cached_property
     def hook(self) -> BrainHook:
@@ -263,6 +264,8 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
 
     def get_job_result(self, external_id: Any, context: Context) -> Any:
         asset_id = str(external_id)
+        if self._last_result and self._last_result["asset_id"] == asset_id:
+            return self._last_result  # poll_until_complete just built it.
         self._publish(context, asset_id)
         return self._result(self.hook.get_asset(asset_id, times=self.times))
 
@@ -283,7 +286,7 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
             raise BrainAssetFailed(asset.asset_id, asset.error or "")
         if not asset.is_done and self.wait_for_completion:
             raise BrainTimeout(asset.asset_id, self.timeout)
-        result = {**asset.summary(), "source": self.source}
+        result: dict[str, Any] = {**asset.summary(), "source": self.source}
         if self.return_transcript:
             result["transcript"] = asset.transcript
         if self.times and asset.words is not None:
@@ -297,6 +300,7 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
             asset.duration or 0.0,
             asset.word_count,
         )
+        self._last_result = result
         return result
 
 

@@ -67,6 +67,7 @@ class BrainAssetTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = BrainHook(brain_conn_id=self.brain_conn_id)
+        self.log.info("BrainAssetTrigger waiting for asset %s, polling every %g s", self.asset_id, self.poll_interval)
         try:
             while True:
                 asset = await hook.aget_asset(self.asset_id)

@@ -36,7 +36,9 @@ def test_connection_type_matches_provider_yaml_schema():
 
 def test_every_listed_module_and_class_imports():
     info = get_provider_info()
-    modules = [m for kind in ("hooks", "operators", "sensors", "triggers") for e in info[kind] for m in e["python-modules"]]
+    modules = [
+        m for kind in ("hooks", "operators", "sensors", "triggers") for e in info[kind] for m in e["python-modules"]
+    ]
     modules += [t["python-module"] for t in info["transfers"]]
     for name in modules:
         importlib.import_module(name)

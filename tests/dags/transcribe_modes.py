@@ -1,0 +1,97 @@
+"""DAGs the operator tests run with ``airflow dags test``: one per waiting mode, plus crash-and-retry cases.
+
+The audio's location comes from environment variables the test sets; connections from AIRFLOW_CONN_*.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+from airflow.providers.amazon.aws.operators.s3 import S3ListOperator
+from airflow.sdk import DAG, task
+
+from airflow_provider_brain.operators.transcribe import BrainTranscribeOperator
+from airflow_provider_brain.sensors.asset import BrainAssetSensor
+
+BUCKET = os.environ.get("BRAIN_TEST_BUCKET", "bucket")
+KEY = os.environ.get("BRAIN_TEST_KEY", "audio.wav")
+PREFIX = os.environ.get("BRAIN_TEST_PREFIX", "audio/")
+COMMON = {"schedule": None, "start_date": datetime(2026, 1, 1), "catchup": False}
+
+
+class CrashAfterSubmitOperator(BrainTranscribeOperator):
+    """Fails its first try right after the asset id was stored, as a worker crash would."""
+
+    def poll_until_complete(self, external_id, context):
+        if context["ti"].try_number == 1:
+            raise RuntimeError(f"simulated crash after submitting {external_id}")
+        return super().poll_until_complete(external_id, context)
+
+
+class CrashBeforeStoreOperator(BrainTranscribeOperator):
+    """Fails its first try after the submit call returned but before the id reached the task state store."""
+
+    def submit_job(self, context):
+        asset_id = super().submit_job(context)
+        if context["ti"].try_number == 1:
+            raise RuntimeError(f"simulated crash before storing {asset_id}")
+        return asset_id
+
+
+with DAG(dag_id="brain_sync", **COMMON):
+    BrainTranscribeOperator(
+        task_id="transcribe", s3_uri=f"s3://{BUCKET}/{KEY}", deferrable=False, poll_interval=0.5, times=True
+    )
+
+with DAG(dag_id="brain_stream", **COMMON):
+    BrainTranscribeOperator(
+        task_id="transcribe", s3_bucket=BUCKET, s3_key=KEY, s3_transfer="stream", deferrable=False, poll_interval=0.5
+    )
+
+with DAG(dag_id="brain_deferrable", **COMMON):
+    BrainTranscribeOperator(task_id="transcribe", s3_uri=f"s3://{BUCKET}/{KEY}", deferrable=True, poll_interval=0.5)
+
+with DAG(dag_id="brain_reschedule", **COMMON):
+    submit = BrainTranscribeOperator(
+        task_id="submit", s3_uri=f"s3://{BUCKET}/{KEY}", wait_for_completion=False, deferrable=False
+    )
+    wait = BrainAssetSensor(
+        task_id="wait",
+        asset_id="{{ ti.xcom_pull(task_ids='submit', key='asset_id') }}",
+        mode="reschedule",
+        poke_interval=1,
+        timeout=300,
+    )
+    submit >> wait
+
+with DAG(dag_id="brain_retry_after_store", **COMMON):
+    CrashAfterSubmitOperator(
+        task_id="transcribe",
+        s3_uri=f"s3://{BUCKET}/{KEY}",
+        deferrable=False,
+        poll_interval=0.5,
+        retries=1,
+        retry_delay=timedelta(seconds=0),
+    )
+
+with DAG(dag_id="brain_retry_before_store", **COMMON):
+    CrashBeforeStoreOperator(
+        task_id="transcribe",
+        s3_uri=f"s3://{BUCKET}/{KEY}",
+        deferrable=False,
+        poll_interval=0.5,
+        retries=1,
+        retry_delay=timedelta(seconds=0),
+    )
+
+with DAG(dag_id="brain_mapped", **COMMON):
+    keys = S3ListOperator(task_id="list", bucket=BUCKET, prefix=PREFIX)
+
+    @task
+    def to_uris(found: list[str]) -> list[str]:
+        return [f"s3://{BUCKET}/{key}" for key in found]
+
+    BrainTranscribeOperator.partial(task_id="transcribe", deferrable=True, poll_interval=0.5).expand(
+        s3_uri=to_uris(keys.output)
+    )
