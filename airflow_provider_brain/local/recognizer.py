@@ -8,7 +8,14 @@ quietest moment near the limit, which keeps the decoder's memory and search time
 
 from __future__ import annotations
 
+import ctypes
+import os
 import re
+import signal
+import sys
+import threading
+import time
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +29,7 @@ MAX_UTTERANCE_SECONDS = 30.0
 #: Where in the last seconds of a full buffer to look for a quiet cut point.
 CUT_SEARCH_SECONDS = 5.0
 
+PR_SET_PDEATHSIG = 1
 _VARIANT = re.compile(r"\(\d+\)$")
 _decoder: Any = None
 
@@ -44,11 +52,33 @@ class Recognition:
     words: list[Word]
 
 
+def _exit_with_parent() -> None:
+    """End this worker when the server process dies, even by SIGKILL, instead of lingering as an orphan."""
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        with suppress(Exception):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != parent:  # the parent died before prctl took effect
+                os._exit(1)
+            return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="brain-parent-watch", daemon=True).start()
+
+
 def init_worker() -> None:
     """Build this process's decoder (the pool initializer)."""
     global _decoder
     from pocketsphinx import Decoder
 
+    _exit_with_parent()
+    # Ctrl-C in a terminal reaches the whole process group; the server decides when workers stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _decoder = Decoder(samprate=TARGET_RATE, loglevel="FATAL")
 
 

@@ -1,0 +1,55 @@
+"""Restarts lose nothing: done assets stay done, assets caught mid-processing are finished afterwards."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.fixtures.brain import start_brain_server
+from tests.local.conftest import MAX_SET_WER, check_done_asset, wait_done, wer
+
+OCTET = {"Content-Type": "application/octet-stream"}
+INDICES = [0, 1, 2]
+
+
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+def test_restart_finishes_assets_left_processing(tmp_path, speech, how):
+    data_dir = tmp_path / "data"
+    audio = speech.joined(INDICES, voice="kal").read_bytes()  # ~15 s of speech: a few seconds' work each
+    server = start_brain_server(data_dir, users=[("demo", "demo")], workers=1)
+    try:
+        with server.client() as client:
+            first = client.post("/speech:recognize", content=speech.file(5).read_bytes(), headers=OCTET).json()
+            check_done_asset(first)
+            queued = []
+            for _ in range(4):
+                response = client.post("/speech:recognize", params={"async": "true"}, content=audio, headers=OCTET)
+                queued.append(response.json()["asset_id"])
+            time.sleep(1.0)  # the single worker is now inside the first of them
+            statuses = {a["asset_id"]: a["status"] for a in client.get("/assets?done=false").json()["results"]}
+        assert sum(statuses[a] == "processing" for a in queued) >= 3, statuses
+        started = time.monotonic()
+        if how == "sigterm":
+            assert server.stop() == 0
+            # Shutdown does not wait for the recognition in progress.
+            assert time.monotonic() - started < 10
+            assert "Brain local server stopped" in server.log_text()
+        else:
+            server.kill()
+    finally:
+        server.kill()
+
+    restarted = start_brain_server(data_dir, users=[("demo", "demo")], workers=1, port=server.port)
+    try:
+        assert restarted.url == server.url
+        with restarted.client() as client:
+            again = client.get(f"/assets/{first['asset_id']}").json()
+            assert again == first  # done stays done, untouched
+            for asset_id in queued:
+                done = wait_done(client, asset_id, timeout=180, times=True)
+                check_done_asset(done, with_words=True)
+                assert wer(speech.text(INDICES), done["transcript"]) <= MAX_SET_WER
+        assert "resuming" in restarted.log_text()
+    finally:
+        assert restarted.stop() == 0
