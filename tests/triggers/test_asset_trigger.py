@@ -1,0 +1,111 @@
+"""BrainAssetTrigger against the real local server: serialisation, each event, the wall-clock deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import time
+
+import pytest
+
+from airflow_provider_brain.exceptions import BrainAssetFailed, BrainError, BrainTimeout
+from airflow_provider_brain.hooks.brain import BrainHook
+from airflow_provider_brain.triggers.asset import BrainAssetTrigger, raise_for_event
+from tests.fixtures.faults import Fault
+
+
+def run_trigger(trigger: BrainAssetTrigger) -> list[dict]:
+    async def collect():
+        return [event.payload async for event in trigger.run()]
+
+    return asyncio.run(asyncio.wait_for(collect(), timeout=120))
+
+
+def rebuild(trigger: BrainAssetTrigger) -> BrainAssetTrigger:
+    path, kwargs = trigger.serialize()
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)(**kwargs)
+
+
+def test_serialize_round_trip_holds_only_primitives():
+    trigger = BrainAssetTrigger("0123456789abcdef", brain_conn_id="brain_x", poll_interval=3, end_time=1_900_000_000.5)
+    path, kwargs = trigger.serialize()
+    assert path == "airflow_provider_brain.triggers.asset.BrainAssetTrigger"
+    assert kwargs == {
+        "asset_id": "0123456789abcdef",
+        "brain_conn_id": "brain_x",
+        "poll_interval": 3.0,
+        "end_time": 1_900_000_000.5,
+    }
+    assert all(isinstance(v, (str, int, float, type(None))) for v in kwargs.values())
+    assert rebuild(trigger).serialize() == trigger.serialize()
+
+
+def test_rejects_a_bad_asset_id():
+    with pytest.raises(ValueError, match="asset id"):
+        BrainAssetTrigger("{{ ti.xcom_pull() }}")
+
+
+def test_done_event(brain_conn, speech):
+    asset = BrainHook().submit_file(speech.file(0), async_=True)
+    (event,) = run_trigger(rebuild(BrainAssetTrigger(asset.asset_id, poll_interval=0.2, end_time=time.time() + 120)))
+    assert event["status"] == "done" and event["asset_id"] == asset.asset_id
+    assert set(event) == {"status", "asset_id", "message"}
+    done = BrainHook().get_asset(asset.asset_id)
+    for word in done.transcript.split():
+        if len(word) > 3:
+            assert word not in event["message"]
+    assert raise_for_event(event) == asset.asset_id
+
+
+def test_failed_event_carries_the_reason(brain_conn):
+    asset = BrainHook().submit_url("http://127.0.0.1:9/missing.wav", async_=True)
+    (event,) = run_trigger(BrainAssetTrigger(asset.asset_id, poll_interval=0.2))
+    assert event["status"] == "failed" and asset.asset_id in event["message"]
+    reason = BrainHook().get_asset(asset.asset_id).error
+    assert reason and reason in event["message"]
+    with pytest.raises(BrainAssetFailed, match=asset.asset_id):
+        raise_for_event(event)
+
+
+def test_timeout_event_after_one_last_poll(brain_conn, fault_proxy, speech):
+    brain_conn(url=fault_proxy.url)
+    long_audio = speech.joined([0, 1, 2, 0, 1, 2, 0, 1, 2])
+    asset = BrainHook().submit_file(long_audio, async_=True)
+    fault_proxy.seen.clear()
+    deadline = time.time() + 1.0
+    started = time.time()
+    (event,) = run_trigger(BrainAssetTrigger(asset.asset_id, poll_interval=30, end_time=deadline))
+    assert event["status"] == "timeout"
+    # Slept until the deadline (not the 30 s poll interval), then polled once more.
+    assert 0.9 <= time.time() - started < 10
+    polls = fault_proxy.requests_to(f"/assets/{asset.asset_id}")
+    assert len(polls) == 2 and polls[-1].at >= deadline
+    with pytest.raises(BrainTimeout):
+        raise_for_event(event, timeout=1)
+
+
+def test_deadline_is_wall_clock(brain_conn, speech):
+    """A deadline already past in wall-clock time (as after a long triggerer outage) ends the wait at once."""
+    asset = BrainHook().submit_file(speech.joined([0, 1, 2, 0, 1, 2]), async_=True)
+    (event,) = run_trigger(rebuild(BrainAssetTrigger(asset.asset_id, poll_interval=30, end_time=time.time() - 5)))
+    assert event["status"] == "timeout"
+    assert rebuild(BrainAssetTrigger(asset.asset_id, end_time=1234.5)).end_time == 1234.5
+
+
+def test_error_event_on_a_permanent_error(brain_conn, fault_proxy):
+    brain_conn(url=fault_proxy.url, password="wrong")
+    (event,) = run_trigger(BrainAssetTrigger("0123456789abcdef", poll_interval=0.1))
+    assert event["status"] == "error" and "BrainAuthError" in event["message"]
+    assert "wrong" not in event["message"].replace("wrong-", "")
+    with pytest.raises(BrainError, match="BrainAuthError"):
+        raise_for_event(event)
+
+
+def test_transient_errors_are_retried_not_reported(brain_conn, fault_proxy, speech):
+    brain_conn(url=fault_proxy.url)
+    asset = BrainHook().submit_file(speech.file(0))
+    fault_proxy.add(Fault("status", status=503), Fault("reset"))
+    trigger = BrainAssetTrigger(asset.asset_id, poll_interval=0.1)
+    (event,) = run_trigger(trigger)
+    assert event["status"] == "done"
