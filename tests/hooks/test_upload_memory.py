@@ -1,0 +1,57 @@
+"""A 1 GiB upload through BrainHook.submit_file streams: the client's memory stays flat."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+from tests.fixtures.connections import brain_connection_json
+
+GIB = 1 << 30
+MAX_GROWTH = 64 << 20
+
+MEASURE = textwrap.dedent(
+    """
+    import json, resource, sys, time
+    from airflow_provider_brain.exceptions import BrainAPIError
+    from airflow_provider_brain.hooks.brain import BrainHook
+
+    def rss_kib():
+        with open("/proc/self/status") as f:
+            return next(int(l.split()[1]) for l in f if l.startswith("VmRSS"))
+
+    hook = BrainHook()
+    hook.test_connection()  # Warm up: imports, connection, session.
+    baseline = rss_kib()
+    started = time.perf_counter()
+    try:
+        hook.submit_file(sys.argv[1], async_=True)
+        outcome = "accepted"
+    except BrainAPIError as err:  # Sparse zeros are not audio: the server says so after the whole body.
+        outcome = f"{err.status}"
+    elapsed = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"baseline_kib": baseline, "peak_kib": peak, "seconds": elapsed, "outcome": outcome}))
+    """
+)
+
+
+def test_one_gib_upload_keeps_client_memory_flat(brain_server, tmp_path):
+    big = tmp_path / "big.wav"
+    with big.open("wb") as handle:
+        handle.truncate(GIB)  # Sparse: no disk used, but every byte is read and sent.
+    env = {"AIRFLOW_CONN_BRAIN_DEFAULT": brain_connection_json(brain_server.url, *brain_server.auth)}
+    result = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(big)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**__import__("os").environ, **env},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    growth = (figures["peak_kib"] - figures["baseline_kib"]) * 1024
+    assert figures["outcome"] in ("accepted", "400"), figures
+    assert growth < MAX_GROWTH, f"client RSS grew by {growth / 2**20:.1f} MiB while uploading 1 GiB: {figures}"
