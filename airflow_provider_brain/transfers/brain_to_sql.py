@@ -41,6 +41,9 @@ TRANSCRIPT_COLUMNS = (
 )
 WORD_COLUMNS = ("asset_id", "word_index", "word", "start_s", "end_s", "confidence")
 
+#: Inserts rows into a table on an open cursor, inside the load's transaction; returns how many.
+RowWriter = Callable[[Any, str, Sequence[str], Iterable[tuple[Any, ...]]], int]
+
 #: How many asset ids one ``DELETE ... WHERE asset_id IN (...)`` names (well under every driver's limit).
 DELETE_CHUNK = 500
 
@@ -94,9 +97,10 @@ class TranscriptLoader:
 
     Each load is one transaction: the assets' old rows are deleted and the new ones inserted, then it
     commits; any failure rolls it all back, so a rerun or retry never duplicates rows and a failed load
-    leaves the previous rows as they were. Rows go in by ``COPY`` on PostgreSQL (psycopg 3 or 2) and by
-    ``executemany`` in batches of ``batch_size`` elsewhere. Commits are not split by batch, on purpose:
-    a commit mid-load would publish half an asset.
+    leaves the previous rows as they were. Rows go in by ``COPY`` on PostgreSQL (psycopg 3 or 2), by
+    ``INSERT ... SELECT UNNEST(?)`` of column lists on DuckDB, and by ``executemany`` elsewhere, in batches
+    of ``batch_size`` rows. Commits are not split by batch, on purpose: a commit mid-load would publish
+    half an asset.
 
     The ``BrainToSqlOperator`` uses this; it also works on its own with ``Asset`` objects::
 
@@ -208,13 +212,11 @@ class TranscriptLoader:
             tables = [t for t in (self.words_table, self.table) if t]
             for table in tables:
                 self._delete(cur, table, ids)
-            copy = self._copy_writer(conn) if self.use_copy else None
-            write = copy or self._executemany
+            method, write = self._bulk_writer(conn)
             transcript_rows = write(cur, self.table, TRANSCRIPT_COLUMNS, self._transcript_rows(assets, loaded_at))
             word_rows = 0
             if self.words_table:
                 word_rows = write(cur, self.words_table, WORD_COLUMNS, _word_rows(assets))
-        method = "copy" if copy else "executemany"
         self.log.info(
             "Loaded %d Brain asset(s) into %s (%d rows) and %s (%d rows) by %s",
             len(assets),
@@ -301,16 +303,33 @@ class TranscriptLoader:
             count += len(batch)
         return count
 
-    def _copy_writer(self, conn: Any) -> Callable[[Any, str, Sequence[str], Iterable[tuple[Any, ...]]], int] | None:
-        """``COPY ... FROM STDIN`` on a PostgreSQL driver connection (psycopg 3 or psycopg2); ``None`` elsewhere."""
-        if self.dialect not in ("postgresql", "postgres"):
-            return None
+    def _bulk_writer(self, conn: Any) -> tuple[str, RowWriter]:
+        """The fastest way this connection offers to insert many rows inside an open transaction.
+
+        PostgreSQL: ``COPY ... FROM STDIN`` (the hook's own ``copy_expert``/``bulk_load`` open their own
+        connection and commit, so they cannot share the delete's transaction; the driver's copy can).
+        DuckDB: one ``INSERT ... SELECT UNNEST(?), ...`` per batch, columns passed as lists (its
+        ``executemany`` runs one statement per row, about 25x slower). Everything else: ``executemany``.
+        """
         module = type(conn).__module__
-        if module.startswith("psycopg2"):
-            return _copy_psycopg2
-        if module.startswith("psycopg"):
-            return _copy_psycopg3
-        return None
+        if self.use_copy and self.dialect in ("postgresql", "postgres"):
+            if module.startswith("psycopg2"):
+                return "copy", _copy_psycopg2
+            if module.startswith("psycopg"):
+                return "copy", _copy_psycopg3
+        if "duckdb" in module:
+            return "unnest", self._insert_unnest
+        return "executemany", self._executemany
+
+    def _insert_unnest(self, cur: Any, table: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> int:
+        unnests = ", ".join(["UNNEST(?)"] * len(columns))
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) SELECT {unnests}"
+        count = 0
+        iterator = iter(rows)
+        while batch := list(itertools.islice(iterator, self.batch_size)):
+            cur.execute(sql, [list(column) for column in zip(*batch, strict=True)])
+            count += len(batch)
+        return count
 
 
 def _word_rows(assets: Iterable[Asset]) -> Iterator[tuple[Any, ...]]:

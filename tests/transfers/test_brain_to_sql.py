@@ -93,7 +93,7 @@ def test_load_creates_tables_and_writes_every_asset_and_word(warehouse, brain_as
         "transcript_rows": 2,
         "word_rows": total_words,
         "skipped": [],
-        "method": "copy" if warehouse.backend == "postgres" else "executemany",
+        "method": {"postgres": "copy", "duckdb": "unnest", "sqlite": "executemany"}[warehouse.backend],
     }
     rows = warehouse.transcripts()
     assert sorted(rows) == sorted(brain_assets.done_ids)
@@ -216,6 +216,35 @@ def test_transcript_is_never_logged(warehouse, brain_assets, brain_conn, caplog,
     assert "Loaded 2 Brain asset(s)" in logged
     for asset in brain_assets.done:
         assert asset.transcript not in logged
+
+
+def test_assets_without_timings_or_source_load_with_nulls(warehouse):
+    """Words from the transcript (no start/end), no source, no created time: NULLs, not errors."""
+    from airflow_provider_brain.models import Asset, AssetStatus
+
+    bare = Asset(
+        asset_id="00000000000000aa",
+        status=AssetStatus.DONE,
+        transcript="one two three",
+        confidence=(0.5, 0.75, 1.0),
+        duration=2.0,
+    )
+    empty = Asset(asset_id="00000000000000bb", status=AssetStatus.DONE, transcript="", duration=0.5)
+    loader = TranscriptLoader(get_db_hook(warehouse.conn_id), batch_size=2)
+    loader.create_tables()
+
+    result = loader.load([bare, empty])
+
+    assert (result.transcript_rows, result.word_rows) == (2, 3)
+    rows = warehouse.transcripts()
+    assert rows[bare.asset_id]["source"] is None and rows[bare.asset_id]["created_at"] is None
+    assert rows[bare.asset_id]["mean_confidence"] == pytest.approx(0.75)
+    assert rows[empty.asset_id]["word_count"] == 0 and rows[empty.asset_id]["mean_confidence"] is None
+    assert warehouse.words(bare.asset_id) == [
+        (0, "one", None, None, 0.5),
+        (1, "two", None, None, 0.75),
+        (2, "three", None, None, 1.0),
+    ]
 
 
 # ---------------------------------------------------------------------- without a database
