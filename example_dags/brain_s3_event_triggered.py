@@ -1,0 +1,60 @@
+"""Transcribe each audio file the moment it lands in S3: event-driven, the Airflow 3 way.
+
+The bucket sends ``s3:ObjectCreated:*`` notifications to an SQS queue. An ``Asset`` with an
+``AssetWatcher`` on the common-messaging provider's ``MessageQueueTrigger(scheme="sqs")`` watches
+that queue from the triggerer, and each batch of messages starts one DAG run, which transcribes
+exactly the objects named in its triggering events and loads them into the warehouse.
+
+Why not a sensor: a deferrable ``S3KeySensor`` on a schedule polls S3 by listing, finds files
+late, and must remember what it already saw. Notifications name each new object once, at once.
+Use the sensor only for a bucket whose notifications you cannot configure.
+
+Set ``BRAIN_AUDIO_QUEUE_URL`` to the queue's URL where the DAG is parsed. Connections:
+``aws_default``, ``brain_default`` and ``brain_warehouse``. A manual run may name its files:
+``airflow dags test brain_s3_event_triggered -c '{"s3_uris": ["s3://bucket/call.wav"]}'``.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+
+from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+from airflow.sdk import DAG, Asset, AssetWatcher, task
+
+from airflow_provider_brain.operators.transcribe import BrainTranscribeOperator
+from airflow_provider_brain.transfers.brain_to_sql import BrainToSqlOperator
+from airflow_provider_brain.utils.s3_events import s3_uris_from_asset_events
+
+QUEUE_URL = os.environ.get("BRAIN_AUDIO_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/000000000000/brain-audio")
+
+new_audio = Asset(
+    "brain_new_audio",
+    watchers=[
+        AssetWatcher(
+            name="brain_audio_queue",
+            trigger=MessageQueueTrigger(scheme="sqs", sqs_queue=QUEUE_URL, aws_conn_id="aws_default", waiter_delay=5),
+        )
+    ],
+)
+
+with DAG(
+    dag_id="brain_s3_event_triggered",
+    schedule=[new_audio],
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    tags=["brain", "example"],
+):
+
+    @task
+    def new_objects(triggering_asset_events=None, dag_run=None) -> list[str]:
+        """The s3:// URIs named by this run's S3 notifications (or by a manual run's conf)."""
+        uris = s3_uris_from_asset_events(
+            event for events in (triggering_asset_events or {}).values() for event in events
+        )
+        return uris or list((dag_run.conf or {}).get("s3_uris", []))
+
+    transcribe = BrainTranscribeOperator.partial(task_id="transcribe", deferrable=True, poll_interval=5).expand(
+        s3_uri=new_objects()
+    )
+    BrainToSqlOperator(task_id="load_warehouse", asset_ids=transcribe.output, conn_id="brain_warehouse")
