@@ -61,8 +61,8 @@ def _brain(request: Request) -> Brain:
     return brain
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 def _flag(value: Any, name: str) -> bool:
@@ -182,7 +182,8 @@ async def _answer(brain: Brain, asset: Asset, is_async: bool) -> Response:
         raise ApiError(404, "asset was deleted while it was being recognised")
     if final.status == DONE:
         return JSONResponse(final.to_json())
-    return _error(final.error_status or 500, final.error or "recognition failed", **final.to_json())
+    # The failed asset itself, whose "error" says why, under the status that fits the cause.
+    return JSONResponse(final.to_json(), status_code=final.error_status or 500)
 
 
 def _check_capacity(brain: Brain) -> None:
@@ -474,8 +475,11 @@ class AccessLog:
             )
 
 
-def create_app(settings: ServerSettings) -> Starlette:
-    """Build the ASGI app; its lifespan opens the store and runs the dispatcher."""
+def create_app(settings: ServerSettings) -> AccessLog:
+    """Build the ASGI app; its lifespan opens the store and runs the dispatcher.
+
+    The access log wraps everything, so it records the final status, 500s included.
+    """
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -504,5 +508,4 @@ def create_app(settings: ServerSettings) -> Starlette:
         lifespan=lifespan,
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _server_error},
     )
-    app.add_middleware(AccessLog)  # type: ignore[arg-type]
-    return app
+    return AccessLog(app)

@@ -6,7 +6,9 @@ import base64
 import time
 
 import httpx
+import numpy as np
 import pytest
+import soundfile as sf
 
 from tests.local.conftest import MAX_FILE_WER, check_done_asset, wait_done, wer
 
@@ -377,3 +379,31 @@ def test_credentials_and_tokens_never_appear_in_the_server_log(brain_server, spe
     assert "alice-secret" not in log
     # Transcripts are personal data: no recognised word of the sentence in the log.
     assert "children" not in log and "park" not in log
+
+
+def corrupt_flac(path):
+    """A FLAC file whose header is fine but whose frames are garbage: it passes the upload check and
+    fails in the recognizer."""
+    rng = np.random.default_rng(7)
+    sf.write(str(path), (rng.random(16000 * 3) - 0.5).astype("float32"), 16000)
+    data = bytearray(path.read_bytes())
+    for i in range(200, len(data)):
+        data[i] = (data[i] * 7 + 13) % 256
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_media_failing_in_the_recognizer_sync_400_async_failed(client, speech, tmp_path, brain_server):
+    media = corrupt_flac(tmp_path / "corrupt.flac").read_bytes()
+    sync = client.post("/speech:recognize", content=media, headers=OCTET)
+    assert sync.status_code == 400
+    body = sync.json()
+    assert body["error"].startswith("audio could not be decoded")
+    assert body["status"] == "failed"
+    assert client.get(f"/assets/{body['asset_id']}").json()["status"] == "failed"
+    queued = client.post("/speech:recognize", params={"async": "true"}, content=media, headers=OCTET).json()
+    failed = wait_done(client, queued["asset_id"])
+    assert failed["status"] == "failed"
+    assert failed["error"].startswith("audio could not be decoded")
+    assert brain_server.alive()
+    check_done_asset(upload_sync(client, speech.file(2, voice="kal")))

@@ -149,3 +149,24 @@ def test_large_upload_streams_to_disk_in_bounded_memory(brain_server):
     assert "could not be decoded" in response.json()["error"]
     assert peak - baseline < 64 * 1024**2, f"RSS grew by {(peak - baseline) / 2**20:.1f} MiB"
     assert tmp_files(brain_server) == []
+
+
+def test_full_queue_answers_429_with_retry_after(tmp_path, speech):
+    server = start_brain_server(tmp_path / "data", users=[("q", "q-pw")], workers=1, extra_args=["--max-queue", "2"])
+    try:
+        with server.client() as client:
+            body = speech.joined([0, 1, 2], voice="kal").read_bytes()
+            answers = [
+                client.post("/speech:recognize", params={"async": "true"}, content=body, headers=OCTET)
+                for _ in range(3)
+            ]
+            assert [a.status_code for a in answers[:2]] == [200, 200]
+            assert answers[2].status_code == 429
+            assert int(answers[2].headers["retry-after"]) > 0
+            assert "retry" in answers[2].json()["error"]
+            wait_done(client, answers[0].json()["asset_id"], timeout=180)
+            # Room again once the queue drains.
+            again = client.post("/speech:recognize", params={"async": "true"}, content=body, headers=OCTET)
+            assert again.status_code == 200
+    finally:
+        server.stop()
