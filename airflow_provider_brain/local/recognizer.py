@@ -77,8 +77,10 @@ def init_worker() -> None:
     from pocketsphinx import Decoder
 
     _exit_with_parent()
-    # Ctrl-C in a terminal reaches the whole process group; the server decides when workers stop.
+    # Ctrl-C in a terminal, or a SIGTERM to the whole process group, must not kill a worker under the
+    # server's feet (its asset would count as crashed); the server ends its workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _decoder = Decoder(samprate=TARGET_RATE, loglevel="FATAL")
 
 

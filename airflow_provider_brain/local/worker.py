@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from airflow_provider_brain.local import recognizer
-from airflow_provider_brain.local.assets import Asset
+from airflow_provider_brain.local.assets import PROCESSING, Asset
 from airflow_provider_brain.local.audio import AudioDecodeError, probe
 from airflow_provider_brain.local.download import download_to_file
 from airflow_provider_brain.local.errors import DownloadError
@@ -32,6 +32,8 @@ from airflow_provider_brain.local.store import AssetStore
 log = logging.getLogger("brain_local.worker")
 
 CALLBACK_ATTEMPTS = 3
+#: Pool crashes an asset may be caught in before it is marked failed.
+MAX_CRASHES = 3
 
 
 class Dispatcher:
@@ -41,6 +43,7 @@ class Dispatcher:
         self._store = store
         self._settings = settings
         self._claimed: set[str] = set()
+        self._crashes: dict[str, int] = {}
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._wake = asyncio.Condition()
         self._tasks: list[asyncio.Task[None]] = []
@@ -81,11 +84,12 @@ class Dispatcher:
     @staticmethod
     def _shutdown_pool(pool: ProcessPoolExecutor) -> None:
         # A worker may be minutes into a long file; its result would be thrown away anyway, so end it
-        # now rather than make shutdown wait (the asset is recognised again after restart).
+        # now rather than make shutdown wait (the asset is recognised again after restart). SIGKILL,
+        # because workers ignore SIGTERM and SIGINT: only the server decides when they stop.
         processes = list(getattr(pool, "_processes", {}).values())
         for process in processes:
             with suppress(Exception):
-                process.terminate()
+                process.kill()
         pool.shutdown(wait=True, cancel_futures=True)
 
     async def notify(self) -> None:
@@ -125,6 +129,9 @@ class Dispatcher:
                 await self._process(asset)
             finally:
                 self._claimed.discard(asset.asset_id)
+            current = self._store.get(asset.asset_id)
+            # Still processing means "try again" (a pool crash): the loop claims it anew.
+            if current is None or current.status != PROCESSING:
                 self._resolve(asset.asset_id)
 
     async def _process(self, asset: Asset) -> None:
@@ -132,16 +139,15 @@ class Dispatcher:
         try:
             media = await self._ensure_media(asset)
             loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(self._pool, recognizer.recognize_file, str(media))
+            pool = self._pool
+            result = await loop.run_in_executor(pool, recognizer.recognize_file, str(media))
         except AudioDecodeError as exc:
             self._fail(asset, str(exc), 400)
         except DownloadError as exc:
             self._fail(asset, str(exc), exc.status)
         except BrokenProcessPool:
-            log.error("asset %s: a recognition process died; restarting the pool", asset.asset_id)
-            old, self._pool = self._pool, self._new_pool()
-            self._shutdown_pool(old)
-            self._fail(asset, "the recognizer crashed on this media", 500)
+            self._on_pool_crash(pool, asset)
+            return
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -158,6 +164,25 @@ class Dispatcher:
                 len(result.words),
             )
         self._send_callback(asset.asset_id)
+
+    def _on_pool_crash(self, pool: ProcessPoolExecutor, asset: Asset) -> None:
+        """A worker process died (a crash, the OOM killer): every task in that pool is lost.
+
+        The pool is replaced once, however many tasks report it. Which asset caused the crash is
+        unknown, so each affected asset is tried again and fails only after ``MAX_CRASHES`` crashes.
+        """
+        if self._pool is pool:
+            log.error("a recognition process died; starting a new pool")
+            self._pool = self._new_pool()
+            self._shutdown_pool(pool)
+        crashes = self._crashes.get(asset.asset_id, 0) + 1
+        self._crashes[asset.asset_id] = crashes
+        if crashes >= MAX_CRASHES:
+            self._crashes.pop(asset.asset_id, None)
+            self._fail(asset, "the recognizer crashed on this media", 500)
+            self._send_callback(asset.asset_id)
+        else:
+            log.warning("asset %s: recognition process died (%d); trying again", asset.asset_id, crashes)
 
     async def _ensure_media(self, asset: Asset) -> Path:
         existing = self._store.media_file(asset)

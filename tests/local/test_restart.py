@@ -53,3 +53,31 @@ def test_restart_finishes_assets_left_processing(tmp_path, speech, how):
         assert "resuming" in restarted.log_text()
     finally:
         assert restarted.stop() == 0
+
+
+def test_a_crashed_recognition_process_is_replaced_and_the_asset_retried(tmp_path, speech):
+    import psutil
+
+    server = start_brain_server(tmp_path / "data", users=[("demo", "demo")], workers=1)
+    try:
+        with server.client() as client:
+            body = speech.joined(INDICES, voice="kal").read_bytes()
+            queued = client.post("/speech:recognize", params={"async": "true"}, content=body, headers=OCTET).json()
+            time.sleep(1.0)
+            workers = [
+                p
+                for p in psutil.Process(server.process.pid).children()
+                if "resource_tracker" not in " ".join(p.cmdline())
+            ]
+            assert len(workers) == 1
+            workers[0].kill()  # as the OOM killer would
+            done = wait_done(client, queued["asset_id"], timeout=180)
+            check_done_asset(done)
+            assert wer(speech.text(INDICES), done["transcript"]) <= MAX_SET_WER
+            # The new pool serves later requests too.
+            check_done_asset(
+                client.post("/speech:recognize", content=speech.file(0).read_bytes(), headers=OCTET).json()
+            )
+        assert "recognition process died" in server.log_text()
+    finally:
+        assert server.stop() == 0
