@@ -336,7 +336,7 @@ async def put_asset(request: Request) -> Response:
     if metadata is not None and not isinstance(metadata, dict):
         raise ApiError(400, "metadata must be an object")
     if transcript is not None and asset.status != DONE:
-        raise ApiError(409, f"the asset is {asset.status}; only a done asset's transcript can be corrected")
+        raise ApiError(400, f"the asset is {asset.status}; only a done asset's transcript can be corrected")
     words = realign(asset.words, transcript) if transcript is not None else None
     brain.store.update(asset.asset_id, words, metadata)
     updated = brain.store.get(asset.asset_id)

@@ -124,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"brain-local: no users: give --user and --password, --users-file or {USERS_ENV}")
     if args.workers < 1:
         raise SystemExit("brain-local: --workers must be at least 1")
+    from airflow_provider_brain.local.store import DataDirInUse, lock_data_dir
+
+    try:
+        lock = lock_data_dir(Path(args.data_dir).resolve())
+    except DataDirInUse as exc:
+        raise SystemExit(f"brain-local: {exc}") from None
     settings = ServerSettings(
         data_dir=Path(args.data_dir).resolve(),
         users=users,
@@ -135,4 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         download_timeout=args.download_timeout,
         max_queue=args.max_queue,
     )
-    return _serve(settings, args.log_level)
+    try:
+        return _serve(settings, args.log_level)
+    finally:
+        lock.close()

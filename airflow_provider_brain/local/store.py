@@ -7,13 +7,14 @@ short single-row statements, made under one lock from the event loop thread.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import secrets
 import sqlite3
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from airflow_provider_brain.local.assets import DONE, FAILED, PROCESSING, Asset
 from airflow_provider_brain.local.recognizer import Word
@@ -70,6 +71,25 @@ def _to_asset(row: sqlite3.Row) -> Asset:
 
 def _words_json(words: list[Word]) -> str:
     return json.dumps([[w.word, w.start, w.end, w.confidence] for w in words])
+
+
+class DataDirInUse(Exception):
+    """Another server already runs on this data dir (two would recognise the same assets twice)."""
+
+
+def lock_data_dir(data_dir: Path) -> IO[str]:
+    """Take an exclusive lock on ``<data_dir>/server.lock`` for this process's lifetime.
+
+    The lock goes with the process, even on SIGKILL, so a restart after a crash is never blocked.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = (data_dir / "server.lock").open("a+")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise DataDirInUse(f"another brain-local server is using {data_dir}") from None
+    return handle
 
 
 class AssetStore:

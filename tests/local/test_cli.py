@@ -118,3 +118,10 @@ def test_secret_persists_so_tokens_survive_a_restart(tmp_path):
         assert httpx.get(f"{other.url}/users", params={"signed_username": token}).status_code == 401
     finally:
         other.stop()
+
+
+def test_a_second_server_on_the_same_data_dir_is_refused(brain_server):
+    result = run_cli("serve", "--port", "0", "--data-dir", str(brain_server.data_dir), "--user", "x", "--password", "y")
+    assert result.returncode != 0
+    assert "another brain-local server is using" in result.stderr
+    assert brain_server.alive()
