@@ -71,6 +71,11 @@ def _flatten(value: Any) -> Iterator[Any]:
             yield from _flatten(parsed)
         elif text:
             yield text
+    elif isinstance(value, Sequence) and not isinstance(value, (list, tuple)):
+        # An XCom of a mapped task is a lazy sequence: one slice is one request, where iterating it
+        # fetches item by item and ends on a "not found" error in the task log.
+        for item in value[:]:
+            yield from _flatten(item)
     elif isinstance(value, Iterable):
         for item in value:
             yield from _flatten(item)
