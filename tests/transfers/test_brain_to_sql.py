@@ -14,7 +14,9 @@ from airflow_provider_brain.transfers import brain_to_sql
 from airflow_provider_brain.transfers.brain_to_sql import BrainToSqlOperator, TranscriptLoader, get_db_hook
 from airflow_provider_brain.transfers.common import BrainAssetsNotDone
 
-BACKENDS = ["postgres", "sqlite", "duckdb"]
+#: "postgres" goes through psycopg 3 (what PostgresHook picks when it is installed), "postgres-psycopg2" through
+#: psycopg2 (``copy_expert`` of a streamed text COPY).
+BACKENDS = ["postgres", "postgres-psycopg2", "sqlite", "duckdb"]
 
 
 @dataclass
@@ -43,7 +45,7 @@ class Warehouse:
 @pytest.fixture(params=BACKENDS)
 def warehouse(request, tmp_path, monkeypatch) -> Warehouse:
     """An empty database of each kind, reachable as connection ``warehouse``."""
-    if request.param == "postgres":
+    if request.param.startswith("postgres"):
         import psycopg
 
         server = request.getfixturevalue("postgres_server")
@@ -51,6 +53,12 @@ def warehouse(request, tmp_path, monkeypatch) -> Warehouse:
         with psycopg.connect(server.dsn, autocommit=True) as admin:
             admin.execute(f"CREATE DATABASE {dbname}")
         conn = json.loads(server.connection_json()) | {"schema": dbname}
+        if request.param == "postgres-psycopg2":
+            from airflow.providers.postgres.hooks import postgres
+
+            monkeypatch.setattr(postgres, "USE_PSYCOPG3", False)
+            monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", json.dumps(conn))
+            assert type(get_db_hook("warehouse").get_conn()).__module__.startswith("psycopg2")
     elif request.param == "sqlite":
         conn = {"conn_type": "sqlite", "host": str(tmp_path / "warehouse.db")}
     else:
@@ -93,7 +101,9 @@ def test_load_creates_tables_and_writes_every_asset_and_word(warehouse, brain_as
         "transcript_rows": 2,
         "word_rows": total_words,
         "skipped": [],
-        "method": {"postgres": "copy", "duckdb": "unnest", "sqlite": "executemany"}[warehouse.backend],
+        "method": {"postgres": "copy", "postgres-psycopg2": "copy", "duckdb": "unnest", "sqlite": "executemany"}[
+            warehouse.backend
+        ],
     }
     rows = warehouse.transcripts()
     assert sorted(rows) == sorted(brain_assets.done_ids)
@@ -218,8 +228,8 @@ def test_transcript_is_never_logged(warehouse, brain_assets, brain_conn, caplog,
         assert asset.transcript not in logged
 
 
-def test_assets_without_timings_or_source_load_with_nulls(warehouse):
-    """Words from the transcript (no start/end), no source, no created time: NULLs, not errors."""
+def test_nulls_and_awkward_text_survive_every_load_path(warehouse):
+    """No timings, no source, an empty transcript, and text a COPY or CSV path must escape."""
     from airflow_provider_brain.models import Asset, AssetStatus
 
     bare = Asset(
@@ -230,21 +240,35 @@ def test_assets_without_timings_or_source_load_with_nulls(warehouse):
         duration=2.0,
     )
     empty = Asset(asset_id="00000000000000bb", status=AssetStatus.DONE, transcript="", duration=0.5)
+    awkward_text = "back\\slash \\N 'quote' \"dq\" ünïcødé,comma"
+    awkward = Asset(
+        asset_id="00000000000000cc",
+        status=AssetStatus.DONE,
+        transcript=awkward_text,
+        confidence=(0.9,) * 5,
+        metadata={"source": "s3://b/with\ttab\nnewline\r"},
+        created="2026-11-25T10:00:00+01:00",
+    )
     loader = TranscriptLoader(get_db_hook(warehouse.conn_id), batch_size=2)
     loader.create_tables()
 
-    result = loader.load([bare, empty])
+    result = loader.load([bare, empty, awkward])
 
-    assert (result.transcript_rows, result.word_rows) == (2, 3)
+    assert (result.transcript_rows, result.word_rows) == (3, 8)
     rows = warehouse.transcripts()
     assert rows[bare.asset_id]["source"] is None and rows[bare.asset_id]["created_at"] is None
     assert rows[bare.asset_id]["mean_confidence"] == pytest.approx(0.75)
     assert rows[empty.asset_id]["word_count"] == 0 and rows[empty.asset_id]["mean_confidence"] is None
+    assert rows[empty.asset_id]["transcript"] == ""
     assert warehouse.words(bare.asset_id) == [
         (0, "one", None, None, 0.5),
         (1, "two", None, None, 0.75),
         (2, "three", None, None, 1.0),
     ]
+    assert rows[awkward.asset_id]["transcript"] == awkward_text
+    assert rows[awkward.asset_id]["source"] == "s3://b/with\ttab\nnewline\r"
+    assert str(rows[awkward.asset_id]["created_at"]).startswith("2026-11-25 09:00:00")
+    assert [w[1] for w in warehouse.words(awkward.asset_id)] == awkward_text.split()
 
 
 # ---------------------------------------------------------------------- without a database
