@@ -300,3 +300,24 @@ def test_operator_is_templated_and_mappable():
             asset_ids=["0123456789abcdef", "fedcba9876543210"]
         )
     assert mapped.task_id == "load"
+
+
+def test_concurrent_loads_of_different_assets_all_land(warehouse):
+    """Mapped tasks start together: their CREATE TABLE IF NOT EXISTS race, and their loads must not clash."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from airflow_provider_brain.models import Asset, AssetStatus
+
+    if warehouse.backend == "duckdb":
+        pytest.skip("a DuckDB file admits one writing process at a time")
+
+    def load(index: int) -> int:
+        asset = Asset(asset_id=f"{index:016x}", status=AssetStatus.DONE, transcript="a b c d", confidence=(0.5,) * 4)
+        loader = TranscriptLoader(get_db_hook(warehouse.conn_id))
+        loader.create_tables()
+        return loader.load([asset]).word_rows
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        assert list(pool.map(load, range(6))) == [4] * 6
+
+    assert warehouse.count("transcripts") == 6 and warehouse.count("transcript_words") == 24
