@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook, BaseOperator
+from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_brain.hooks.brain import BrainHook
 from airflow_provider_brain.models import Asset
@@ -117,8 +118,10 @@ class TranscriptLoader:
         words_table: str | None = "transcript_words",
         batch_size: int = 10_000,
         use_copy: bool = True,
+        replace_by_source: bool = True,
     ) -> None:
         self.hook = hook
+        self.replace_by_source = replace_by_source
         self.table = validate_table_name(table)
         self.words_table = validate_table_name(words_table) if words_table else None
         if batch_size < 1:
@@ -210,8 +213,11 @@ class TranscriptLoader:
         loaded_at = loaded_at or utc_now()
         with self._transaction() as (conn, cur):
             tables = [t for t in (self.words_table, self.table) if t]
+            # A rerun transcribes the same files into new assets: their older rows give way, so the
+            # tables keep one transcript per audio file.
+            superseded = self._ids_of_sources(cur, assets) if self.replace_by_source else []
             for table in tables:
-                self._delete(cur, table, ids)
+                self._delete(cur, table, ids + [i for i in superseded if i not in set(ids)])
             method, write = self._bulk_writer(conn)
             transcript_rows = write(cur, self.table, TRANSCRIPT_COLUMNS, self._transcript_rows(assets, loaded_at))
             word_rows = 0
@@ -286,6 +292,17 @@ class TranscriptLoader:
                     pass
             conn.close()
 
+    def _ids_of_sources(self, cur: Any, assets: Sequence[Asset]) -> list[str]:
+        """Asset ids already in the transcripts table for the same sources as ``assets``."""
+        sources = list(dict.fromkeys(s for s in (asset_source(a) for a in assets) if s))
+        found: list[str] = []
+        for start in range(0, len(sources), DELETE_CHUNK):
+            chunk = sources[start : start + DELETE_CHUNK]
+            marks = ", ".join([self.hook.placeholder] * len(chunk))
+            cur.execute(f"SELECT asset_id FROM {self.table} WHERE source IN ({marks})", list(chunk))
+            found.extend(str(row[0]) for row in cur.fetchall())
+        return found
+
     def _delete(self, cur: Any, table: str, ids: Sequence[str]) -> None:
         placeholder = self.hook.placeholder
         for start in range(0, len(ids), DELETE_CHUNK):
@@ -344,16 +361,40 @@ def _word_rows(assets: Iterable[Asset]) -> Iterator[tuple[Any, ...]]:
                 yield (asset_id, *values)
 
 
+#: What Python type each column's values have, and the PostgreSQL types (by OID) psycopg can write them
+#: to in binary: text/varchar, int2/int4/int8, float4/float8, timestamp.
+_COLUMN_KINDS = {
+    "asset_id": "text",
+    "source": "text",
+    "duration": "float",
+    "transcript": "text",
+    "mean_confidence": "float",
+    "word_count": "int",
+    "created_at": "timestamp",
+    "completed_at": "timestamp",
+    "loaded_at": "timestamp",
+    "word_index": "int",
+    "word": "text",
+    "start_s": "float",
+    "end_s": "float",
+    "confidence": "float",
+}
+_BINARY_SAFE_OIDS = {"text": {25, 1043}, "int": {20, 21, 23}, "float": {700, 701}, "timestamp": {1114}}
+
+
 def _copy_psycopg3(cur: Any, table: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> int:
-    # Binary COPY skips the text formatting and parsing of numbers on both sides: about 1.6x text COPY.
-    # Its wire format must match each column's type exactly, so the types come from the table itself
-    # (which also makes it work on tables a DBA created with, say, BIGINT or REAL columns).
+    # Binary COPY skips formatting and parsing numbers as text on both sides: about 1.6x text COPY here.
+    # Its wire format must match each column's type exactly, so the types come from the table itself;
+    # a table someone created with other types (NUMERIC, CHAR, TIMESTAMPTZ, ...) gets text COPY instead.
     column_list = ", ".join(columns)
     cur.execute(f"SELECT {column_list} FROM {table} WHERE 1 = 0")
     type_oids = [col.type_code for col in cur.description]
+    binary = all(oid in _BINARY_SAFE_OIDS[_COLUMN_KINDS[name]] for name, oid in zip(columns, type_oids, strict=True))
     count = 0
-    with cur.copy(f"COPY {table} ({column_list}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(type_oids)
+    options = " (FORMAT BINARY)" if binary else ""
+    with cur.copy(f"COPY {table} ({column_list}) FROM STDIN{options}") as copy:
+        if binary:
+            copy.set_types(type_oids)
         write_row = copy.write_row
         for row in rows:
             write_row(row)
@@ -413,7 +454,13 @@ def get_db_hook(conn_id: str, hook_params: dict[str, Any] | None = None) -> DbAp
     from airflow.providers.common.sql.hooks.sql import DbApiHook
 
     connection = BaseHook.get_connection(conn_id)
-    hook = connection.get_hook(hook_params=hook_params)
+    try:
+        hook = connection.get_hook(hook_params=hook_params)
+    except (AirflowException, ImportError) as err:
+        raise ValueError(
+            f"Connection {conn_id!r} has type {connection.conn_type!r}, for which no usable hook is installed "
+            f"({err}); BrainToSqlOperator needs a SQL database connection whose provider is installed"
+        ) from err
     if not isinstance(hook, DbApiHook):
         raise ValueError(
             f"Connection {conn_id!r} (type {connection.conn_type!r}) gives a {type(hook).__name__}, which is not a "
@@ -448,6 +495,8 @@ class BrainToSqlOperator(BaseOperator):
     :param skip_unfinished: skip assets that are not done, with a warning, instead of failing on them.
     :param create_tables: create the tables if missing (``CREATE TABLE IF NOT EXISTS``).
     :param batch_size: rows per ``executemany`` call on databases without ``COPY``.
+    :param replace_by_source: an asset replaces the rows of older assets of the same source (the same
+        S3 object, URL or file), so rerunning a DAG over the same audio keeps one row per file.
     :param hook_params: extra keyword arguments for the database hook.
     :return: a summary: ``{"assets": ..., "transcript_rows": ..., "word_rows": ..., "skipped": [...], ...}``.
     """
@@ -466,10 +515,12 @@ class BrainToSqlOperator(BaseOperator):
         skip_unfinished: bool = False,
         create_tables: bool = True,
         batch_size: int = 10_000,
+        replace_by_source: bool = True,
         hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.replace_by_source = replace_by_source
         self.asset_ids = asset_ids
         self.conn_id = conn_id
         self.table = table
@@ -483,7 +534,13 @@ class BrainToSqlOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         ids = normalize_asset_ids(self.asset_ids)
         db_hook = get_db_hook(self.conn_id, self.hook_params)
-        loader = TranscriptLoader(db_hook, table=self.table, words_table=self.words_table, batch_size=self.batch_size)
+        loader = TranscriptLoader(
+            db_hook,
+            table=self.table,
+            words_table=self.words_table,
+            batch_size=self.batch_size,
+            replace_by_source=self.replace_by_source,
+        )
         # Fetch (and check) everything before touching the database: an unfinished asset fails the task
         # without a write, and the transaction stays short.
         fetched = fetch_done_assets(
