@@ -281,6 +281,38 @@ def test_connection_without_a_dbapi_hook_is_refused(monkeypatch):
         run(asset_ids=["0123456789abcdef"], conn_id="not_sql")
 
 
+def test_connection_of_an_unknown_type_is_refused(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_ODD", json.dumps({"conn_type": "nosuchdb", "host": "x"}))
+
+    with pytest.raises(ValueError, match="no usable hook is installed"):
+        run(asset_ids=["0123456789abcdef"], conn_id="odd")
+
+
+def test_existing_tables_with_their_own_column_types(warehouse, brain_assets, brain_conn):
+    """A DBA's tables (wider or narrower types, extra columns) are loaded as they are: create_tables=False."""
+    ddl = [
+        "CREATE TABLE calls (asset_id VARCHAR(16) PRIMARY KEY, source VARCHAR(500), duration REAL, transcript TEXT, "
+        "mean_confidence REAL, word_count BIGINT, created_at TIMESTAMP, completed_at TIMESTAMP, loaded_at TIMESTAMP, "
+        "note VARCHAR(20) DEFAULT 'n/a')",
+        "CREATE TABLE call_words (asset_id VARCHAR(16), word_index BIGINT, word VARCHAR(200), start_s REAL, "
+        "end_s REAL, confidence NUMERIC(6, 4), PRIMARY KEY (asset_id, word_index))",
+    ]
+    hook = get_db_hook(warehouse.conn_id)
+    for statement in ddl:
+        hook.run(statement)
+
+    summary = run(asset_ids=brain_assets.done_ids, table="calls", words_table="call_words", create_tables=False)
+
+    assert summary["word_rows"] == sum(a.word_count for a in brain_assets.done)
+    rows = warehouse.transcripts("calls")
+    assert sorted(rows) == sorted(brain_assets.done_ids)
+    for asset in brain_assets.done:
+        words = warehouse.words(asset.asset_id, table="call_words")
+        assert [w[1] for w in words] == [w.word for w in asset.words]
+        assert [float(w[4]) for w in words] == pytest.approx([w.confidence for w in asset.words], abs=1e-4)
+    assert warehouse.records("SELECT DISTINCT note FROM calls") == [("n/a",)]
+
+
 @pytest.mark.parametrize("name", ["transcripts; DROP TABLE x", "1abc", "a.b.c.d", ""])
 def test_table_names_are_plain_identifiers(name):
     with pytest.raises(ValueError, match="Invalid table name"):
