@@ -73,4 +73,5 @@ async def _download(url: str, dest: Path, max_bytes: int) -> str | None:
                     if received > max_bytes:
                         raise _too_large(max_bytes)
                     handle.write(chunk)
-            return response.headers.get("content-type")
+            content_type: str | None = response.headers.get("content-type")
+            return content_type
