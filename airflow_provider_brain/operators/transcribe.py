@@ -274,6 +274,25 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         asset_id = raise_for_event(event, timeout=self.timeout)
         return self._result(self.hook.get_asset(asset_id, times=self.times))
 
+    # ------------------------------------------------------------------ lineage
+
+    def get_openlineage_facets_on_start(self) -> Any:
+        """OpenLineage input: the S3 object or the URL (without query string) of the audio.
+
+        Called by the openlineage provider only when it is installed; local files have no dataset.
+        """
+        from airflow.providers.common.compat.openlineage.facet import Dataset
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        if location := self._s3_location():
+            inputs = [Dataset(namespace=f"s3://{location[0]}", name=location[1])]
+        elif self.audio_url:
+            parts = urlsplit(public_url(self.audio_url))
+            inputs = [Dataset(namespace=f"{parts.scheme}://{parts.netloc}", name=parts.path or "/")]
+        else:
+            inputs = []
+        return OperatorLineage(inputs=inputs)
+
     # ------------------------------------------------------------------ results
 
     def _publish(self, context: Context, asset_id: str) -> None:

@@ -6,7 +6,9 @@ connection with ``endpoint_url``; the transcription comes from the local Brain s
 
 from __future__ import annotations
 
+import json
 import shutil
+import sqlite3
 from pathlib import Path
 
 import jiwer
@@ -24,6 +26,12 @@ class DagRunner:
     def __init__(self, airflow_cli, env):
         self.cli = airflow_cli
         self.env = env
+
+    def xcoms(self, dag_id: str) -> dict[str, str]:
+        """The XComs of the last run of ``dag_id``, read from the real metadata database."""
+        with sqlite3.connect(self.cli.home / "airflow.db") as db:
+            rows = db.execute("SELECT key, value FROM xcom WHERE dag_id = ? ORDER BY timestamp", (dag_id,)).fetchall()
+        return {key: value.decode() if isinstance(value, bytes) else value for key, value in rows}
 
     def test(self, dag_id: str):
         result = self.cli.run("dags", "test", dag_id, extra_env=self.env, check=False)
@@ -69,6 +77,11 @@ def test_transcribe_modes(dag_runner, s3_bucket, speech, dag_id):
     assert done.is_done
     assert jiwer.wer(speech.text([0]).lower(), done.transcript) <= WER_BOUND
     assert done.metadata[IDEMPOTENCY_KEY].startswith(f"{dag_id}/")
+    # What the task page's extra link and downstream tasks read: the asset id and its URL, no credentials.
+    xcoms = dag_runner.xcoms(dag_id)
+    assert json.loads(xcoms["asset_id"]) == asset.asset_id
+    link = json.loads(xcoms["brain_asset_url"])
+    assert link.endswith(f"/assets/{asset.asset_id}") and "demo" not in link
 
 
 def test_deferrable_really_defers(dag_runner, s3_bucket, speech):
