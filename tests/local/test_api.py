@@ -407,3 +407,33 @@ def test_media_failing_in_the_recognizer_sync_400_async_failed(client, speech, t
     assert failed["error"].startswith("audio could not be decoded")
     assert brain_server.alive()
     check_done_asset(upload_sync(client, speech.file(2, voice="kal")))
+
+
+def test_api_stays_responsive_while_long_audio_is_recognised(client, speech):
+    long_audio = speech.joined([0, 1, 2], voice="kal").read_bytes()
+    queued = client.post("/speech:recognize", params={"async": "true"}, content=long_audio, headers=OCTET).json()
+    processing = client.get(f"/assets/{queued['asset_id']}", params={"times": "true"}).json()
+    assert processing["status"] == "processing"
+    # While processing, only these fields (the contract): no transcript, no words yet.
+    assert set(processing) <= {"asset_id", "status", "created", "duration"}
+    slowest = 0.0
+    while client.get(f"/assets/{queued['asset_id']}").json()["status"] == "processing":
+        started = time.monotonic()
+        assert client.get("/assets", params={"limit": 5}).status_code == 200
+        assert client.get("/users").status_code == 200
+        slowest = max(slowest, time.monotonic() - started)
+        time.sleep(0.05)
+    # Recognition takes seconds; each API round trip meanwhile stays far below that.
+    assert slowest < 1.0
+    check_done_asset(client.get(f"/assets/{queued['asset_id']}").json())
+
+
+def test_upload_without_content_type_is_treated_as_media(brain_server, speech):
+    request = httpx.Request(
+        "POST", f"{brain_server.url}/speech:recognize", content=speech.file(0).read_bytes(), headers={}
+    )
+    request.headers.pop("content-type", None)
+    with httpx.Client(auth=brain_server.auth, timeout=120) as plain:
+        response = plain.send(request)
+    assert response.status_code == 200, response.text
+    check_done_asset(response.json())
