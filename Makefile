@@ -11,8 +11,10 @@ lint: setup
 	.venv/bin/ruff format --check airflow_provider_brain tests bench example_dags
 	.venv/bin/mypy
 
+# Two stages: the fast suite, then the tests that run a whole Airflow deployment.
 test: lint
-	.venv/bin/pytest -q
+	.venv/bin/pytest -q -m "not deployment"
+	@if [ -d tests/deployment ]; then .venv/bin/pytest -q -m deployment tests/deployment; fi
 
 bench: setup
 	.venv/bin/python bench/local_server.py
