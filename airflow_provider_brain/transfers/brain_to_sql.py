@@ -188,6 +188,21 @@ class TranscriptLoader:
                         raise
                     self.log.info("Table %s was created concurrently by another load", table)
 
+        if self.replace_by_source:
+            self._create_source_index()
+
+    def _create_source_index(self) -> None:
+        """Index ``source`` where ``CREATE INDEX IF NOT EXISTS`` is understood, so replace_by_source's lookup
+        does not scan the whole table; elsewhere (and on any failure) the lookup simply scans: never fatal."""
+        schema, _, name = self.table.rpartition(".")
+        if self.dialect not in ("postgresql", "postgres", "sqlite") or (schema and self.dialect == "sqlite"):
+            return
+        try:
+            with self._transaction() as (_, cur):
+                cur.execute(f"CREATE INDEX IF NOT EXISTS {name}_source_idx ON {self.table} (source)")
+        except Exception as err:  # noqa: BLE001 - an optimisation; a concurrent creator may win the race
+            self.log.info("No index on %s.source (%s); lookups by source will scan the table", self.table, err)
+
     def _table_exists(self, table: str) -> bool:
         try:
             with self._transaction() as (_, cur):

@@ -150,6 +150,28 @@ def test_reload_replaces_rows_without_duplicates(warehouse, brain_assets, brain_
     assert words_before == unchanged_words + edited.word_count
 
 
+@pytest.mark.parametrize("replace_by_source", [True, False])
+def test_a_new_asset_of_the_same_source_replaces_the_old_one(
+    warehouse, brain_assets, brain_conn, speech, replace_by_source
+):
+    """A rerun of the DAG transcribes the same file into a new asset: by default it takes the old one's place."""
+    hook = BrainHook()
+    source = {"source": f"s3://audio/rerun-{uuid.uuid4().hex[:8]}.wav"}
+    first = hook.submit_file(speech.file(4), metadata=source)
+    run(asset_ids=[first.asset_id, *brain_assets.done_ids], replace_by_source=replace_by_source)
+    second = hook.submit_file(speech.file(4), metadata=source)
+
+    run(asset_ids=[second.asset_id], replace_by_source=replace_by_source)
+
+    rows = warehouse.transcripts()
+    of_source = sorted(asset_id for asset_id, row in rows.items() if row["source"] == source["source"])
+    expected = [second.asset_id] if replace_by_source else sorted([first.asset_id, second.asset_id])
+    assert of_source == expected
+    assert set(brain_assets.done_ids) <= set(rows)  # other sources untouched
+    assert (warehouse.words(first.asset_id) == []) is replace_by_source
+    assert len(warehouse.words(second.asset_id)) == second.word_count
+
+
 @pytest.mark.parametrize("failure", ["duplicate_key", "python_error"])
 def test_failure_half_way_leaves_previous_rows_intact(warehouse, brain_assets, brain_conn, monkeypatch, failure):
     ids = brain_assets.done_ids
