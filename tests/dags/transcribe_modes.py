@@ -16,6 +16,7 @@ from airflow_provider_brain.sensors.asset import BrainAssetSensor
 
 BUCKET = os.environ.get("BRAIN_TEST_BUCKET", "bucket")
 KEY = os.environ.get("BRAIN_TEST_KEY", "audio.wav")
+LONG_KEY = os.environ.get("BRAIN_TEST_LONG_KEY", "long.wav")
 PREFIX = os.environ.get("BRAIN_TEST_PREFIX", "audio/")
 COMMON = {"schedule": None, "start_date": datetime(2026, 1, 1), "catchup": False}
 
@@ -61,6 +62,19 @@ with DAG(dag_id="brain_reschedule", **COMMON):
         asset_id="{{ ti.xcom_pull(task_ids='submit', key='asset_id') }}",
         mode="reschedule",
         poke_interval=1,
+        timeout=300,
+    )
+    submit >> wait
+
+with DAG(dag_id="brain_sensor_deferrable", **COMMON):
+    submit = BrainTranscribeOperator(
+        task_id="submit", s3_uri=f"s3://{BUCKET}/{LONG_KEY}", wait_for_completion=False, deferrable=False
+    )
+    wait = BrainAssetSensor(
+        task_id="wait",
+        asset_id="{{ ti.xcom_pull(task_ids='submit', key='asset_id') }}",
+        deferrable=True,
+        poke_interval=0.5,
         timeout=300,
     )
     submit >> wait

@@ -52,6 +52,7 @@ def dag_runner(airflow_cli, brain_server, s3_server, s3_bucket, speech, monkeypa
         "BRAIN_TEST_BUCKET": s3_bucket,
         "BRAIN_TEST_KEY": "calls/one.wav",
         "BRAIN_TEST_PREFIX": "audio/",
+        "BRAIN_TEST_LONG_KEY": "calls/long.wav",
     }
     monkeypatch.setenv("AIRFLOW_CONN_BRAIN_DEFAULT", env["AIRFLOW_CONN_BRAIN_DEFAULT"])
     return DagRunner(airflow_cli, env)
@@ -90,6 +91,15 @@ def test_deferrable_really_defers(dag_runner, s3_bucket, speech):
     assert "running trigger in line" in output.lower()
     assert "BrainAssetTrigger waiting for asset" in output
     (asset,) = assets_for(f"s3://{s3_bucket}/calls/one.wav")
+    assert BrainHook().get_asset(asset.asset_id).is_done
+
+
+def test_sensor_deferrable(dag_runner, s3_server, s3_bucket, speech):
+    s3_server.client().upload_file(str(speech.joined([0, 1, 2] * 4)), s3_bucket, "calls/long.wav")
+    code, output = dag_runner.test("brain_sensor_deferrable")
+    assert_succeeded(code, output)
+    assert "BrainAssetTrigger waiting for asset" in output  # A long file: still processing, so it deferred.
+    (asset,) = assets_for(f"s3://{s3_bucket}/calls/long.wav")
     assert BrainHook().get_asset(asset.asset_id).is_done
 
 
