@@ -79,25 +79,19 @@ with DAG(dag_id="brain_sensor_deferrable", **COMMON):
     )
     submit >> wait
 
-with DAG(dag_id="brain_retry_after_store", **COMMON):
-    CrashAfterSubmitOperator(
-        task_id="transcribe",
-        s3_uri=f"s3://{BUCKET}/{KEY}",
-        deferrable=False,
-        poll_interval=0.5,
-        retries=1,
-        retry_delay=timedelta(seconds=0),
-    )
-
-with DAG(dag_id="brain_retry_before_store", **COMMON):
-    CrashBeforeStoreOperator(
-        task_id="transcribe",
-        s3_uri=f"s3://{BUCKET}/{KEY}",
-        deferrable=False,
-        poll_interval=0.5,
-        retries=1,
-        retry_delay=timedelta(seconds=0),
-    )
+for dag_id, crashing_operator in (
+    ("brain_retry_after_store", CrashAfterSubmitOperator),
+    ("brain_retry_before_store", CrashBeforeStoreOperator),
+):
+    with DAG(dag_id=dag_id, **COMMON):
+        crashing_operator(
+            task_id="transcribe",
+            s3_uri=f"s3://{BUCKET}/{KEY}",
+            deferrable=False,
+            poll_interval=0.5,
+            retries=1,
+            retry_delay=timedelta(seconds=0),
+        )
 
 with DAG(dag_id="brain_mapped", **COMMON):
     keys = S3ListOperator(task_id="list", bucket=BUCKET, prefix=PREFIX)
