@@ -7,7 +7,7 @@ import time
 import pytest
 
 from tests.fixtures.brain import start_brain_server
-from tests.local.conftest import MAX_SET_WER, check_done_asset, wait_done, wer
+from tests.local.conftest import MAX_FILE_WER, MAX_SET_WER, check_done_asset, wait_done, wer
 
 OCTET = {"Content-Type": "application/octet-stream"}
 INDICES = [0, 1]
@@ -16,19 +16,19 @@ INDICES = [0, 1]
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])
 def test_restart_finishes_assets_left_processing(tmp_path, speech, how):
     data_dir = tmp_path / "data"
-    audio = speech.joined(INDICES, voice="kal").read_bytes()  # ~9 s of speech: a few seconds' work each
+    audio = speech.file(0, voice="kal").read_bytes()  # ~4 s of speech: a second or more of work each
     server = start_brain_server(data_dir, users=[("demo", "demo")], workers=1)
     try:
         with server.client() as client:
             first = client.post("/speech:recognize", content=speech.file(5).read_bytes(), headers=OCTET).json()
             check_done_asset(first)
             queued = []
-            for _ in range(4):
+            for _ in range(3):
                 response = client.post("/speech:recognize", params={"async": "true"}, content=audio, headers=OCTET)
                 queued.append(response.json()["asset_id"])
-            time.sleep(1.0)  # the single worker is now inside the first of them
+            time.sleep(0.5)  # the single worker is now inside the first of them
             statuses = {a["asset_id"]: a["status"] for a in client.get("/assets?done=false").json()["results"]}
-        assert sum(statuses[a] == "processing" for a in queued) >= 3, statuses
+        assert sum(statuses[a] == "processing" for a in queued) >= 2, statuses
         started = time.monotonic()
         if how == "sigterm":
             assert server.stop() == 0
@@ -49,7 +49,7 @@ def test_restart_finishes_assets_left_processing(tmp_path, speech, how):
             for asset_id in queued:
                 done = wait_done(client, asset_id, timeout=180, times=True)
                 check_done_asset(done, with_words=True)
-                assert wer(speech.text(INDICES), done["transcript"]) <= MAX_SET_WER
+                assert wer(speech.sentences[0], done["transcript"]) <= MAX_FILE_WER
         assert "resuming" in restarted.log_text()
     finally:
         assert restarted.stop() == 0
@@ -64,6 +64,7 @@ def test_a_crashed_recognition_process_is_replaced_and_the_asset_retried(tmp_pat
             body = speech.joined(INDICES, voice="kal").read_bytes()
             queued = client.post("/speech:recognize", params={"async": "true"}, content=body, headers=OCTET).json()
             time.sleep(1.0)
+            assert client.get(f"/assets/{queued['asset_id']}").json()["status"] == "processing"
             workers = [
                 p
                 for p in psutil.Process(server.process.pid).children()
