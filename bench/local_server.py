@@ -20,7 +20,6 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
 import psutil
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -165,9 +164,12 @@ def main() -> int:
         work = Path(tmp)
         speech = SpeechFactory(work / "speech")
         speech.cache_dir.mkdir()
-        print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, httpx {httpx.__version__}\n")
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"machine: {os.cpu_count()} CPUs, load average {load}, Python {sys.version.split()[0]}")
+        print("(RTF grows with other load on the CPUs: compare runs at similar load averages)\n")
         bench_rtf(work, speech)
         bench_upload_rss(work)
+        print(f"\nload average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     return 0
 
 
