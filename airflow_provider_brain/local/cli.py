@@ -92,6 +92,9 @@ def _serve(settings: ServerSettings, log_level: str) -> int:
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    # httpx logs every request's full URL at INFO; media and callback URLs may carry signatures.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,

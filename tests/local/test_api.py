@@ -366,10 +366,14 @@ def test_token_login_and_users(brain_server, client):
     assert plain.get("/users", params={"signed_username": alice_token}).json()["username"] == "alice"
 
 
-def test_credentials_and_tokens_never_appear_in_the_server_log(brain_server, speech):
+def test_credentials_and_tokens_never_appear_in_the_server_log(brain_server, speech, media_server):
+    url = media_server.serve("signed.wav", speech.file(1)) + "?X-Amz-Signature=media-signature-123"
+    callback = f"{media_server.url}/callback/logged?token=callback-token-456"
     with brain_server.client("alice") as alice:
         token = alice.get("/users/login").json()["signed_username"]
         alice.post("/speech:recognize", content=speech.file(0).read_bytes(), headers=OCTET)
+        alice.post("/speech:recognize", json={"audio": {"url": url}, "config": {"callback": callback}})
+        media_server.wait_callback("/callback/logged?token=callback-token-456")
     httpx.get(f"{brain_server.url}/assets", params={"signed_username": token})
     httpx.get(f"{brain_server.url}/assets", auth=("alice", "wrong-alice-secret"))
     time.sleep(0.2)
@@ -377,8 +381,10 @@ def test_credentials_and_tokens_never_appear_in_the_server_log(brain_server, spe
     assert "GET /assets 200" in log  # the log is being written at all
     assert token.rsplit(".", 1)[1] not in log
     assert "alice-secret" not in log
+    assert "media-signature-123" not in log
+    assert "callback-token-456" not in log
     # Transcripts are personal data: no recognised word of the sentence in the log.
-    assert "children" not in log and "park" not in log
+    assert "children" not in log and "park" not in log and "coffee" not in log
 
 
 def corrupt_flac(path):
