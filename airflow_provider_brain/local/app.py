@@ -287,7 +287,8 @@ async def _recognize_inline(
     if not isinstance(content, str) or not content:
         raise ApiError(400, "audio.content must be a non-empty base64 string")
     try:
-        media = base64.b64decode(content, validate=False)
+        # Line breaks are common in base64 (MIME style); anything else outside the alphabet is an error.
+        media = base64.b64decode("".join(content.split()), validate=True)
     except (binascii.Error, ValueError):
         raise ApiError(400, "audio.content is not valid base64") from None
     if not media:
