@@ -79,6 +79,12 @@ def test_inline_base64_content(client, speech):
     check_done_asset(asset)
     assert wer(speech.sentences[2], asset["transcript"]) <= MAX_FILE_WER
     assert client.get(f"/assets/{asset['asset_id']}/content").content == path.read_bytes()
+    # MIME-style base64 with line breaks is accepted as well.
+    wrapped = {"audio": {"content": base64.encodebytes(path.read_bytes()).decode()}}
+    assert "\n" in wrapped["audio"]["content"]
+    again = submit_json(client, wrapped)
+    assert again.status_code == 200
+    assert again.json()["transcript"] == asset["transcript"]
 
 
 def test_url_redirects_followed_up_to_five(client, speech, media_server):
