@@ -90,10 +90,9 @@ def test_help_lists_the_documented_flags():
         assert flag in result.stdout
 
 
-def test_console_script_if_installed(tmp_path):
+def test_console_script(tmp_path):
     script = Path(sys.executable).with_name("brain-local")
-    if not script.exists() and shutil.which("brain-local") is None:
-        pytest.skip("the package is not installed, so the brain-local script does not exist")
+    assert script.exists() or shutil.which("brain-local"), "brain-local is missing: pip install -e '.[local]'"
     result = subprocess.run(
         [str(script if script.exists() else "brain-local"), "serve", "--help"], capture_output=True, text=True
     )
