@@ -20,3 +20,9 @@ bench: setup
 	.venv/bin/python bench/local_server.py
 	.venv/bin/python bench/upload.py
 	.venv/bin/python bench/warehouse.py
+
+stack-up: setup
+	@.venv/bin/python -m deploy.stack up
+
+stack-down:
+	@.venv/bin/python -m deploy.stack down
