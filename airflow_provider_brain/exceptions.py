@@ -9,10 +9,20 @@ the status, and quote at most a short excerpt of the response body: never creden
 
 from __future__ import annotations
 
+import re
+
 from airflow.sdk.exceptions import AirflowException
 
 #: How much of an error response body an exception message may quote.
 BODY_EXCERPT_CHARS = 200
+
+
+_URL_QUERY = re.compile(r"(https?://[^\s?#\"'<>]+)\?[^\s\"'<>]*")
+
+
+def redact_urls(text: str) -> str:
+    """Drop the query strings of URLs in a server's message: a presigned URL's signature lives there."""
+    return _URL_QUERY.sub(r"\1?<redacted>", text)
 
 
 def body_excerpt(body: str | bytes | None) -> str:
@@ -20,7 +30,7 @@ def body_excerpt(body: str | bytes | None) -> str:
     if body is None:
         return ""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    text = " ".join(text.split())
+    text = redact_urls(" ".join(text.split()))
     if len(text) > BODY_EXCERPT_CHARS:
         text = text[: BODY_EXCERPT_CHARS - 3] + "..."
     return text
@@ -66,8 +76,8 @@ class BrainAssetFailed(BrainError):
 
     def __init__(self, asset_id: str, reason: str) -> None:
         self.asset_id = asset_id
-        self.reason = reason
-        super().__init__(f"Brain asset {asset_id} failed: {reason or 'no reason given by the server'}")
+        self.reason = redact_urls(reason)
+        super().__init__(f"Brain asset {asset_id} failed: {self.reason or 'no reason given by the server'}")
 
 
 class BrainTimeout(BrainError):

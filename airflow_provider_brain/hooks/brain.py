@@ -38,6 +38,7 @@ from airflow_provider_brain.exceptions import (
     BrainTimeout,
     BrainUploadNotRewindable,
     body_excerpt,
+    redact_urls,
 )
 from airflow_provider_brain.models import Asset, validate_asset_id
 
@@ -58,6 +59,31 @@ AudioSource = str | os.PathLike[str] | BinaryIO | IO[bytes] | Iterable[bytes] | 
 
 class BrainConnectionError(BrainAPIError):
     """No usable HTTP answer arrived: the connection failed, was reset, or timed out."""
+
+
+class BrainReadTimeout(BrainConnectionError):
+    """The request was sent, but no answer came within the connection's ``timeout``."""
+
+
+def _transport_error(call: _Call, base_url: str, err: Exception) -> BrainAPIError:
+    """Classify a requests/httpx exception: retryable network trouble, or a setup error to fix."""
+    message = f"Brain {call.method} {call.path}: no answer from {base_url} ({type(err).__name__}: {err})"
+    if isinstance(err, (requests.ReadTimeout, httpx.ReadTimeout)):
+        return BrainReadTimeout(message)
+    network = (
+        requests.ConnectionError,
+        requests.Timeout,
+        requests.exceptions.ChunkedEncodingError,
+        httpx.TimeoutException,
+        httpx.NetworkError,
+        httpx.RemoteProtocolError,
+    )
+    ssl_failure = isinstance(err, requests.exceptions.SSLError) or "CERTIFICATE_VERIFY_FAILED" in str(err)
+    if isinstance(err, network) and not ssl_failure:
+        return BrainConnectionError(message)
+    return BrainAPIError(
+        f"Brain {call.method} {call.path} could not be sent to {base_url}: {type(err).__name__}: {err}"
+    )
 
 
 @dataclass(frozen=True)
@@ -94,6 +120,11 @@ def base_url_from_connection(host: str | None, schema: str | None, port: int | N
     parts = urlsplit(host)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"Brain connection host {host!r} is not an http(s) URL or host name")
+    if parts.username or parts.password:
+        raise ValueError(
+            "Brain connection host holds credentials (user:pass@host): put them in the connection's "
+            "login and password fields, where Airflow masks them"
+        )
     netloc = parts.netloc
     if port and parts.port is None:
         netloc = f"{netloc}:{port}"
@@ -102,7 +133,7 @@ def base_url_from_connection(host: str | None, schema: str | None, port: int | N
 
 def settings_from_connection(conn: Any, extras: Mapping[str, Any]) -> ClientSettings:
     """Turn an Airflow connection (and its already-parsed extras) into ``ClientSettings``."""
-    verify = extras.get("verify", True)
+    verify = _extra(extras, "verify", True)
     if isinstance(verify, str) and verify.lower() in ("true", "false"):
         verify = verify.lower() == "true"
     proxies = extras.get("proxies") or None
@@ -112,11 +143,17 @@ def settings_from_connection(conn: Any, extras: Mapping[str, Any]) -> ClientSett
         base_url=base_url_from_connection(conn.host, conn.schema, conn.port),
         login=conn.login or None,
         password=conn.password or None,
-        timeout=float(extras.get("timeout", DEFAULT_TIMEOUT)),
+        timeout=float(_extra(extras, "timeout", DEFAULT_TIMEOUT)),
         verify=verify,
         proxies=dict(proxies) if proxies else None,
-        max_retries=int(extras.get("max_retries", DEFAULT_MAX_RETRIES)),
+        max_retries=int(_extra(extras, "max_retries", DEFAULT_MAX_RETRIES)),
     )
+
+
+def _extra(extras: Mapping[str, Any], name: str, default: Any) -> Any:
+    """An extra's value, with the default for a missing, null or empty one (as the connection form saves them)."""
+    value = extras.get(name)
+    return default if value is None or value == "" else value
 
 
 @dataclass(frozen=True)
@@ -127,6 +164,11 @@ class _Call:
     path: str
     params: dict[str, str] | None = None
     json: Any = None
+
+    @property
+    def idempotent(self) -> bool:
+        """Whether sending it twice is harmless: not so for POST, which may create a second asset."""
+        return self.method != "POST"
 
 
 def _asset_path(asset_id: str) -> str:
@@ -139,7 +181,7 @@ def _raise_for_status(call: _Call, status: int, headers: Mapping[str, str], body
         return
     excerpt = body_excerpt(body)
     try:
-        reason = json.loads(body).get("error") or excerpt
+        reason = redact_urls(str(json.loads(body).get("error"))) or excerpt
     except (ValueError, AttributeError):
         reason = excerpt
     what = f"Brain {call.method} {call.path}"
@@ -168,16 +210,22 @@ def _decode(call: _Call, status: int, headers: Mapping[str, str], body: bytes) -
     _raise_for_status(call, status, headers, body)
     try:
         return json.loads(body)
-    except ValueError:
+    except ValueError as err:
+        # Not quoted: a successful answer may hold transcript text.
         raise BrainAPIError(
-            f"Brain {call.method} {call.path} answered {status} with a body that is not JSON: {body_excerpt(body)!r}",
+            f"Brain {call.method} {call.path} answered {status} with {len(body)} bytes that are not JSON ({err})",
             status=status,
-            body=body_excerpt(body),
         ) from None
 
 
-def is_retryable(exc: BaseException) -> bool:
-    """The one retry decision: connection failures, timeouts, 429 and 5xx. Never other 4xx."""
+def is_retryable(exc: BaseException, *, idempotent: bool = True) -> bool:
+    """The one retry decision: connection failures, timeouts, 429 and 5xx. Never other 4xx.
+
+    A read timeout on a non-idempotent call (a submission) is not retried: the server has the
+    whole request and may be transcribing it, so sending it again would transcribe it twice.
+    """
+    if isinstance(exc, BrainReadTimeout):
+        return idempotent
     if isinstance(exc, BrainConnectionError):
         return True
     if isinstance(exc, BrainAPIError) and exc.status is not None:
@@ -323,7 +371,10 @@ class BrainHook(BaseHook):
         if self._async_client is None:
             settings = await self.aget_settings()
             mounts = (
-                {f"{scheme}://": httpx.AsyncHTTPTransport(proxy=url) for scheme, url in settings.proxies.items()}
+                {
+                    f"{scheme}://": httpx.AsyncHTTPTransport(proxy=url, verify=_ssl_context(settings.verify))
+                    for scheme, url in settings.proxies.items()
+                }
                 if settings.proxies
                 else None
             )
@@ -351,7 +402,11 @@ class BrainHook(BaseHook):
     def _retry_policy(self, settings: ClientSettings, call: _Call, *, retry: bool = True) -> dict[str, Any]:
         """Tenacity arguments shared by the sync and async paths."""
         return {
-            "retry": tenacity.retry_if_exception(is_retryable) if retry else tenacity.retry_never,
+            "retry": (
+                tenacity.retry_if_exception(functools.partial(is_retryable, idempotent=call.idempotent))
+                if retry
+                else tenacity.retry_never
+            ),
             "wait": _WaitRetryAfterOrBackoff(self.retry_backoff, self.retry_backoff_max),
             "stop": tenacity.stop_after_attempt(settings.max_retries + 1),
             "before_sleep": _retry_logger(call),
@@ -380,9 +435,7 @@ class BrainHook(BaseHook):
                 timeout=(DEFAULT_CONNECT_TIMEOUT, settings.timeout),
             )
         except requests.RequestException as err:
-            raise BrainConnectionError(
-                f"Brain {call.method} {call.path}: no answer from {settings.base_url} ({type(err).__name__}: {err})"
-            ) from err
+            raise _transport_error(call, settings.base_url, err) from err
         return _decode(call, response.status_code, response.headers, response.content)
 
     def _request(self, call: _Call, *, retry: bool = True) -> Any:
@@ -397,9 +450,7 @@ class BrainHook(BaseHook):
         try:
             response = await client.request(call.method, settings.url(call.path), params=call.params, json=call.json)
         except httpx.HTTPError as err:
-            raise BrainConnectionError(
-                f"Brain {call.method} {call.path}: no answer from {settings.base_url} ({type(err).__name__}: {err})"
-            ) from err
+            raise _transport_error(call, settings.base_url, err) from err
         return _decode(call, response.status_code, response.headers, response.content)
 
     async def _arequest(self, call: _Call) -> Any:
@@ -440,7 +491,7 @@ class BrainHook(BaseHook):
         try:
             data = retrying(attempt)
         except BrainAPIError as err:
-            if rewindable or not is_retryable(err):
+            if rewindable or not is_retryable(err, idempotent=False):
                 raise
             raise BrainUploadNotRewindable(
                 f"Upload to Brain failed ({err}) and its source is a stream that cannot be read again; "
@@ -448,9 +499,14 @@ class BrainHook(BaseHook):
             ) from err
         asset = Asset.from_json(data)
         if metadata:
-            asset = self.update_asset(asset.asset_id, metadata=metadata)
-            # A processing asset's JSON omits metadata; report what was stored.
-            asset = dataclasses.replace(asset, metadata=asset.metadata or dict(metadata))
+            try:
+                stored = self.update_asset(asset.asset_id, metadata=metadata)
+            except BrainError as err:
+                # The audio is uploaded: losing its id over metadata would upload it twice.
+                log.warning("Brain asset %s was uploaded, but storing its metadata failed: %s", asset.asset_id, err)
+            else:
+                # A processing asset's JSON omits metadata; report what was stored.
+                asset = dataclasses.replace(stored, metadata=stored.metadata or dict(metadata))
         log.info("Uploaded audio to Brain: asset %s (%s)", asset.asset_id, asset.status.value)
         return asset
 
@@ -550,15 +606,25 @@ class BrainHook(BaseHook):
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            asset = self.get_asset(asset_id, times=times)
-            if asset.is_done:
+            asset = self._poll_once(asset_id, times=times)
+            if asset is not None and asset.is_done:
                 return asset
-            if asset.is_failed:
+            if asset is not None and asset.is_failed:
                 raise BrainAssetFailed(asset_id, asset.error or "")
             if deadline is not None and time.monotonic() >= deadline:
                 raise BrainTimeout(asset_id, timeout or 0.0)
-            sleep_for = poll_interval if deadline is None else min(poll_interval, max(0.0, deadline - time.monotonic()))
-            time.sleep(sleep_for)
+            remaining = poll_interval if deadline is None else max(0.0, deadline - time.monotonic())
+            time.sleep(min(poll_interval, remaining))
+
+    def _poll_once(self, asset_id: str, *, times: bool) -> Asset | None:
+        """One status check of a wait; ``None`` when an outage outlasted the call's retries (keep waiting)."""
+        try:
+            return self.get_asset(asset_id, times=times)
+        except BrainError as err:
+            if not is_retryable(err):
+                raise
+            log.warning("Checking Brain asset %s failed (%s); still waiting", asset_id, err)
+            return None
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the URL and credentials with one cheap, unretried call (used by the UI and CLI)."""

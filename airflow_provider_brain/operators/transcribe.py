@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from airflow.sdk import BaseOperator, ResumableJobMixin, conf
 
@@ -25,12 +26,21 @@ IDEMPOTENCY_KEY = "airflow_idempotency_key"
 #: How many of the newest assets a retry scans for its own earlier submission, at most.
 MAX_LOOKUP_ASSETS = 1000
 S3_TRANSFERS = ("presign", "stream")
+CLOCK_SLACK = timedelta(seconds=60)
 
 
-def idempotency_key(context: Context) -> str:
-    """Name one task instance across its tries: dag id, run id, task id and map index. No secrets."""
+def idempotency_key(context: Context, source: str) -> str:
+    """Name one task instance across its tries, and its audio: dag id, run id, task id, map index and a
+    hash of the source (so a cleared mapped task whose index now names another file is not confused
+    with its earlier self). No secrets: the source is already stripped of query strings."""
     ti = context["ti"]
-    return f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{ti.map_index}"
+    digest = hashlib.sha256(source.encode()).hexdigest()[:12]
+    return f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{ti.map_index}/{digest}"
+
+
+def _asset_id_of(external_id: Any) -> str:
+    """The asset id in what the task state store holds: ``{"asset_id", "source"}`` (or a bare id)."""
+    return str(external_id["asset_id"] if isinstance(external_id, Mapping) else external_id)
 
 
 def public_url(url: str) -> str:
@@ -173,6 +183,7 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         if location := self._s3_location():
             return self._submit_s3(*location, metadata=metadata)
         if self.audio_url:
+            _mask_url_secrets(self.audio_url)
             return self.hook.submit_url(self.audio_url, async_=True, metadata=metadata)
         return self.hook.submit_file(str(self.local_path), async_=True, metadata=metadata)
 
@@ -193,6 +204,7 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         )
         if not url:
             raise BrainError(f"Could not presign s3://{bucket}/{key}; try s3_transfer='stream'")
+        _mask_url_secrets(url)
         return self.hook.submit_url(url, async_=True, metadata=metadata)
 
     # ------------------------------------------------------------------ ResumableJobMixin
@@ -200,16 +212,16 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
     def execute(self, context: Context) -> Any:
         return self.execute_resumable(context)
 
-    def submit_job(self, context: Context) -> str:
-        key = idempotency_key(context)
+    def submit_job(self, context: Context) -> Any:
+        key = idempotency_key(context, self.source)
         previous = self._find_previous_submission(context, key)
         if previous is not None:
             self.log.info("Resuming Brain asset %s, submitted by an earlier try of this task", previous)
-            return previous
+            return {"asset_id": previous, "source": self.source}
         metadata = {**self.metadata, "source": self.source, IDEMPOTENCY_KEY: key}
         asset = self._submit(metadata)
         self.log.info("Submitted %s to Brain as asset %s", self.source, asset.asset_id)
-        return asset.asset_id
+        return {"asset_id": asset.asset_id, "source": self.source}
 
     def _find_previous_submission(self, context: Context, key: str) -> str | None:
         """On a retry, find the asset an earlier try submitted but could not record (newest first)."""
@@ -218,6 +230,8 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
             return None
         dag_run = context.get("dag_run")
         cutoff: datetime | None = getattr(dag_run, "start_date", None) or getattr(dag_run, "queued_at", None)
+        if cutoff is not None:
+            cutoff -= CLOCK_SLACK  # Servers stamp whole seconds, and clocks differ a little.
         for scanned, asset in enumerate(self.hook.list_assets(include_unfinished=True)):
             if scanned >= MAX_LOOKUP_ASSETS or (cutoff and asset.created and _parse_time(asset.created) < cutoff):
                 return None
@@ -226,8 +240,11 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         return None
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
+        if isinstance(external_id, Mapping) and external_id.get("source") != self.source:
+            # This map index now names another file (the upstream list changed): transcribe it afresh.
+            return "stale"
         try:
-            return self.hook.get_asset(str(external_id)).status.value
+            return self.hook.get_asset(_asset_id_of(external_id)).status.value
         except BrainNotFound:
             return "missing"  # Deleted since: neither active nor done, so the mixin resubmits.
 
@@ -238,7 +255,7 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         return status == AssetStatus.DONE.value
 
     def poll_until_complete(self, external_id: Any, context: Context) -> Any:
-        asset_id = str(external_id)
+        asset_id = _asset_id_of(external_id)
         self._publish(context, asset_id)
         if not self.wait_for_completion:
             return self._result(self.hook.get_asset(asset_id))
@@ -263,7 +280,7 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         )
 
     def get_job_result(self, external_id: Any, context: Context) -> Any:
-        asset_id = str(external_id)
+        asset_id = _asset_id_of(external_id)
         if self._last_result and self._last_result["asset_id"] == asset_id:
             return self._last_result  # poll_until_complete just built it.
         self._publish(context, asset_id)
@@ -321,6 +338,19 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         )
         self._last_result = result
         return result
+
+
+def _mask_url_secrets(url: str) -> None:
+    """Have Airflow's log masker hide a URL's query string (a presigned URL's signature) wherever it appears."""
+    from airflow.sdk.log import mask_secret
+
+    query = urlsplit(url).query
+    if query:
+        mask_secret(url)
+        mask_secret(query)
+        for _, value in parse_qsl(query):
+            if len(value) >= 8:
+                mask_secret(value)
 
 
 def _parse_time(value: str) -> datetime:

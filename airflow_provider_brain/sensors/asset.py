@@ -8,9 +8,10 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, conf
+from airflow.sdk.exceptions import AirflowSensorTimeout
 
-from airflow_provider_brain.exceptions import BrainAssetFailed
-from airflow_provider_brain.hooks.brain import BrainHook
+from airflow_provider_brain.exceptions import BrainAssetFailed, BrainError, BrainTimeout
+from airflow_provider_brain.hooks.brain import BrainHook, is_retryable
 from airflow_provider_brain.triggers.asset import BrainAssetTrigger, raise_for_event
 
 if TYPE_CHECKING:
@@ -55,7 +56,13 @@ class BrainAssetSensor(BaseSensorOperator):
         return BrainHook(brain_conn_id=self.brain_conn_id)
 
     def poke(self, context: Context) -> bool:
-        asset = self.hook.get_asset(self.asset_id)
+        try:
+            asset = self.hook.get_asset(self.asset_id)
+        except BrainError as err:
+            if not is_retryable(err):
+                raise
+            self.log.warning("Checking Brain asset %s failed (%s); poking again later", self.asset_id, err)
+            return False
         if asset.is_failed:
             raise BrainAssetFailed(asset.asset_id, asset.error or "")
         return asset.is_done
@@ -76,5 +83,9 @@ class BrainAssetSensor(BaseSensorOperator):
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
-        asset_id = raise_for_event(event, timeout=self.timeout)
+        try:
+            asset_id = raise_for_event(event, timeout=self.timeout)
+        except BrainTimeout as err:
+            # As in poke and reschedule modes: a sensor timeout fails at once, without retries.
+            raise AirflowSensorTimeout(str(err)) from err
         self.log.info("Brain asset %s is done", asset_id)

@@ -9,8 +9,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_brain.exceptions import BrainAssetFailed, BrainError, BrainTimeout
-from airflow_provider_brain.hooks.brain import BrainHook
+from airflow_provider_brain.exceptions import BrainAssetFailed, BrainError, BrainTimeout, redact_urls
+from airflow_provider_brain.hooks.brain import BrainHook, is_retryable
 from airflow_provider_brain.models import validate_asset_id
 
 #: Event statuses the trigger can yield; operators and sensors resume on them.
@@ -70,12 +70,22 @@ class BrainAssetTrigger(BaseTrigger):
         self.log.info("BrainAssetTrigger waiting for asset %s, polling every %g s", self.asset_id, self.poll_interval)
         try:
             while True:
-                asset = await hook.aget_asset(self.asset_id)
+                try:
+                    asset = await hook.aget_asset(self.asset_id)
+                except BrainError as err:
+                    # An outage longer than the hook's retries is still no reason to fail the wait.
+                    if not is_retryable(err) or (self.end_time is not None and time.time() >= self.end_time):
+                        raise
+                    self.log.warning("Checking Brain asset %s failed (%s); still waiting", self.asset_id, err)
+                    await asyncio.sleep(self.poll_interval)
+                    continue
                 if asset.is_done:
                     yield self._event(DONE, f"Brain asset {self.asset_id} is done")
                     return
                 if asset.is_failed:
-                    yield self._event(FAILED, f"Brain asset {self.asset_id} failed: {asset.error or 'no reason given'}")
+                    yield self._event(
+                        FAILED, f"Brain asset {self.asset_id} failed: {redact_urls(asset.error or 'no reason given')}"
+                    )
                     return
                 # Wall-clock, not monotonic: the deadline must survive a triggerer restart.
                 now = time.time()

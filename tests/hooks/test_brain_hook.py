@@ -324,3 +324,64 @@ def test_wait_for_asset_times_out(brain_conn, brain_server, speech):
     with pytest.raises(BrainTimeout, match=asset.asset_id):
         hook.wait_for_asset(asset.asset_id, poll_interval=0.05, timeout=0.2)
     assert time.monotonic() - start < 5
+
+
+# ---------------------------------------------------------------------------- review fixes
+
+
+def test_a_slow_submission_is_not_sent_twice(brain_conn, brain_server, fault_proxy, speech):
+    """A read timeout on POST means the server has the audio: resending it would transcribe it twice."""
+    brain_conn(url=fault_proxy.url, timeout=1)
+    fault_proxy.add(Fault("delay", seconds=3, path_prefix="/speech:recognize"))
+    from airflow_provider_brain.hooks.brain import BrainReadTimeout
+
+    with pytest.raises(BrainReadTimeout):
+        fast_hook().submit_file(speech.file(0), async_=True)
+    assert len(fault_proxy.requests_to("/speech:recognize")) == 1
+
+
+def test_a_slow_read_is_retried(brain_conn, fault_proxy, speech):
+    brain_conn(url=fault_proxy.url, timeout=1)
+    asset = BrainHook().submit_file(speech.file(0), async_=True)
+    fault_proxy.seen.clear()
+    fault_proxy.add(Fault("delay", seconds=3, path_prefix="/assets/"))
+    assert fast_hook().get_asset(asset.asset_id).asset_id == asset.asset_id
+    assert len(fault_proxy.requests_to("/assets/")) == 2
+
+
+def test_empty_extras_mean_defaults(brain_conn):
+    brain_conn(timeout=None, max_retries="", verify="")
+    settings = BrainHook().settings
+    assert (settings.timeout, settings.max_retries, settings.verify) == (300.0, 5, True)
+
+
+def test_credentials_in_the_host_are_refused():
+    with pytest.raises(ValueError, match="login and password fields"):
+        base_url_from_connection("https://user:secret@brain.example.com", None, None)
+
+
+def test_a_garbled_success_body_is_not_quoted(brain_conn, fault_proxy, speech):
+    brain_conn(url=fault_proxy.url)
+    asset = BrainHook().submit_file(speech.file(0))
+    fault_proxy.add(Fault("malformed"))
+    with pytest.raises(BrainAPIError) as caught:
+        fast_hook().get_asset(asset.asset_id)
+    assert "<html>" not in str(caught.value) and "bytes that are not JSON" in str(caught.value)
+
+
+def test_waiting_outlasts_an_outage_longer_than_the_retries(brain_conn, fault_proxy, speech):
+    brain_conn(url=fault_proxy.url, max_retries=0)
+    asset = BrainHook().submit_file(speech.file(1), async_=True)
+    fault_proxy.fail_for(2, status=503)
+    done = fast_hook().wait_for_asset(asset.asset_id, poll_interval=0.3, timeout=120)
+    assert done.is_done
+    assert any(s.faulted == "status" for s in fault_proxy.seen)
+
+
+def test_server_reasons_lose_url_query_strings():
+    from airflow_provider_brain.exceptions import BrainAssetFailed, body_excerpt
+
+    url = "https://b.s3.amazonaws.com/a.wav?X-Amz-Signature=deadbeef&X-Amz-Credential=AKIA"
+    assert "deadbeef" not in str(BrainAssetFailed("0123456789abcdef", f"could not download {url}: 403"))
+    assert "deadbeef" not in body_excerpt(f'{{"error": "could not download {url}"}}')
+    assert "https://b.s3.amazonaws.com/a.wav" in body_excerpt(f"fetch {url} failed")

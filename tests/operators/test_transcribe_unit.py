@@ -55,3 +55,10 @@ def test_openlineage_inputs():
     (dataset,) = url.get_openlineage_facets_on_start().inputs
     assert (dataset.namespace, dataset.name) == ("https://media.example.com", "/x/a.mp3")
     assert BrainTranscribeOperator(task_id="t", local_path="/a.wav").get_openlineage_facets_on_start().inputs == []
+
+
+def test_a_stored_asset_of_another_source_is_stale():
+    """A cleared mapped task whose index now names another file must not reuse the old asset."""
+    op = BrainTranscribeOperator(task_id="t", s3_uri="s3://calls/new.wav")
+    assert op.get_job_status({"asset_id": "0123456789abcdef", "source": "s3://calls/old.wav"}, {}) == "stale"
+    assert not op.is_job_active("stale") and not op.is_job_succeeded("stale")

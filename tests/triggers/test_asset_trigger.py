@@ -109,3 +109,12 @@ def test_transient_errors_are_retried_not_reported(brain_conn, fault_proxy, spee
     trigger = BrainAssetTrigger(asset.asset_id, poll_interval=0.1)
     (event,) = run_trigger(trigger)
     assert event["status"] == "done"
+
+
+def test_an_outage_longer_than_the_retries_is_waited_out(brain_conn, fault_proxy, speech):
+    brain_conn(url=fault_proxy.url, max_retries=0)
+    asset = BrainHook().submit_file(speech.file(1), async_=True)
+    fault_proxy.fail_for(2, status=503)
+    (event,) = run_trigger(BrainAssetTrigger(asset.asset_id, poll_interval=0.3, end_time=time.time() + 120))
+    assert event["status"] == "done"
+    assert any(s.faulted == "status" for s in fault_proxy.seen)
