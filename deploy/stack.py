@@ -45,7 +45,7 @@ AIRFLOW = str(BIN / "airflow")
 DEFAULT_ROOT = Path(os.environ.get("BRAIN_STACK_DIR") or Path(tempfile.gettempdir()) / "brain-stack")
 
 ADMIN_USER, ADMIN_PASSWORD = "admin", "admin"
-BRAIN_USER, BRAIN_PASSWORD = "demo", "demo"
+BRAIN_USER, BRAIN_PASSWORD = "demo", "demo-stack-password"
 AWS_KEY, AWS_SECRET, AWS_REGION = "testing", "testing", "us-east-1"
 MOTO_ACCOUNT = "123456789012"
 BUCKET = QUEUE = "brain-audio"

@@ -1,0 +1,189 @@
+"""The deployment tests: the provider on a real CeleryExecutor deployment (``deploy/stack.py``).
+
+Every test here carries the ``deployment`` marker (run them with ``pytest -m deployment tests/deployment``).
+One stack serves the whole session (``stack``); a fault proxy (``stack_proxy``) sits in front of its Brain
+server as the ``brain_proxied`` connection. Each test uploads its own audio under its own S3 prefix and
+triggers its own DAG run, so tests do not see each other's assets or rows.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg2
+import pytest
+
+from deploy.stack import BRAIN_PASSWORD, BRAIN_USER, REPO_ROOT, Stack
+from tests.fixtures.connections import brain_connection_json
+from tests.fixtures.faults import FaultProxy
+
+DAGS = Path(__file__).parent / "dags"
+AUDIO_BUCKET = "deploy-audio"  # no notifications: the fault tests trigger their runs themselves
+TERMINAL = {"success", "failed"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "deployment: runs against the real Airflow deployment of deploy/stack.py (slow; own CI stage)"
+    )
+
+
+@pytest.fixture(scope="session")
+def stack_proxy() -> Iterator[FaultProxy]:
+    """Fault proxy for the stack's Brain server; its upstream is set once the stack has picked its ports."""
+    proxy = FaultProxy("http://127.0.0.1:9").start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, stack_proxy: FaultProxy) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("stack")
+    extra_env = {
+        # Enough retries to outlast a 30 s outage: 1 + 2 + 4 + ... capped backoff.
+        "AIRFLOW_CONN_BRAIN_PROXIED": brain_connection_json(stack_proxy.url, BRAIN_USER, BRAIN_PASSWORD, max_retries=8),
+        "BRAIN_DEPLOY_SIGNAL_DIR": str(root / "signals"),
+    }
+    deployment = Stack(
+        root,
+        dag_sources=[DAGS, REPO_ROOT / "example_dags" / "brain_s3_event_triggered.py"],
+        extra_env=extra_env,
+    )
+    try:
+        deployment.up()
+        stack_proxy.upstream_port = deployment.ports["brain"]
+        deployment.boto3("s3").create_bucket(Bucket=AUDIO_BUCKET)
+        yield deployment
+    finally:
+        deployment.down()
+
+
+@dataclass
+class RunWatch:
+    """A DAG run followed through the REST API: the states each task instance was seen in."""
+
+    dag_id: str
+    run_id: str
+    state: str = "queued"
+    seen: dict[tuple[str, int], list[str]] = field(default_factory=dict)
+    samples: list[dict[tuple[str, int], str]] = field(default_factory=list)
+
+    def states_of(self, task_id: str, map_index: int) -> list[str]:
+        return self.seen.get((task_id, map_index), [])
+
+
+def wait_for_dag(stack: Stack, dag_id: str, timeout: float = 120) -> None:
+    """Wait until the dag-processor has parsed ``dag_id``, then unpause it."""
+
+    def parsed() -> bool:
+        try:
+            stack.rest("GET", f"/dags/{dag_id}")
+            return True
+        except Exception:
+            return False
+
+    stack.wait_for(f"DAG {dag_id} parsed", parsed, timeout)
+    stack.rest("PATCH", f"/dags/{dag_id}", {"is_paused": False})
+
+
+def trigger(stack: Stack, dag_id: str, conf: dict[str, Any]) -> str:
+    wait_for_dag(stack, dag_id)
+    run = stack.rest("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})
+    return run["dag_run_id"]
+
+
+def task_instances(stack: Stack, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    return stack.rest("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=500")["task_instances"]
+
+
+def follow(
+    stack: Stack,
+    dag_id: str,
+    run_id: str,
+    timeout: float,
+    on_sample: Callable[[RunWatch], None] | None = None,
+    interval: float = 0.5,
+) -> RunWatch:
+    """Poll the run and its task instances until the run finishes (or ``timeout``); record every state seen."""
+    watch = RunWatch(dag_id, run_id)
+    deadline = time.monotonic() + timeout
+    while True:
+        watch.state = stack.rest("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
+        sample = {(ti["task_id"], ti["map_index"]): ti["state"] for ti in task_instances(stack, dag_id, run_id)}
+        watch.samples.append(sample)
+        for key, state in sample.items():
+            states = watch.seen.setdefault(key, [])
+            if not states or states[-1] != state:
+                states.append(state)
+        if on_sample:
+            on_sample(watch)
+        if watch.state in TERMINAL:
+            return watch
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{dag_id} run {run_id} still {watch.state} after {timeout:g} s: {sample}")
+        time.sleep(interval)
+
+
+def tries(stack: Stack, dag_id: str, run_id: str, task_id: str, map_index: int) -> list[dict[str, Any]]:
+    path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/{map_index}/tries"
+    return stack.rest("GET", path)["task_instances"]
+
+
+def brain_assets(stack: Stack, sources: list[str]) -> list[dict[str, Any]]:
+    """Every asset (done or not) on the stack's Brain server whose metadata names one of ``sources``."""
+    found: dict[str, dict[str, Any]] = {}
+    with httpx.Client(base_url=stack.brain_url, auth=(BRAIN_USER, BRAIN_PASSWORD), timeout=30) as client:
+        for done in ("true", "false"):
+            offset: int | None = 0
+            while offset is not None:
+                page = client.get("/assets", params={"limit": "100", "offset": str(offset), "done": done})
+                page.raise_for_status()
+                body = page.json()
+                for item in body["results"]:
+                    found[item["id"] if "id" in item else item["asset_id"]] = item
+                offset = body.get("next_offset") if body["results"] else None
+    wanted = set(sources)
+    return [a for a in found.values() if (a.get("metadata") or {}).get("source") in wanted]
+
+
+def warehouse_rows(stack: Stack, sources: list[str], table: str = "deploy_transcripts") -> list[tuple[Any, ...]]:
+    with psycopg2.connect(stack.warehouse_dsn()) as connection, connection.cursor() as cursor:
+        cursor.execute(f"SELECT source, asset_id FROM {table} WHERE source = ANY(%s)", (sources,))
+        return cursor.fetchall()
+
+
+def task_logs(stack: Stack, dag_id: str, run_id: str) -> dict[str, str]:
+    """Every log file the workers and the triggerer wrote for this run, by path."""
+    logs = {}
+    for component in ("worker1", "worker2", "triggerer"):
+        base = stack.root / component / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
+        for path in sorted(base.rglob("*")) if base.exists() else []:
+            if path.is_file():
+                logs[str(path)] = path.read_text(errors="replace")
+    return logs
+
+
+@pytest.fixture
+def upload_audio(stack: Stack, speech) -> Callable[[int], list[str]]:
+    """``upload_audio(n)``: ``n`` distinct spoken sentences under a fresh S3 prefix; returns their s3:// URIs."""
+
+    def upload(n: int) -> list[str]:
+        s3 = stack.boto3("s3")
+        prefix = f"calls-{uuid.uuid4().hex[:8]}"
+        uris = []
+        for i in range(n):
+            voice = ("slt", "kal")[(i // 6) % 2]
+            key = f"{prefix}/{i:02d}-{voice}.wav"
+            s3.upload_file(str(speech.file(i % 6, voice=voice)), AUDIO_BUCKET, key)
+            uris.append(f"s3://{AUDIO_BUCKET}/{key}")
+        return uris
+
+    return upload
