@@ -409,21 +409,60 @@ class Stack:
         self._wait_ready([name], timeout)
         return proc
 
+    def tree(self, name: str) -> list[Any]:
+        """The component's live processes: its process group and every descendant (as ``psutil.Process``).
+
+        The group alone does not reach everything: the task runner of a Celery worker starts its own
+        session, so a ``kill -9`` of the worker's group would leave the task running on a "dead" machine.
+        """
+        import psutil
+
+        pgid = self.procs[name].pid
+        found: dict[int, Any] = {}
+        for process in psutil.process_iter():
+            with contextlib.suppress(psutil.Error):
+                if os.getpgid(process.pid) == pgid and process.status() != psutil.STATUS_ZOMBIE:
+                    found[process.pid] = process
+        for process in list(found.values()):
+            with contextlib.suppress(psutil.Error):
+                for child in process.children(recursive=True):
+                    found.setdefault(child.pid, child)
+        return [p for p in found.values() if p.pid != os.getpid()]
+
+    def component_of(self, pid: int) -> str | None:
+        """The component that (directly or not) started process ``pid``."""
+        import psutil
+
+        leaders = {proc.pid: name for name, proc in self.procs.items()}
+        with contextlib.suppress(psutil.Error):
+            process: Any = psutil.Process(pid)
+            while process is not None:
+                if process.pid in leaders:
+                    return leaders[process.pid]
+                process = process.parent()
+        return None
+
     def kill(self, name: str, sig: int = signal.SIGKILL, timeout: float = 30) -> None:
-        """Send ``sig`` to the component's whole process group (default SIGKILL: a crash) and wait for it to go."""
+        """Send ``sig`` to a component (default SIGKILL: a crash, which takes every process it started with it)
+        and wait until it is gone; a component that ignores a gentler signal for ``timeout`` gets SIGKILL."""
+        import psutil
+
         proc = self.procs[name]
+        members = self.tree(name)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
-        deadline = time.monotonic() + timeout
-        while _group_alive(proc.pid):
-            if time.monotonic() > deadline:
-                if sig == signal.SIGKILL:
-                    raise StackError(f"{name} (pgid {proc.pid}) still alive {timeout:g} s after SIGKILL")
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                deadline = time.monotonic() + 10
-                sig = signal.SIGKILL
-            time.sleep(0.1)
+        if sig == signal.SIGKILL:
+            for member in members:
+                with contextlib.suppress(psutil.Error):
+                    member.kill()
+        _, alive = psutil.wait_procs(members, timeout=timeout)
+        if alive:
+            if sig == signal.SIGKILL:
+                raise StackError(f"{name}: {[p.pid for p in alive]} still alive {timeout:g} s after SIGKILL")
+            for member in alive:
+                with contextlib.suppress(psutil.Error):
+                    member.kill()
+            psutil.wait_procs(alive, timeout=10)
         with contextlib.suppress(ChildProcessError, OSError):
             os.waitpid(proc.pid, os.WNOHANG)
 
@@ -470,7 +509,7 @@ class Stack:
         order = [*reversed(AIRFLOW_COMPONENTS), "brain", "moto", "redis", "postgres"]
         stopped = []
         for name in sorted(self.procs, key=lambda n: order.index(n) if n in order else -1):
-            if _group_alive(self.procs[name].pid):
+            if self.tree(name):
                 self.stop(name, timeout)
                 stopped.append(name)
         if self.pg_dir:
@@ -621,7 +660,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{name:14} pgid {proc.pid:>7}  {'up' if _group_alive(proc.pid) else 'DOWN'}  {proc.log}")
         return 0
     stopped = stack.down()
-    left = [name for name, proc in stack.procs.items() if _group_alive(proc.pid)]
+    left = [name for name in stack.procs if stack.tree(name)]
     print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
     if left:
         print(f"still running: {', '.join(left)}", file=sys.stderr)

@@ -1,0 +1,163 @@
+"""The provider's promises on a real deployment (CeleryExecutor, separate triggerer), each under a fault.
+
+Each test uploads its own synthesised speech to S3, triggers ``brain_deploy_mapped`` (or
+``brain_deploy_proxied``, through a fault proxy) with those files and checks, through the REST API, the
+Brain server and the warehouse, that every file was transcribed exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import signal
+import time
+
+import psutil
+import pytest
+
+from deploy.stack import BRAIN_PASSWORD, WORKERS
+from tests.deployment.conftest import (
+    brain_assets,
+    follow,
+    task_logs,
+    tries,
+    trigger,
+    warehouse_rows,
+)
+
+pytestmark = [pytest.mark.deployment, pytest.mark.timeout(480)]
+MAPPED = "brain_deploy_mapped"
+N_FILES = 12
+
+
+def assert_exactly_once(stack, dag_id, watch, uris):
+    assert watch.state == "success", watch.seen
+    # Index -1 is the placeholder before the task expands.
+    transcribes = {k: v for k, v in watch.seen.items() if k[0] == "transcribe" and k[1] >= 0}
+    assert sorted(i for _, i in transcribes) == list(range(len(uris)))
+    assets = brain_assets(stack, uris)
+    by_source = {}
+    for asset in assets:
+        by_source.setdefault(asset["metadata"]["source"], []).append(asset["asset_id"])
+    assert {s: len(ids) for s, ids in by_source.items()} == dict.fromkeys(uris, 1), "one Brain asset per file"
+    assert all(a["status"] == "done" for a in assets)
+    rows = warehouse_rows(stack, uris)
+    assert sorted(rows) == sorted((s, ids[0]) for s, ids in by_source.items()), "one transcript row per file"
+    return {s: ids[0] for s, ids in by_source.items()}
+
+
+def running_task_processes(stack) -> int:
+    """Task processes (``airflow worker -- <ti id>``) alive under the Celery workers: the slots in use."""
+    count = 0
+    for name in WORKERS:
+        for process in stack.tree(name):
+            with contextlib.suppress(psutil.Error):
+                if " ".join(process.cmdline()).startswith("airflow worker -- "):
+                    count += 1
+    return count
+
+
+def test_normal_run_waits_in_the_triggerer_not_in_a_worker(stack, upload_audio):
+    uris = upload_audio(N_FILES)
+    run_id = trigger(stack, MAPPED, {"s3_uris": uris})
+    slots_in_use: list[int] = []
+
+    def count_slots(watch):
+        slots_in_use.append(running_task_processes(stack))
+
+    watch = follow(stack, MAPPED, run_id, timeout=300, on_sample=count_slots)
+    assert_exactly_once(stack, MAPPED, watch, uris)
+    for i in range(N_FILES):
+        assert "deferred" in watch.states_of("transcribe", i), (i, watch.states_of("transcribe", i))
+        history = tries(stack, MAPPED, run_id, "transcribe", i)
+        assert [t["state"] for t in history] == ["success"], "no retry needed"
+
+    # While every mapped task is waiting (deferred) or done, in this sample and the next (so no task was
+    # between states when the processes were counted), no worker runs a task process: waiting holds no slot.
+    def waiting(sample):
+        states = [state for (task, i), state in sample.items() if task == "transcribe" and i >= 0]
+        return len(states) == N_FILES and set(states) <= {"deferred", "success"} and "deferred" in states
+
+    quiet = [
+        slots_in_use[k]
+        for k in range(len(watch.samples) - 1)
+        if waiting(watch.samples[k]) and waiting(watch.samples[k + 1])
+    ]
+    assert quiet, "never saw every transcription waiting at once"
+    assert quiet == [0] * len(quiet), f"worker task processes while all tasks were deferred: {quiet}"
+    assert max(slots_in_use) > 0, "the count does see task processes when tasks run"
+
+
+def test_triggerer_killed_while_tasks_are_deferred(stack, upload_audio):
+    uris = upload_audio(6)
+    run_id = trigger(stack, MAPPED, {"s3_uris": uris})
+    killed = []
+
+    def kill_when_deferred(watch):
+        states = [s for (task, i), s in watch.samples[-1].items() if task == "transcribe" and i >= 0]
+        if not killed and states and sum(s == "deferred" for s in states) >= 3:
+            stack.kill("triggerer", signal.SIGKILL)
+            killed.append(time.time())
+            time.sleep(3)
+            stack.start("triggerer")
+
+    watch = follow(stack, MAPPED, run_id, timeout=300, on_sample=kill_when_deferred)
+    assert killed, "the triggerer was never killed: no task was seen deferred"
+    assert_exactly_once(stack, MAPPED, watch, uris)
+
+
+def test_worker_killed_right_after_a_submission_returns(stack, upload_audio):
+    uris = upload_audio(4)
+    paused = 1
+    run_id = trigger(stack, MAPPED, {"s3_uris": uris, "pause_after_submit": [paused]})
+    signal_dir = stack.root / "signals" / run_id.replace(":", "_").replace("+", "_")
+    signal_file = stack.wait_for("the paused task's signal", lambda: (signal_dir / f"{paused}.json").exists(), 180)
+    assert signal_file
+    info = json.loads((signal_dir / f"{paused}.json").read_text())
+    victim = stack.component_of(info["pid"])
+    assert victim in WORKERS
+    assert psutil.pid_exists(info["pid"])
+    stack.kill(victim, signal.SIGKILL)
+    stack.start(victim)
+
+    watch = follow(stack, MAPPED, run_id, timeout=360)
+    ids = assert_exactly_once(stack, MAPPED, watch, uris)
+    history = tries(stack, MAPPED, run_id, "transcribe", paused)
+    assert [t["state"] for t in history][-1] == "success"
+    assert len(history) >= 2, "the killed try must have been retried"
+    assert ids[uris[paused]] in info["submitted"], "the retry resumed the asset the killed try submitted"
+    logs = "\n".join(text for path, text in task_logs(stack, MAPPED, run_id).items() if f"map_index={paused}" in path)
+    assert re.search(r"Resuming Brain asset \S+", logs), "the retry says it resumed"
+
+
+def test_brain_server_restarted_while_assets_are_processing(stack, upload_audio):
+    uris = upload_audio(6)
+    run_id = trigger(stack, MAPPED, {"s3_uris": uris})
+    restarted = []
+
+    def restart_when_processing(watch):
+        states = [s for (task, i), s in watch.samples[-1].items() if task == "transcribe" and i >= 0]
+        if not restarted and states and sum(s == "deferred" for s in states) >= 2:
+            stack.stop("brain")
+            stack.start("brain")
+            restarted.append(time.time())
+
+    watch = follow(stack, MAPPED, run_id, timeout=300, on_sample=restart_when_processing)
+    assert restarted
+    assert_exactly_once(stack, MAPPED, watch, uris)
+
+
+def test_brain_answers_503_for_30_seconds(stack, stack_proxy, upload_audio):
+    uris = upload_audio(4)
+    stack_proxy.fail_for(30, 503)
+    started = time.time()
+    run_id = trigger(stack, "brain_deploy_proxied", {"s3_uris": uris})
+    watch = follow(stack, "brain_deploy_proxied", run_id, timeout=360)
+    assert_exactly_once(stack, "brain_deploy_proxied", watch, uris)
+    faulted = [s for s in stack_proxy.seen if s.faulted and s.at >= started]
+    assert faulted, "the outage was seen by the tasks"
+    logs = "\n".join(task_logs(stack, "brain_deploy_proxied", run_id).values())
+    assert "503" in logs, "the task logs show the retries"
+    assert BRAIN_PASSWORD not in logs
+    assert "X-Amz-Signature" not in logs and "Signature=" not in logs
