@@ -4,8 +4,8 @@ Run: ``.venv/bin/python bench/warehouse.py [--rows 1000000] [--naive-rows 20000]
 
 It starts its own PostgreSQL server (as the test suite does: Debian's binaries, trust auth, fsync off,
 a fresh cluster in /tmp that is removed at the end), builds ``Asset`` objects in memory (no Brain
-server needed), and times, on the same ``transcript_words`` table with its primary key, emptied before
-each run:
+server needed), and times, on the same ``transcript_words`` table with its primary key, emptied (and
+checkpointed) before each run:
 
 - ``operator``: ``TranscriptLoader.load`` — the code ``BrainToSqlOperator`` runs once the assets are
   fetched: delete the assets' old rows, insert transcripts and words (binary ``COPY``), commit;
@@ -16,7 +16,7 @@ each run:
 - ``row-by-row``: one ``INSERT`` per row in one transaction, on ``--naive-rows`` rows (it is too slow
   for a million), reported as rows/s.
 
-Rounds interleave the methods and the median of ``--repeat`` rounds is reported. Targets: operator
+Rounds interleave the methods (in a rotated order) and the median of ``--repeat`` rounds is reported. Targets: operator
 ≥ 50 % of the faster COPY and ≥ 10x row-by-row. SQLite and DuckDB files follow, for reference.
 """
 
@@ -147,6 +147,9 @@ def main() -> int:
         def empty() -> None:
             conn.execute("TRUNCATE transcripts, transcript_words")
             conn.commit()
+            # Flush what the previous run left dirty, so no run pays for its predecessor's writes.
+            conn.execute("CHECKPOINT")
+            conn.commit()
 
         def operator() -> None:
             result = loader.load(assets)
@@ -186,21 +189,24 @@ def main() -> int:
             (COPY_BINARY, copy_from(bytes(binary), " (FORMAT BINARY)"), len(rows)),
             (NAIVE, row_by_row, len(naive)),
         ]
-        # Rounds interleave the methods, so a noisy neighbour slows all of them alike.
+        # Rounds interleave the methods, each round in a rotated order, so a noisy neighbour or the
+        # server's background work slows all of them alike.
         samples: dict[str, list[float]] = {name: [] for name, _, _ in methods}
         for round_number in range(1, args.repeat + 1):
-            print(f"  round {round_number}/{args.repeat}: " + ", ".join(name for name, _, _ in methods), flush=True)
-            for name, fn, _ in methods:
+            shift = (round_number - 1) % len(methods)
+            order = methods[shift:] + methods[:shift]
+            print(f"  round {round_number}/{args.repeat}: " + ", ".join(name for name, _, _ in order), flush=True)
+            for name, fn, n in order:
                 empty()
                 start = time.perf_counter()
                 fn()
                 samples[name].append(time.perf_counter() - start)
+                count = conn.execute("SELECT COUNT(*) FROM transcript_words").fetchone()[0]  # type: ignore[index]
+                assert count == n, (name, count, n)
         results = {}
         for name, _, n in methods:
             seconds = statistics.median(samples[name])
             results[name] = (n, seconds, n / seconds)
-        count = conn.execute("SELECT COUNT(*) FROM transcript_words").fetchone()[0]  # type: ignore[index]
-        assert count == len(naive), count
         conn.close()
 
     others = {} if args.other_rows <= 0 else other_databases(make_assets(args.other_rows, args.words_per_asset))
