@@ -492,8 +492,11 @@ class BrainToSqlOperator(BaseOperator):
     word_count, created_at, completed_at, loaded_at; times in UTC) and ``transcript_words`` one row per
     word (asset_id, word_index, word, start_s, end_s, confidence). Both are created if missing. Loading
     an asset again replaces its rows in one transaction, so reruns and retries never duplicate rows, and
-    a load that fails half-way leaves the previous rows intact. On PostgreSQL the rows go in by
-    ``COPY``; elsewhere by ``executemany`` in batches of ``batch_size``.
+    a load that fails half-way leaves the previous rows intact; with ``replace_by_source`` (the default)
+    a new asset of the same audio (a rerun that transcribed the file again) also replaces the old one's
+    rows. On PostgreSQL the rows go in by ``COPY``, on DuckDB by ``INSERT ... SELECT UNNEST``, elsewhere
+    by ``executemany``, in batches of ``batch_size``. The assets are fetched (and checked) before the
+    database is touched, so very large batches are best split with ``.partial().expand()``.
 
     .. code-block:: python
 
@@ -509,7 +512,7 @@ class BrainToSqlOperator(BaseOperator):
     :param brain_conn_id: the Brain connection.
     :param skip_unfinished: skip assets that are not done, with a warning, instead of failing on them.
     :param create_tables: create the tables if missing (``CREATE TABLE IF NOT EXISTS``).
-    :param batch_size: rows per ``executemany`` call on databases without ``COPY``.
+    :param batch_size: rows per ``executemany`` (or ``UNNEST``) call on databases without ``COPY``.
     :param replace_by_source: an asset replaces the rows of older assets of the same source (the same
         S3 object, URL or file), so rerunning a DAG over the same audio keeps one row per file.
     :param hook_params: extra keyword arguments for the database hook.
