@@ -506,7 +506,8 @@ class BrainToSqlOperator(BaseOperator):
     :param asset_ids: one asset id or a list; items may also be the transcribe operator's summaries
         (mappings with ``asset_id``). Templated, and mappable with ``.partial().expand(asset_ids=...)``.
     :param conn_id: any connection whose hook is a common-sql ``DbApiHook`` (postgres, sqlite, duckdb,
-        snowflake, ...).
+        snowflake, ...). A DuckDB file admits one writing process at a time: give mapped loads into one
+        ``max_active_tis_per_dag=1`` (or a one-slot pool).
     :param table: the transcripts table (optionally ``schema.table``).
     :param words_table: the words table; ``None`` to load transcripts only (and not fetch word timings).
     :param brain_conn_id: the Brain connection.
