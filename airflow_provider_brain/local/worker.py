@@ -34,6 +34,8 @@ log = logging.getLogger("brain_local.worker")
 CALLBACK_ATTEMPTS = 3
 #: Pool crashes an asset may be caught in before it is marked failed.
 MAX_CRASHES = 3
+#: Downloads of async URL submissions that may be under way beside the recognitions.
+DOWNLOAD_SLOTS = 8
 
 
 class Dispatcher:
@@ -65,8 +67,12 @@ class Dispatcher:
         await asyncio.gather(
             *(loop.run_in_executor(self._pool, recognizer.warm_up) for _ in range(self._settings.workers))
         )
+        # More dispatchers than recognition processes: a dispatcher downloading a slow URL must not
+        # stall recognition of media that is already here. The pool runs ``workers`` at a time and
+        # queues the rest.
         self._tasks = [
-            asyncio.create_task(self._run(), name=f"brain-dispatch-{i}") for i in range(self._settings.workers)
+            asyncio.create_task(self._run(), name=f"brain-dispatch-{i}")
+            for i in range(self._settings.workers + DOWNLOAD_SLOTS)
         ]
         pending = self._store.pending_count()
         if pending:
