@@ -420,11 +420,11 @@ class Stack:
         pgid = self.procs[name].pid
         found: dict[int, Any] = {}
         for process in psutil.process_iter():
-            with contextlib.suppress(psutil.Error):
+            with contextlib.suppress(psutil.Error, OSError):  # gone since listed
                 if os.getpgid(process.pid) == pgid and process.status() != psutil.STATUS_ZOMBIE:
                     found[process.pid] = process
         for process in list(found.values()):
-            with contextlib.suppress(psutil.Error):
+            with contextlib.suppress(psutil.Error, OSError):
                 for child in process.children(recursive=True):
                     found.setdefault(child.pid, child)
         return [p for p in found.values() if p.pid != os.getpid()]

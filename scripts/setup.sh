@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEB_PACKAGES=(festival festvox-us-slt-hts festvox-kallpc16k sox postgresql curl redis-server)
+DEB_PACKAGES=(festival festvox-us-slt-hts festvox-kallpc16k sox postgresql curl redis-server chromium chromium-driver)
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
