@@ -468,7 +468,10 @@ class Stack:
 
     def stop(self, name: str, timeout: float = 30) -> None:
         """Stop a component gracefully (SIGINT for PostgreSQL's fast shutdown, SIGTERM for the rest)."""
+        started = time.monotonic()
         self.kill(name, signal.SIGINT if name == "postgres" else signal.SIGTERM, timeout)
+        with contextlib.suppress(OSError), open(self.procs[name].log, "a") as log:
+            log.write(f"\n==== {time.strftime('%H:%M:%S')} stopped {name} in {time.monotonic() - started:.1f} s\n")
 
     # ---------------------------------------------------------------- whole stack
     def up(self, timeout: float = 240) -> Stack:
