@@ -1,4 +1,4 @@
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test lint bench stack-up stack-down
 
 setup:
 	@bash scripts/setup.sh

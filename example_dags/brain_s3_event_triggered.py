@@ -9,7 +9,11 @@ Why not a sensor: a deferrable ``S3KeySensor`` on a schedule polls S3 by listing
 late, and must remember what it already saw. Notifications name each new object once, at once.
 Use the sensor only for a bucket whose notifications you cannot configure.
 
-Set ``BRAIN_AUDIO_QUEUE_URL`` to the queue's URL where the DAG is parsed. Connections:
+S3 sends one ``s3:TestEvent`` message when notifications are first configured: it names no object,
+so its run transcribes nothing (``new_objects`` is empty and the tasks after it are skipped).
+
+Install ``airflow-provider-brain[events]`` (the common-messaging provider and aiobotocore) where the
+triggerer runs. Set ``BRAIN_AUDIO_QUEUE_URL`` to the queue's URL where the DAG is parsed. Connections:
 ``aws_default``, ``brain_default`` and ``brain_warehouse``. A manual run may name its files:
 ``airflow dags test brain_s3_event_triggered -c '{"s3_uris": ["s3://bucket/call.wav"]}'``.
 """
