@@ -7,8 +7,8 @@ demo: setup
 	@.venv/bin/python -m scripts.demo
 
 lint: setup
-	.venv/bin/ruff check airflow_provider_brain tests bench example_dags
-	.venv/bin/ruff format --check airflow_provider_brain tests bench example_dags
+	.venv/bin/ruff check airflow_provider_brain tests bench example_dags deploy scripts
+	.venv/bin/ruff format --check airflow_provider_brain tests bench example_dags deploy scripts
 	.venv/bin/mypy
 
 # Two stages: the fast suite, then the tests that run a whole Airflow deployment.

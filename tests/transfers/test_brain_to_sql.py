@@ -63,6 +63,7 @@ def warehouse(request, tmp_path, monkeypatch) -> Warehouse:
         conn = {"conn_type": "sqlite", "host": str(tmp_path / "warehouse.db")}
     else:
         import airflow.providers.duckdb  # noqa: F401 - a dev dependency: fail, never skip, when it is missing
+
         conn = {"conn_type": "duckdb", "host": str(tmp_path / "warehouse.duckdb")}
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", json.dumps(conn))
     return Warehouse(request.param, "warehouse")
