@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
+from tests.fixtures.brain import start_brain_server
 from tests.fixtures.connections import brain_connection_json
 
 GIB = 1 << 30
@@ -50,18 +53,25 @@ MEASURE = textwrap.dedent(
 )
 
 
-def test_one_gib_upload_keeps_client_memory_flat(brain_server, tmp_path):
+def test_one_gib_upload_keeps_client_memory_flat(tmp_path):
+    # Its own server and a clean environment: the measurement must not depend on what other tests left.
+    server = start_brain_server(tmp_path / "data", workers=1)
     big = tmp_path / "big.wav"
     with big.open("wb") as handle:
         handle.truncate(GIB)  # Sparse: no disk used, but every byte is read and sent.
-    env = {"AIRFLOW_CONN_BRAIN_DEFAULT": brain_connection_json(brain_server.url, *brain_server.auth)}
-    result = subprocess.run(
-        [sys.executable, "-c", MEASURE, str(big)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**__import__("os").environ, **env},
-    )
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/root"),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW_CONN_BRAIN_DEFAULT": brain_connection_json(server.url, *server.auth),
+    }
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", MEASURE, str(big)], capture_output=True, text=True, timeout=600, env=env
+        )
+    finally:
+        server.stop()
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     growth = (figures["peak_kib"] - figures["baseline_kib"]) * 1024
