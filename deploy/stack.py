@@ -6,7 +6,8 @@
 - Redis (Debian ``redis-server``) as the Celery broker,
 - moto in server mode (S3 and SQS), with a bucket ``brain-audio`` whose ``s3:ObjectCreated:*``
   notifications go to the SQS queue ``brain-audio`` (its URL is ``BRAIN_AUDIO_QUEUE_URL``),
-- the local Brain server (user ``demo``, password ``demo``),
+  and a bucket ``airflow-logs`` for the task logs (remote logging, as separate machines need),
+- the local Brain server (user ``demo``, password ``demo-stack-password``),
 - ``airflow api-server``, ``scheduler``, ``dag-processor``, ``triggerer`` and two ``airflow celery worker``
   (CeleryExecutor), each with its own ``AIRFLOW_HOME`` and working directory; they share only the DAGs
   folder, the metadata DB and the broker, as separate machines would.
@@ -49,6 +50,9 @@ BRAIN_USER, BRAIN_PASSWORD = "demo", "demo-stack-password"
 AWS_KEY, AWS_SECRET, AWS_REGION = "testing", "testing", "us-east-1"
 MOTO_ACCOUNT = "123456789012"
 BUCKET = QUEUE = "brain-audio"
+#: Task logs go to S3 (moto) as in a multi-machine deployment: the api-server reads a finished task's log
+#: from there, whichever worker ran it (the workers' log servers all answer on one host here).
+LOG_BUCKET = "airflow-logs"
 WORKERS = ("worker1", "worker2")
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", *WORKERS)
 
@@ -252,6 +256,9 @@ class Stack:
             "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "30",
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
+            "AIRFLOW__LOGGING__REMOTE_LOGGING": "True",
+            "AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER": f"s3://{LOG_BUCKET}/logs",
+            "AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID": "aws_default",
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.ports["log-worker1"]),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.ports["log-triggerer"]),
             "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
@@ -497,7 +504,7 @@ class Stack:
                 self._spawn(name)
             self._wait_ready(["postgres", "redis", "moto", "brain"], 90)
             self._create_databases()
-            self._setup_s3_events()
+            self._setup_s3()
             self._migrate()
             for name in AIRFLOW_COMPONENTS:
                 self._spawn(name)
@@ -575,9 +582,11 @@ class Stack:
             aws_secret_access_key=AWS_SECRET,
         )
 
-    def _setup_s3_events(self) -> None:
-        """Bucket ``brain-audio`` notifies queue ``brain-audio`` of every new object (moto delivers it)."""
+    def _setup_s3(self) -> None:
+        """Bucket ``brain-audio`` notifies queue ``brain-audio`` of every new object (moto delivers it);
+        bucket ``airflow-logs`` holds the task logs."""
         sqs, s3 = self.boto3("sqs"), self.boto3("s3")
+        s3.create_bucket(Bucket=LOG_BUCKET)
         queue_url = sqs.create_queue(QueueName=QUEUE)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         s3.create_bucket(Bucket=BUCKET)

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from airflow.sdk import BaseOperator
 
 from airflow_provider_brain.hooks.brain import BrainHook
-from airflow_provider_brain.transfers.common import asset_document, fetch_done_assets, normalize_asset_ids
+from airflow_provider_brain.models import Asset
+from airflow_provider_brain.transfers.common import (
+    asset_document,
+    asset_source,
+    fetch_done_assets,
+    newest_per_source,
+    normalize_asset_ids,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -19,6 +28,9 @@ OUTPUT_FORMATS = ("json", "jsonl")
 
 #: A JSON Lines batch is spooled in memory up to this size, then on local disk: never all in memory.
 SPOOL_MAX_BYTES = 64 * 1024**2
+
+#: S3 keys are at most 1,024 bytes: a document key built from a longer source is a hash of it instead.
+MAX_SOURCE_KEY_BYTES = 900
 
 
 def split_s3_uri(s3_uri: str) -> tuple[str, str]:
@@ -31,13 +43,36 @@ def split_s3_uri(s3_uri: str) -> tuple[str, str]:
     return bucket, key
 
 
+def source_document_name(source: str) -> str:
+    """The document name (``{prefix}/`` + this) for the audio at ``source``, readable and deterministic.
+
+    ``s3://audio/calls/a.wav`` gives ``s3/audio/calls/a.wav.json``, ``https://host/x/b.mp3?sig=...``
+    ``https/host/x/b.mp3.json`` (never the query string: it may hold a signature), a local path
+    ``/data/c.flac`` ``file/data/c.flac.json``. Empty, ``.`` and ``..`` segments are dropped, so a source
+    cannot escape the prefix; a source too long for an S3 key becomes ``by-source/<sha256>.json``.
+    """
+    parts = urlsplit(source)
+    if parts.scheme and parts.netloc:
+        segments = [parts.scheme, parts.netloc, *parts.path.split("/")]
+    else:
+        segments = ["file", *source.split("/")]
+    name = "/".join(s for s in segments if s not in ("", ".", "..")) + ".json"
+    if len(name.encode()) > MAX_SOURCE_KEY_BYTES:
+        name = f"by-source/{hashlib.sha256(source.encode()).hexdigest()}.json"
+    return name
+
+
 class BrainToS3Operator(BaseOperator):
     """Write Brain transcripts to S3, one JSON document per asset or one JSON Lines file per batch.
 
-    With ``output_format="json"`` (the default) ``s3_uri`` is a prefix and each asset goes to
-    ``{prefix}/{asset_id}.json``; with ``"jsonl"`` it is the key of one JSON Lines file holding the
-    whole batch (what Snowflake, Redshift and BigQuery load natively). Keys are deterministic and
-    objects are overwritten, so writing the same asset again replaces it: never a duplicate.
+    With ``output_format="json"`` (the default) ``s3_uri`` is a prefix and each audio file gets one
+    document, named after the file it came from: ``{prefix}/s3/bucket/calls/a.wav.json`` for
+    ``s3://bucket/calls/a.wav`` (see ``source_document_name``). Rerunning a DAG over the same audio
+    transcribes it into a new asset, whose document replaces the old one: one document per file, never a
+    duplicate. With ``replace_by_source=False``, or for an asset with no recorded source, the document is
+    ``{prefix}/{asset_id}.json``. With ``"jsonl"``, ``s3_uri`` is the key of one JSON Lines file holding
+    the whole batch (what Snowflake, Redshift and BigQuery load natively), rewritten in place. In both
+    forms, when a batch holds two assets of one file, only the newest is written.
 
     Each document holds ``asset_id``, ``status``, ``source``, ``duration``, ``transcript``,
     ``confidence``, ``mean_confidence``, ``word_count``, ``created``, ``completed``, ``metadata``
@@ -61,6 +96,8 @@ class BrainToS3Operator(BaseOperator):
     :param output_format: ``"json"`` or ``"jsonl"``.
     :param times: include word timings (``words``).
     :param skip_unfinished: skip assets that are not done, with a warning, instead of failing on them.
+    :param replace_by_source: name documents after their audio file rather than their asset id, and write
+        only the newest asset of each file in a batch.
     :param aws_conn_id: the AWS connection for ``S3Hook``.
     :param brain_conn_id: the Brain connection.
     :return: the S3 keys written.
@@ -77,6 +114,7 @@ class BrainToS3Operator(BaseOperator):
         output_format: str = "json",
         times: bool = False,
         skip_unfinished: bool = False,
+        replace_by_source: bool = True,
         aws_conn_id: str | None = "aws_default",
         brain_conn_id: str = BrainHook.default_conn_name,
         **kwargs: Any,
@@ -89,6 +127,7 @@ class BrainToS3Operator(BaseOperator):
         self.output_format = output_format
         self.times = times
         self.skip_unfinished = skip_unfinished
+        self.replace_by_source = replace_by_source
         self.aws_conn_id = aws_conn_id
         self.brain_conn_id = brain_conn_id
 
@@ -106,16 +145,28 @@ class BrainToS3Operator(BaseOperator):
             skip_unfinished=self.skip_unfinished,
             log=self.log,
         )
+        assets = fetched.done
+        if self.replace_by_source:
+            assets, superseded = newest_per_source(assets)
+            for old in superseded:
+                self.log.info(
+                    "Not writing Brain asset %s: a newer asset of the same audio is in the batch", old.asset_id
+                )
         s3 = S3Hook(aws_conn_id=self.aws_conn_id)
         if self.output_format == "jsonl":
-            return self._write_jsonl(s3, bucket, key, fetched.done)
-        return self._write_documents(s3, bucket, key, fetched.done)
+            return self._write_jsonl(s3, bucket, key, assets)
+        return self._write_documents(s3, bucket, key, assets)
 
-    def _write_documents(self, s3: Any, bucket: str, prefix: str, assets: Sequence[Any]) -> list[str]:
+    def _document_name(self, asset: Asset) -> str:
+        source = asset_source(asset) if self.replace_by_source else None
+        return source_document_name(source) if source else f"{asset.asset_id}.json"
+
+    def _write_documents(self, s3: Any, bucket: str, prefix: str, assets: Sequence[Asset]) -> list[str]:
         prefix = prefix.rstrip("/")
         keys = []
         for asset in assets:
-            key = f"{prefix}/{asset.asset_id}.json" if prefix else f"{asset.asset_id}.json"
+            name = self._document_name(asset)
+            key = f"{prefix}/{name}" if prefix else name
             body = json.dumps(asset_document(asset), ensure_ascii=False).encode("utf-8")
             s3.load_bytes(body, key=key, bucket_name=bucket, replace=True)
             self.log.info(
@@ -129,7 +180,7 @@ class BrainToS3Operator(BaseOperator):
             keys.append(key)
         return keys
 
-    def _write_jsonl(self, s3: Any, bucket: str, key: str, assets: Sequence[Any]) -> list[str]:
+    def _write_jsonl(self, s3: Any, bucket: str, key: str, assets: Sequence[Asset]) -> list[str]:
         if not assets:
             # Every asset was skipped: leave whatever an earlier run wrote rather than blank it.
             self.log.warning("No done Brain assets to write; s3://%s/%s left as it was", bucket, key)

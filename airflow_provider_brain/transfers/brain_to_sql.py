@@ -19,6 +19,7 @@ from airflow_provider_brain.models import Asset
 from airflow_provider_brain.transfers.common import (
     asset_source,
     fetch_done_assets,
+    newest_per_source,
     normalize_asset_ids,
     parse_timestamp,
     utc_now,
@@ -223,6 +224,11 @@ class TranscriptLoader:
         if len(ids) != len(assets):
             # The same asset twice would violate the primary key: keep its last version.
             assets = list({asset.asset_id: asset for asset in assets}.values())
+        if self.replace_by_source:
+            # Two assets of one file in a batch: the older would stand beside the newer. Its rows (if an
+            # earlier load wrote them) go with the source's other old rows below.
+            assets, superseded_in_batch = newest_per_source(assets)
+            ids = [asset.asset_id for asset in assets] + [asset.asset_id for asset in superseded_in_batch]
         if not assets:
             return LoadResult(assets=0, transcript_rows=0, word_rows=0, method="none")
         loaded_at = loaded_at or utc_now()

@@ -130,6 +130,31 @@ def asset_source(asset: Asset) -> str | None:
     return None
 
 
+def newest_per_source(assets: Sequence[Asset]) -> tuple[list[Asset], list[Asset]]:
+    """Split a batch into the assets to keep and those superseded by a newer asset of the same source.
+
+    A batch may hold two transcriptions of one file (a task cleared after the file was transcribed again):
+    only the newest (by ``created``, then by position in the batch) stands for the file. Assets without a
+    recorded source are all kept. Order is preserved.
+    """
+    newest: dict[str, int] = {}
+    for index, asset in enumerate(assets):
+        source = asset_source(asset)
+        if source is None:
+            continue
+        best = newest.get(source)
+        if best is None or _created_key(asset) >= _created_key(assets[best]):
+            newest[source] = index
+    kept_indexes = set(newest.values())
+    kept = [a for i, a in enumerate(assets) if asset_source(a) is None or i in kept_indexes]
+    superseded = [a for i, a in enumerate(assets) if asset_source(a) is not None and i not in kept_indexes]
+    return kept, superseded
+
+
+def _created_key(asset: Asset) -> datetime:
+    return parse_timestamp(asset.created) or datetime.min
+
+
 def parse_timestamp(value: str | None) -> datetime | None:
     """An API timestamp (ISO 8601, ``Z`` or offset) as a naive UTC ``datetime``; ``None`` if absent or unreadable."""
     if not value:

@@ -8,6 +8,7 @@ triggers its own DAG run, so tests do not see each other's assets or rows.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -160,14 +161,23 @@ def warehouse_rows(stack: Stack, sources: list[str], table: str = "deploy_transc
         return cursor.fetchall()
 
 
+def task_log(stack: Stack, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> str:
+    """One try's log as a user reads it: through the REST API (the api-server finds it in the S3 log bucket,
+    or on the machine that is running it). Every field of every structured line, one line per line."""
+    path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
+    body = stack.rest("GET", f"{path}?map_index={map_index}&full_content=true")
+    return "\n".join(json.dumps(line) if isinstance(line, dict) else str(line) for line in body["content"])
+
+
 def task_logs(stack: Stack, dag_id: str, run_id: str) -> dict[str, str]:
-    """Every log file the workers and the triggerer wrote for this run, by path."""
+    """The log of every try of every task instance of the run, read through the REST API, keyed
+    ``task_id=<task>/map_index=<i>/attempt=<n>``."""
     logs = {}
-    for component in ("worker1", "worker2", "triggerer"):
-        base = stack.root / component / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
-        for path in sorted(base.rglob("*")) if base.exists() else []:
-            if path.is_file():
-                logs[str(path)] = path.read_text(errors="replace")
+    for ti in task_instances(stack, dag_id, run_id):
+        task_id, map_index = ti["task_id"], ti["map_index"]
+        for attempt in range(1, (ti["try_number"] or 0) + 1):
+            key = f"task_id={task_id}/map_index={map_index}/attempt={attempt}"
+            logs[key] = task_log(stack, dag_id, run_id, task_id, map_index, attempt)
     return logs
 
 

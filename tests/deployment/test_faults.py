@@ -20,6 +20,7 @@ from deploy.stack import BRAIN_PASSWORD, WORKERS
 from tests.deployment.conftest import (
     brain_assets,
     follow,
+    task_log,
     task_logs,
     tries,
     trigger,
@@ -88,9 +89,20 @@ def test_normal_run_waits_in_the_triggerer_not_in_a_worker(stack, upload_audio):
     assert quiet == [0] * len(quiet), f"worker task processes while all tasks were deferred: {quiet}"
     assert max(slots_in_use) > 0, "the count does see task processes when tasks run"
 
+    # Each task's log, read as a user reads it (REST API, S3 log bucket), holds the part it ran in a worker
+    # before deferring and the part after it resumed, whichever worker ran which part.
+    for i, uri in enumerate(uris):
+        log = task_log(stack, MAPPED, run_id, "transcribe", i, 1)
+        assert f"Submitted {uri} to Brain as asset" in log, i
+        assert re.search(r"Brain asset \S+: done, [0-9.]+ s of audio, \d+ words", log), i
+    ran_on = {
+        w for w in WORKERS if list((stack.root / w / "logs" / f"dag_id={MAPPED}" / f"run_id={run_id}").rglob("*.log"))
+    }
+    assert ran_on == set(WORKERS), f"every worker ran tasks: {ran_on}"
+
 
 def test_triggerer_killed_while_tasks_are_deferred(stack, upload_audio):
-    uris = upload_audio(6)
+    uris = upload_audio(N_FILES)
     run_id = trigger(stack, MAPPED, {"s3_uris": uris})
     killed = []
 
@@ -108,7 +120,7 @@ def test_triggerer_killed_while_tasks_are_deferred(stack, upload_audio):
 
 
 def test_worker_killed_right_after_a_submission_returns(stack, upload_audio):
-    uris = upload_audio(4)
+    uris = upload_audio(N_FILES)
     paused = 1
     run_id = trigger(stack, MAPPED, {"s3_uris": uris, "pause_after_submit": [paused]})
     signal_dir = stack.root / "signals" / run_id.replace(":", "_").replace("+", "_")
@@ -132,7 +144,7 @@ def test_worker_killed_right_after_a_submission_returns(stack, upload_audio):
 
 
 def test_brain_server_restarted_while_assets_are_processing(stack, upload_audio):
-    uris = upload_audio(6)
+    uris = upload_audio(N_FILES)
     run_id = trigger(stack, MAPPED, {"s3_uris": uris})
     restarted = []
 
@@ -149,7 +161,7 @@ def test_brain_server_restarted_while_assets_are_processing(stack, upload_audio)
 
 
 def test_brain_answers_503_for_30_seconds(stack, stack_proxy, upload_audio):
-    uris = upload_audio(4)
+    uris = upload_audio(N_FILES)
     stack_proxy.fail_for(30, 503)
     started = time.time()
     run_id = trigger(stack, "brain_deploy_proxied", {"s3_uris": uris})

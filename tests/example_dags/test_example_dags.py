@@ -10,6 +10,7 @@ import jiwer
 import psycopg2
 import pytest
 
+from airflow_provider_brain.transfers.brain_to_s3 import source_document_name
 from tests.fixtures.connections import brain_connection_json
 
 EXAMPLES = Path(__file__).parents[2] / "example_dags"
@@ -124,12 +125,23 @@ def test_s3_to_warehouse_end_to_end_and_idempotent(examples, s3_server, s3_bucke
 
     transcripts, words = read()
     check_rows(transcripts, words, speech, s3_bucket)
-    archived = s3_server.client().list_objects_v2(Bucket=s3_bucket, Prefix="transcripts/")["Contents"]
-    assert sorted(o["Key"] for o in archived) == sorted(f"transcripts/{row[0]}.json" for row in transcripts)
 
-    run.test("brain_s3_to_warehouse", conf)  # Same files again: rows replaced, not duplicated.
+    def archive():
+        client = s3_server.client()
+        listed = client.list_objects_v2(Bucket=s3_bucket, Prefix="transcripts/")["Contents"]
+        return {o["Key"]: json.loads(client.get_object(Bucket=s3_bucket, Key=o["Key"])["Body"].read()) for o in listed}
+
+    # One document per audio file, named after it.
+    expected_keys = sorted(f"transcripts/{source_document_name(row[1])}" for row in transcripts)
+    assert sorted(archive()) == expected_keys
+
+    run.test("brain_s3_to_warehouse", conf)  # Same files again: rows and documents replaced, not duplicated.
     again, again_words = read()
     assert len(again) == FILES and len(again_words) == sum(len(r[3].split()) for r in again)
+    assert {row[0] for row in again}.isdisjoint(row[0] for row in transcripts), "the rerun made new assets"
+    documents = archive()
+    assert sorted(documents) == expected_keys
+    assert sorted(d["asset_id"] for d in documents.values()) == sorted(row[0] for row in again)
 
 
 def test_s3_to_warehouse_into_postgres(examples, postgres_server, s3_bucket, speech):

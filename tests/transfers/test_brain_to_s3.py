@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
 import pytest
 
 from airflow_provider_brain.hooks.brain import BrainHook
-from airflow_provider_brain.transfers.brain_to_s3 import BrainToS3Operator, split_s3_uri
+from airflow_provider_brain.transfers.brain_to_s3 import BrainToS3Operator, source_document_name, split_s3_uri
 from airflow_provider_brain.transfers.common import BrainAssetsNotDone
 
 
@@ -44,22 +45,76 @@ def assert_document(document: dict[str, Any], asset, with_words: bool) -> None:
 
 
 @pytest.mark.parametrize("times", [False, True])
-def test_one_json_document_per_asset_at_a_deterministic_key(s3_server, s3_bucket, brain_assets, brain_conn, times):
+def test_one_json_document_per_audio_file(s3_server, s3_bucket, brain_assets, brain_conn, times):
     keys = run(asset_ids=brain_assets.done_ids, s3_uri=f"s3://{s3_bucket}/brain/2026-11-25/", times=times)
 
-    expected = [f"brain/2026-11-25/{asset_id}.json" for asset_id in brain_assets.done_ids]
+    # The fixture's assets came from s3://audio/sentence-0.wav and s3://audio/sentence-1.wav.
+    expected = ["brain/2026-11-25/s3/audio/sentence-0.wav.json", "brain/2026-11-25/s3/audio/sentence-1.wav.json"]
     assert keys == expected
     stored = objects(s3_server, s3_bucket)
     assert sorted(stored) == sorted(expected)
-    for asset in brain_assets.done:
-        assert_document(json.loads(stored[f"brain/2026-11-25/{asset.asset_id}.json"]), asset, with_words=times)
+    for key, asset in zip(expected, brain_assets.done, strict=True):
+        assert_document(json.loads(stored[key]), asset, with_words=times)
+
+
+def test_by_asset_id_without_replace_by_source(s3_server, s3_bucket, brain_assets, brain_conn):
+    keys = run(asset_ids=brain_assets.done_ids, s3_uri=f"s3://{s3_bucket}/brain", replace_by_source=False)
+
+    assert keys == [f"brain/{asset_id}.json" for asset_id in brain_assets.done_ids]
+    assert sorted(objects(s3_server, s3_bucket)) == sorted(keys)
 
 
 def test_bucket_root_prefix(s3_server, s3_bucket, brain_assets, brain_conn):
     keys = run(asset_ids=brain_assets.done_ids[0], s3_uri=f"s3://{s3_bucket}")
 
-    assert keys == [f"{brain_assets.done_ids[0]}.json"]
+    assert keys == ["s3/audio/sentence-0.wav.json"]
     assert list(objects(s3_server, s3_bucket)) == keys
+
+
+def test_an_asset_without_a_source_is_named_by_its_id(s3_server, s3_bucket, brain_conn, speech):
+    asset = BrainHook().submit_file(speech.file(5))
+    keys = run(asset_ids=[asset.asset_id], s3_uri=f"s3://{s3_bucket}/brain")
+
+    assert keys == [f"brain/{asset.asset_id}.json"]
+
+
+def test_a_new_transcription_of_the_same_file_replaces_its_document(s3_server, s3_bucket, brain_conn, speech):
+    """A rerun transcribes the file into a new asset: one document per file, the newest, never two."""
+    hook = BrainHook()
+    source = {"source": f"s3://audio/rerun-{uuid.uuid4().hex[:8]}.wav"}
+    first = hook.submit_file(speech.file(4), metadata=source)
+    uri = f"s3://{s3_bucket}/brain"
+    run(asset_ids=[first.asset_id], s3_uri=uri)
+    time.sleep(1.1)  # the server stamps whole seconds: the second asset is strictly newer
+    second = hook.submit_file(speech.file(4), metadata=source)
+
+    # The rerun's batch may still hold the old asset (a cleared task): the newer one wins, wherever it is.
+    keys = run(asset_ids=[second.asset_id, first.asset_id], s3_uri=uri)
+
+    assert keys == [f"brain/{source_document_name(source['source'])}"]
+    stored = objects(s3_server, s3_bucket)
+    assert list(stored) == keys
+    assert json.loads(stored[keys[0]])["asset_id"] == second.asset_id
+
+
+@pytest.mark.parametrize(
+    ("source", "name"),
+    [
+        ("s3://audio/calls/a.wav", "s3/audio/calls/a.wav.json"),
+        ("https://media.example.com/x/b.mp3?X-Amz-Signature=abc#t", "https/media.example.com/x/b.mp3.json"),
+        ("/data/in/c.flac", "file/data/in/c.flac.json"),
+        ("relative/d.ogg", "file/relative/d.ogg.json"),
+        ("s3://audio/../../etc/./e.wav", "s3/audio/etc/e.wav.json"),
+        ("http://host//f.wav", "http/host/f.wav.json"),
+    ],
+)
+def test_document_names_follow_the_source_and_stay_under_the_prefix(source, name):
+    assert source_document_name(source) == name
+
+
+def test_a_source_too_long_for_an_s3_key_is_hashed():
+    name = source_document_name("s3://audio/" + "x" * 2000 + ".wav")
+    assert name.startswith("by-source/") and name.endswith(".json") and len(name) < 100
 
 
 def test_rewriting_replaces_documents_never_duplicates(s3_server, s3_bucket, brain_assets, brain_conn, speech):
@@ -69,15 +124,15 @@ def test_rewriting_replaces_documents_never_duplicates(s3_server, s3_bucket, bra
     uri = f"s3://{s3_bucket}/brain"
     first = run(asset_ids=ids, s3_uri=uri)
 
-    hook.update_asset(edited.asset_id, transcript="it will rain", metadata={"source": "s3://audio/fixed.wav"})
+    hook.update_asset(edited.asset_id, transcript="it will rain")
     second = run(asset_ids=ids, s3_uri=uri)
 
     assert first == second
     stored = objects(s3_server, s3_bucket)
     assert sorted(stored) == sorted(second)
-    document = json.loads(stored[f"brain/{edited.asset_id}.json"])
+    document = json.loads(stored["brain/s3/audio/weather.wav.json"])
+    assert document["asset_id"] == edited.asset_id
     assert document["transcript"] == "it will rain"
-    assert document["source"] == "s3://audio/fixed.wav"
 
 
 def test_jsonl_batch_is_one_file_rewritten_in_place(s3_server, s3_bucket, brain_assets, brain_conn):
@@ -116,7 +171,7 @@ def test_skip_unfinished_writes_the_done_ones(s3_server, s3_bucket, brain_assets
 
     keys = run(asset_ids=ids, s3_uri=f"s3://{s3_bucket}/brain", skip_unfinished=True)
 
-    assert keys == [f"brain/{asset_id}.json" for asset_id in brain_assets.done_ids]
+    assert keys == ["brain/s3/audio/sentence-0.wav.json", "brain/s3/audio/sentence-1.wav.json"]
     assert sorted(objects(s3_server, s3_bucket)) == sorted(keys)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -171,6 +172,22 @@ def test_a_new_asset_of_the_same_source_replaces_the_old_one(
     assert set(brain_assets.done_ids) <= set(rows)  # other sources untouched
     assert (warehouse.words(first.asset_id) == []) is replace_by_source
     assert len(warehouse.words(second.asset_id)) == second.word_count
+
+
+def test_two_assets_of_one_file_in_a_batch_load_as_one_row(warehouse, brain_conn, speech):
+    """A cleared task's old asset and the new one in one batch: only the newest stands for the file."""
+    hook = BrainHook()
+    source = {"source": f"s3://audio/twice-{uuid.uuid4().hex[:8]}.wav"}
+    older = hook.submit_file(speech.file(2), metadata=source)
+    time.sleep(1.1)  # the server stamps whole seconds: the second asset is strictly newer
+    newer = hook.submit_file(speech.file(2), metadata=source)
+
+    run(asset_ids=[newer.asset_id, older.asset_id])
+
+    rows = warehouse.transcripts()
+    assert [asset_id for asset_id, row in rows.items() if row["source"] == source["source"]] == [newer.asset_id]
+    assert warehouse.words(older.asset_id) == []
+    assert len(warehouse.words(newer.asset_id)) == newer.word_count
 
 
 @pytest.mark.parametrize("failure", ["duplicate_key", "python_error"])

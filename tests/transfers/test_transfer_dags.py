@@ -49,7 +49,8 @@ def test_transcribe_then_load_sql_and_s3(
     assert word_rows == sum(asset.word_count for asset in assets.values())
 
     stored = {item["Key"] for item in client.list_objects_v2(Bucket=s3_bucket)["Contents"]}
-    assert {f"transcripts/{asset_id}.json" for asset_id in assets} <= stored
+    # One document per audio file, named after it (replace_by_source, the default).
+    assert {f"transcripts/s3/{s3_bucket}/{key}.json" for key in keys} <= stored
     (batch_key,) = [key for key in stored if key.startswith("batches/")]
     assert batch_key.endswith(".jsonl") and "{{" not in batch_key
     lines = client.get_object(Bucket=s3_bucket, Key=batch_key)["Body"].read().decode().splitlines()
