@@ -11,7 +11,7 @@ Celery workers, sampled every 0.25 s), slot-seconds (those slots integrated over
 of the workers, the triggerer and the scheduler (user + system of every process of the component,
 including reaped children). All three poll every 2 s.
 
-    .venv/bin/python bench/deployment.py            # 200 files, all three ways (about half an hour here)
+    .venv/bin/python bench/deployment.py            # 200 files, all three ways (about 15 minutes here)
     .venv/bin/python bench/deployment.py --files 40 --modes deferrable,naive
 """
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import tempfile
 import time
@@ -114,16 +115,6 @@ def cpu_seconds(stack: Stack, names: tuple[str, ...], seen: dict[int, float]) ->
                 )
 
 
-def task_processes(stack: Stack) -> int:
-    count = 0
-    for name in WORKERS:
-        for process in stack.tree(name):
-            with contextlib.suppress(psutil.Error):
-                if " ".join(process.cmdline()).startswith("airflow worker -- "):
-                    count += 1
-    return count
-
-
 def run_mode(stack: Stack, mode: str, uris: list[str], timeout: float) -> dict[str, float]:
     dag_id = f"bench_{mode}"
     stack.wait_for(f"{dag_id} parsed", lambda: _parsed(stack, dag_id), 180)
@@ -140,7 +131,7 @@ def run_mode(stack: Stack, mode: str, uris: list[str], timeout: float) -> dict[s
     deadline = time.monotonic() + timeout
     last_sample = time.monotonic()
     while True:
-        in_use = task_processes(stack)
+        in_use = stack.running_tasks()
         now = time.monotonic()
         slot_seconds += in_use * (now - last_sample)
         last_sample = now
@@ -220,7 +211,8 @@ def main() -> int:
         stack.down()
     print()
     slots = len(WORKERS) * stack.worker_concurrency
-    print(f"{args.files} mapped transcriptions, {slots} worker slots, poll every {POLL} s")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"{args.files} mapped transcriptions, {slots} worker slots, poll every {POLL} s; load average {load}")
     header = ["", *modes]
     rows = [
         ("wall time (s)", "wall_s", "{:.0f}"),

@@ -436,6 +436,21 @@ class Stack:
                     found.setdefault(child.pid, child)
         return [p for p in found.values() if p.pid != os.getpid()]
 
+    def running_tasks(self) -> int:
+        """Worker slots in use: Celery pool processes of the workers that have a task process (``airflow
+        worker -- <ti id>``) under them, running or exited but not yet reaped (its supervisor, the pool
+        process, is still finishing the task: the slot is not free yet)."""
+        import psutil
+
+        count = 0
+        for name in WORKERS:
+            with contextlib.suppress(psutil.Error):
+                for pool_process in psutil.Process(self.procs[name].pid).children():
+                    with contextlib.suppress(psutil.Error):
+                        if pool_process.children():
+                            count += 1
+        return count
+
     def component_of(self, pid: int) -> str | None:
         """The component that (directly or not) started process ``pid``."""
         import psutil

@@ -18,6 +18,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -49,6 +50,12 @@ DEFAULT_MAX_RETRIES = 5
 #: The longest ``Retry-After`` we honour; a server asking for more is waited for this long.
 MAX_RETRY_AFTER = 300.0
 USER_AGENT = f"airflow-provider-brain/{__version__}"
+#: Metadata key under which a submission records its idempotency key (``submit_url(idempotency_key=...)``).
+IDEMPOTENCY_METADATA_KEY = "airflow_idempotency_key"
+#: How many of the newest assets a lookup by idempotency key scans, at most.
+MAX_LOOKUP_ASSETS = 1000
+#: Servers stamp whole seconds and clocks differ a little: a lookup reaches this far before its cutoff.
+CLOCK_SLACK = timedelta(seconds=60)
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +176,17 @@ class _Call:
     def idempotent(self) -> bool:
         """Whether sending it twice is harmless: not so for POST, which may create a second asset."""
         return self.method != "POST"
+
+
+def _parse_created(value: str | None) -> datetime | None:
+    """An asset's ``created`` stamp as an aware UTC ``datetime``; ``None`` if absent or unreadable."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _asset_path(asset_id: str) -> str:
@@ -399,11 +417,14 @@ class BrainHook(BaseHook):
             self._session.close()
             self._session = None
 
-    def _retry_policy(self, settings: ClientSettings, call: _Call, *, retry: bool = True) -> dict[str, Any]:
-        """Tenacity arguments shared by the sync and async paths."""
+    def _retry_policy(
+        self, settings: ClientSettings, call: _Call, *, retry: bool = True, idempotent: bool | None = None
+    ) -> dict[str, Any]:
+        """Tenacity arguments shared by the sync and async paths (``idempotent`` overrides the call's own)."""
+        idempotent = call.idempotent if idempotent is None else idempotent
         return {
             "retry": (
-                tenacity.retry_if_exception(functools.partial(is_retryable, idempotent=call.idempotent))
+                tenacity.retry_if_exception(functools.partial(is_retryable, idempotent=idempotent))
                 if retry
                 else tenacity.retry_never
             ),
@@ -517,14 +538,27 @@ class BrainHook(BaseHook):
         async_: bool = False,
         metadata: Mapping[str, Any] | None = None,
         callback: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Asset:
         """Ask Brain to download and transcribe the media at ``url`` (JSON form of ``POST /speech:recognize``).
 
         The URL may be a presigned S3 URL: it is sent in the request body and never logged.
 
+        A retried submission may create a second asset when Brain accepted the first attempt but its
+        answer was lost (a 5xx from a proxy, a reset, a timeout). With ``idempotency_key``, the key is
+        stored in the asset's metadata and, before sending again, the hook looks for an asset carrying it
+        among the newest ones (``find_asset_by_idempotency_key``): if Brain created the asset before the
+        answer was lost, that asset is returned and the request is not sent again. (A request Brain was
+        still working on when the lookup ran, such as a synchronous submission still downloading its
+        media, is not found, and is sent again.) This costs one ``GET /assets`` per resend, none on the
+        first attempt.
+
         :param async_: return at once with a ``processing`` asset instead of waiting for the transcript.
         :param metadata: stored with the asset and returned with it (e.g. ``{"source": "s3://bucket/key"}``).
         :param callback: a URL that receives a ``POST`` of the asset JSON when it is done or failed.
+        :param idempotency_key: names this submission (no secrets: it is stored in the asset's metadata).
+            With ``async_=True`` a read timeout is then retried too; a synchronous submission whose earlier
+            attempt is found returns that asset as it is, possibly still ``processing``.
         """
         if urlsplit(url).scheme not in ("http", "https"):
             raise ValueError("Brain can only fetch http:// or https:// URLs; upload other media with submit_file")
@@ -532,11 +566,75 @@ class BrainHook(BaseHook):
         if callback:
             config["callback"] = callback
         payload: dict[str, Any] = {"audio": {"url": url}, "config": config}
-        if metadata:
-            payload["metadata"] = dict(metadata)
-        asset = Asset.from_json(self._request(_Call("POST", "/speech:recognize", json=payload)))
+        if metadata or idempotency_key:
+            payload["metadata"] = dict(metadata or {})
+        if idempotency_key:
+            payload["metadata"][IDEMPOTENCY_METADATA_KEY] = idempotency_key
+        call = _Call("POST", "/speech:recognize", json=payload)
+        if idempotency_key:
+            asset = self._submit_once(call, idempotency_key, retry_read_timeouts=async_)
+            if not async_ and asset.is_processing:
+                # An earlier attempt was found still at work: wait for it, as a synchronous submission does.
+                asset = self.wait_for_asset(asset.asset_id, timeout=self.settings.timeout)
+        else:
+            asset = Asset.from_json(self._request(call))
+        if payload.get("metadata") and not asset.metadata:
+            # A processing asset's JSON omits metadata; report what was stored.
+            asset = dataclasses.replace(asset, metadata=dict(payload["metadata"]))
         log.info("Submitted a URL to Brain: asset %s (%s)", asset.asset_id, asset.status.value)
         return asset
+
+    def _submit_once(self, call: _Call, key: str, *, retry_read_timeouts: bool) -> Asset:
+        """Send a submission with the retry policy, looking for an earlier attempt's asset before each resend."""
+        started = datetime.now(UTC)
+        attempts = 0
+
+        def attempt() -> Asset:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                # One try per page: the submission's own retries cover an outage that also hits the lookup.
+                earlier = self.find_asset_by_idempotency_key(key, created_after=started, retry=False)
+                if earlier is not None:
+                    log.info(
+                        "Brain had accepted an earlier attempt of this submission as asset %s: not sending it again",
+                        earlier.asset_id,
+                    )
+                    # The listing is a summary: fetch the asset itself, as the submission would have answered.
+                    return Asset.from_json(self._send(_get_asset_call(earlier.asset_id, False)))
+            return Asset.from_json(self._send(call))
+
+        policy = self._retry_policy(self.settings, call, idempotent=retry_read_timeouts)
+        return tenacity.Retrying(**policy)(attempt)
+
+    def find_asset_by_idempotency_key(
+        self,
+        key: str,
+        *,
+        created_after: datetime | None = None,
+        max_assets: int = MAX_LOOKUP_ASSETS,
+        retry: bool = True,
+    ) -> Asset | None:
+        """The newest asset, not failed, whose metadata holds idempotency key ``key``; ``None`` if there is none.
+
+        Scans the user's assets (every status) newest first, and stops at the first created before
+        ``created_after`` (less ``CLOCK_SLACK``, for whole-second stamps and clock skew) or after
+        ``max_assets``: cheap when the submission is recent, bounded when it is not.
+
+        :param retry: ``False`` sends each page request once (for use inside a call that retries itself).
+        """
+        if created_after is not None and created_after.tzinfo is None:
+            created_after = created_after.replace(tzinfo=UTC)  # naive datetimes in Airflow are UTC
+        cutoff = created_after - CLOCK_SLACK if created_after else None
+        for scanned, asset in enumerate(self._iter_assets(include_unfinished=True, page_size=100, retry=retry)):
+            if scanned >= max_assets:
+                return None
+            created = _parse_created(asset.created)
+            if cutoff and created and created < cutoff:
+                return None
+            if asset.metadata.get(IDEMPOTENCY_METADATA_KEY) == key and not asset.is_failed:
+                return asset
+        return None
 
     # ------------------------------------------------------------------ API: assets
 
@@ -553,12 +651,15 @@ class BrainHook(BaseHook):
 
         :param include_unfinished: also list assets that are still processing or failed.
         """
+        return self._iter_assets(include_unfinished=include_unfinished, page_size=page_size, retry=True)
+
+    def _iter_assets(self, *, include_unfinished: bool, page_size: int, retry: bool) -> Iterator[Asset]:
         offset = 0
         while True:
             params = {"limit": str(page_size), "offset": str(offset)}
             if include_unfinished:
                 params["done"] = "false"
-            page = self._request(_Call("GET", "/assets", params=params))
+            page = self._request(_Call("GET", "/assets", params=params), retry=retry)
             results = page.get("results") if isinstance(page, Mapping) else None
             if not isinstance(results, list):
                 raise BrainAPIError("Brain GET /assets answered without a 'results' list")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from airflow.sdk import BaseOperator, ResumableJobMixin, conf
 
 from airflow_provider_brain.exceptions import BrainAssetFailed, BrainError, BrainNotFound, BrainTimeout
-from airflow_provider_brain.hooks.brain import BrainHook
+from airflow_provider_brain.hooks.brain import IDEMPOTENCY_METADATA_KEY, BrainHook
 from airflow_provider_brain.links import ASSET_URL_XCOM_KEY, BrainAssetLink
 from airflow_provider_brain.models import Asset, AssetStatus
 from airflow_provider_brain.triggers.asset import BrainAssetTrigger, raise_for_event
@@ -21,12 +21,9 @@ from airflow_provider_brain.triggers.asset import BrainAssetTrigger, raise_for_e
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-#: Metadata key under which every submission records which task try made it.
-IDEMPOTENCY_KEY = "airflow_idempotency_key"
-#: How many of the newest assets a retry scans for its own earlier submission, at most.
-MAX_LOOKUP_ASSETS = 1000
+#: Metadata key under which every submission records which task instance made it.
+IDEMPOTENCY_KEY = IDEMPOTENCY_METADATA_KEY
 S3_TRANSFERS = ("presign", "stream")
-CLOCK_SLACK = timedelta(seconds=60)
 
 
 def idempotency_key(context: Context, source: str) -> str:
@@ -184,7 +181,9 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
             return self._submit_s3(*location, metadata=metadata)
         if self.audio_url:
             _mask_url_secrets(self.audio_url)
-            return self.hook.submit_url(self.audio_url, async_=True, metadata=metadata)
+            return self.hook.submit_url(
+                self.audio_url, async_=True, metadata=metadata, idempotency_key=metadata[IDEMPOTENCY_KEY]
+            )
         return self.hook.submit_file(str(self.local_path), async_=True, metadata=metadata)
 
     def _submit_s3(self, bucket: str, key: str, *, metadata: dict[str, Any]) -> Asset:
@@ -205,7 +204,7 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         if not url:
             raise BrainError(f"Could not presign s3://{bucket}/{key}; try s3_transfer='stream'")
         _mask_url_secrets(url)
-        return self.hook.submit_url(url, async_=True, metadata=metadata)
+        return self.hook.submit_url(url, async_=True, metadata=metadata, idempotency_key=metadata[IDEMPOTENCY_KEY])
 
     # ------------------------------------------------------------------ ResumableJobMixin
 
@@ -229,15 +228,9 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         if getattr(ti, "try_number", 1) <= 1:
             return None
         dag_run = context.get("dag_run")
-        cutoff: datetime | None = getattr(dag_run, "start_date", None) or getattr(dag_run, "queued_at", None)
-        if cutoff is not None:
-            cutoff -= CLOCK_SLACK  # Servers stamp whole seconds, and clocks differ a little.
-        for scanned, asset in enumerate(self.hook.list_assets(include_unfinished=True)):
-            if scanned >= MAX_LOOKUP_ASSETS or (cutoff and asset.created and _parse_time(asset.created) < cutoff):
-                return None
-            if asset.metadata.get(IDEMPOTENCY_KEY) == key and not asset.is_failed:
-                return asset.asset_id
-        return None
+        started: datetime | None = getattr(dag_run, "start_date", None) or getattr(dag_run, "queued_at", None)
+        asset = self.hook.find_asset_by_idempotency_key(key, created_after=started)
+        return asset.asset_id if asset else None
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
         if isinstance(external_id, Mapping) and external_id.get("source") != self.source:
@@ -351,7 +344,3 @@ def _mask_url_secrets(url: str) -> None:
         for _, value in parse_qsl(query):
             if len(value) >= 8:
                 mask_secret(value)
-
-
-def _parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))

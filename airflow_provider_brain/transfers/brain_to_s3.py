@@ -15,10 +15,10 @@ from airflow_provider_brain.hooks.brain import BrainHook
 from airflow_provider_brain.models import Asset
 from airflow_provider_brain.transfers.common import (
     asset_document,
-    asset_source,
     fetch_done_assets,
     newest_per_source,
     normalize_asset_ids,
+    replacement_source,
 )
 
 if TYPE_CHECKING:
@@ -29,7 +29,8 @@ OUTPUT_FORMATS = ("json", "jsonl")
 #: A JSON Lines batch is spooled in memory up to this size, then on local disk: never all in memory.
 SPOOL_MAX_BYTES = 64 * 1024**2
 
-#: S3 keys are at most 1,024 bytes: a document key built from a longer source is a hash of it instead.
+#: S3 keys are at most 1,024 bytes: a document name that would make a longer key is a hash instead.
+MAX_S3_KEY_BYTES = 1024
 MAX_SOURCE_KEY_BYTES = 900
 
 
@@ -43,22 +44,33 @@ def split_s3_uri(s3_uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def source_document_name(source: str) -> str:
+def source_document_name(source: str, max_bytes: int = MAX_SOURCE_KEY_BYTES) -> str:
     """The document name (``{prefix}/`` + this) for the audio at ``source``, readable and deterministic.
 
     ``s3://audio/calls/a.wav`` gives ``s3/audio/calls/a.wav.json``, ``https://host/x/b.mp3?sig=...``
-    ``https/host/x/b.mp3.json`` (never the query string: it may hold a signature), a local path
-    ``/data/c.flac`` ``file/data/c.flac.json``. Empty, ``.`` and ``..`` segments are dropped, so a source
-    cannot escape the prefix; a source too long for an S3 key becomes ``by-source/<sha256>.json``.
+    ``https/host/x/b.mp3.json`` (never the query string, which may hold a signature, nor credentials in
+    the host), a local path ``/data/c.flac`` ``file/data/c.flac.json``. Empty, ``.`` and ``..`` segments
+    are dropped, so a name cannot escape the prefix; a source that had such segments gets a short hash of
+    itself in its name, so it cannot take another file's name. A name longer than ``max_bytes`` becomes
+    ``by-source/<sha256>.json``.
     """
+    digest = hashlib.sha256(source.encode()).hexdigest()
     parts = urlsplit(source)
-    if parts.scheme and parts.netloc:
-        segments = [parts.scheme, parts.netloc, *parts.path.split("/")]
+    if parts.scheme and parts.hostname:
+        head = [parts.scheme, parts.hostname + (f":{parts.port}" if parts.port else "")]
+        path = parts.path
     else:
-        segments = ["file", *source.split("/")]
-    name = "/".join(s for s in segments if s not in ("", ".", "..")) + ".json"
-    if len(name.encode()) > MAX_SOURCE_KEY_BYTES:
-        name = f"by-source/{hashlib.sha256(source.encode()).hexdigest()}.json"
+        head, path = ["file"], source
+    segments = path.split("/")
+    if segments and segments[0] == "":
+        segments = segments[1:]  # the leading slash of an absolute path
+    kept = [s for s in segments if s not in ("", ".", "..")]
+    name = "/".join(head + kept)
+    if kept != segments:
+        name += f".{digest[:12]}"
+    name += ".json"
+    if len(name.encode()) > max_bytes:
+        name = f"by-source/{digest}.json"
     return name
 
 
@@ -147,7 +159,12 @@ class BrainToS3Operator(BaseOperator):
         )
         assets = fetched.done
         if self.replace_by_source:
-            assets, superseded = newest_per_source(assets)
+            # Grouped by the key each asset would be written to: one object, one (the newest) asset.
+            if self.output_format == "json":
+                prefix = key.rstrip("/")
+                assets, superseded = newest_per_source(assets, key=lambda a: self._document_name(a, prefix))
+            else:
+                assets, superseded = newest_per_source(assets)
             for old in superseded:
                 self.log.info(
                     "Not writing Brain asset %s: a newer asset of the same audio is in the batch", old.asset_id
@@ -157,15 +174,16 @@ class BrainToS3Operator(BaseOperator):
             return self._write_jsonl(s3, bucket, key, assets)
         return self._write_documents(s3, bucket, key, assets)
 
-    def _document_name(self, asset: Asset) -> str:
-        source = asset_source(asset) if self.replace_by_source else None
-        return source_document_name(source) if source else f"{asset.asset_id}.json"
+    def _document_name(self, asset: Asset, prefix: str) -> str:
+        source = replacement_source(asset) if self.replace_by_source else None
+        budget = MAX_S3_KEY_BYTES - len(prefix.encode()) - 1
+        return source_document_name(source, budget) if source else f"{asset.asset_id}.json"
 
     def _write_documents(self, s3: Any, bucket: str, prefix: str, assets: Sequence[Asset]) -> list[str]:
         prefix = prefix.rstrip("/")
         keys = []
         for asset in assets:
-            name = self._document_name(asset)
+            name = self._document_name(asset, prefix)
             key = f"{prefix}/{name}" if prefix else name
             body = json.dumps(asset_document(asset), ensure_ascii=False).encode("utf-8")
             s3.load_bytes(body, key=key, bucket_name=bucket, replace=True)

@@ -22,6 +22,7 @@ from airflow_provider_brain.transfers.common import (
     newest_per_source,
     normalize_asset_ids,
     parse_timestamp,
+    replacement_source,
     utc_now,
     word_tuples,
 )
@@ -315,7 +316,7 @@ class TranscriptLoader:
 
     def _ids_of_sources(self, cur: Any, assets: Sequence[Asset]) -> list[str]:
         """Asset ids already in the transcripts table for the same sources as ``assets``."""
-        sources = list(dict.fromkeys(s for s in (asset_source(a) for a in assets) if s))
+        sources = list(dict.fromkeys(s for s in (replacement_source(a) for a in assets) if s))
         found: list[str] = []
         for start in range(0, len(sources), DELETE_CHUNK):
             chunk = sources[start : start + DELETE_CHUNK]

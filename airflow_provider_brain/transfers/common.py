@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ast
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -130,24 +130,33 @@ def asset_source(asset: Asset) -> str | None:
     return None
 
 
-def newest_per_source(assets: Sequence[Asset]) -> tuple[list[Asset], list[Asset]]:
-    """Split a batch into the assets to keep and those superseded by a newer asset of the same source.
+def replacement_source(asset: Asset) -> str | None:
+    """The audio file an asset stands for when a newer asset replaces it: the ``source`` the transcribe
+    operator records. ``url`` and ``filename`` never replace anything: different files may share them."""
+    value = asset.metadata.get("source")
+    return str(value) if value else None
+
+
+def newest_per_source(
+    assets: Sequence[Asset], key: Callable[[Asset], str | None] = replacement_source
+) -> tuple[list[Asset], list[Asset]]:
+    """Split a batch into the assets to keep and those superseded by a newer asset of the same file.
 
     A batch may hold two transcriptions of one file (a task cleared after the file was transcribed again):
-    only the newest (by ``created``, then by position in the batch) stands for the file. Assets without a
-    recorded source are all kept. Order is preserved.
+    only the newest (by ``created``, then by position in the batch) stands for the file. ``key`` names
+    the file (default: ``replacement_source``); assets it names ``None`` are all kept. Order is preserved.
     """
+    keys = [key(asset) for asset in assets]
     newest: dict[str, int] = {}
-    for index, asset in enumerate(assets):
-        source = asset_source(asset)
-        if source is None:
+    for index, (asset, name) in enumerate(zip(assets, keys, strict=True)):
+        if name is None:
             continue
-        best = newest.get(source)
+        best = newest.get(name)
         if best is None or _created_key(asset) >= _created_key(assets[best]):
-            newest[source] = index
+            newest[name] = index
     kept_indexes = set(newest.values())
-    kept = [a for i, a in enumerate(assets) if asset_source(a) is None or i in kept_indexes]
-    superseded = [a for i, a in enumerate(assets) if asset_source(a) is not None and i not in kept_indexes]
+    kept = [a for i, a in enumerate(assets) if keys[i] is None or i in kept_indexes]
+    superseded = [a for i, a in enumerate(assets) if keys[i] is not None and i not in kept_indexes]
     return kept, superseded
 
 

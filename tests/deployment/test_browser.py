@@ -121,3 +121,12 @@ def test_task_page_links_to_the_brain_asset_and_shows_no_secret(stack, browser, 
         browser.get(task_page + tab)
         wait(browser).until(lambda d: "transcribe" in d.find_element(By.TAG_NAME, "body").text)
         assert_no_secrets(browser, stack)
+
+    # The log tab shows the task's own lines (from the S3 log bucket), the submission with its source.
+    browser.get(task_page)
+    wait(browser, 60).until(
+        lambda d: f"to Brain as asset {asset['asset_id']}" in d.find_element(By.TAG_NAME, "body").text
+    )
+    assert uris[0] in browser.find_element(By.TAG_NAME, "body").text
+    browser.save_screenshot(str(ARTIFACTS / "task-log.png"))
+    assert_no_secrets(browser, stack)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import logging
 import threading
 import time
+import uuid
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
@@ -20,7 +22,12 @@ from airflow_provider_brain.exceptions import (
     BrainNotFound,
     BrainUploadNotRewindable,
 )
-from airflow_provider_brain.hooks.brain import BrainConnectionError, BrainHook, base_url_from_connection
+from airflow_provider_brain.hooks.brain import (
+    IDEMPOTENCY_METADATA_KEY,
+    BrainConnectionError,
+    BrainHook,
+    base_url_from_connection,
+)
 from airflow_provider_brain.models import AssetStatus
 from tests.fixtures.faults import Fault
 
@@ -105,6 +112,81 @@ def test_submit_url_async(brain_conn, speech, tmp_path):
         assert done.metadata["source"] == "test"
     finally:
         server.shutdown()
+
+
+@pytest.fixture
+def media_url(speech):
+    """A URL Brain can download one spoken sentence from (a plain HTTP server on loopback)."""
+    audio = speech.file(1)
+    handler = partial(SimpleHTTPRequestHandler, directory=str(audio.parent))
+    handler.log_message = lambda *a: None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/{audio.name}"
+    server.shutdown()
+
+
+def assets_with_source(source: str) -> list[str]:
+    return [a.asset_id for a in BrainHook().list_assets(include_unfinished=True) if a.metadata.get("source") == source]
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault("lost_answer", status=502),  # Brain accepted it; a gateway lost the answer
+        Fault("lost_answer", status=0),  # Brain accepted it; the connection was reset before the answer
+        Fault("status", status=503),  # Brain never saw it
+        None,  # no fault: no lookup either
+    ],
+    ids=["accepted-502", "accepted-reset", "refused-503", "no-fault"],
+)
+def test_a_keyed_submission_is_never_sent_twice(brain_conn, fault_proxy, media_url, fault):
+    brain_conn(url=fault_proxy.url)
+    source = f"test://{uuid.uuid4().hex}"
+    if fault:
+        fault_proxy.add(dataclasses.replace(fault, path_prefix="/speech:recognize"))
+
+    asset = fast_hook().submit_url(media_url, async_=True, metadata={"source": source}, idempotency_key=source)
+
+    posts = [s.faulted for s in fault_proxy.requests_to("/speech:recognize", "POST")]
+    lookups = len(fault_proxy.requests_to("/assets?", "GET"))
+    if fault is None:
+        assert (posts, lookups) == ([None], 0), "the first attempt costs no lookup"
+    elif fault.kind == "lost_answer":
+        assert (posts, lookups) == (["lost_answer"], 1), "found the accepted attempt's asset instead of sending again"
+    else:
+        assert (posts, lookups) == (["status", None], 1), "looked, found nothing, sent again"
+    assert assets_with_source(source) == [asset.asset_id]
+    assert asset.metadata[IDEMPOTENCY_METADATA_KEY] == source
+    assert BrainHook().wait_for_asset(asset.asset_id, poll_interval=0.2, timeout=120).is_done
+
+
+def test_a_keyed_sync_submission_whose_answer_was_lost_returns_the_whole_transcript(
+    brain_conn, fault_proxy, media_url, speech
+):
+    brain_conn(url=fault_proxy.url)
+    source = f"test://{uuid.uuid4().hex}"
+    fault_proxy.add(Fault("lost_answer", status=502, path_prefix="/speech:recognize"))
+
+    asset = fast_hook().submit_url(media_url, metadata={"source": source}, idempotency_key=source)
+
+    assert len(fault_proxy.requests_to("/speech:recognize", "POST")) == 1
+    assert asset.is_done and asset.metadata["source"] == source
+    assert jiwer.wer(speech.text([1]).lower(), asset.transcript) <= WER_BOUND
+    assert len(asset.confidence) == asset.word_count
+
+
+def test_without_a_key_a_lost_answer_leaves_a_second_asset(brain_conn, fault_proxy, media_url):
+    """What the key is for: the same fault, no key, and Brain ends up with two assets of one file."""
+    brain_conn(url=fault_proxy.url)
+    source = f"test://{uuid.uuid4().hex}"
+    fault_proxy.add(Fault("lost_answer", status=502, path_prefix="/speech:recognize"))
+
+    asset = fast_hook().submit_url(media_url, async_=True, metadata={"source": source})
+
+    assert len(fault_proxy.requests_to("/speech:recognize", "POST")) == 2
+    both = assets_with_source(source)
+    assert len(both) == 2 and asset.asset_id in both
 
 
 def test_submit_url_rejects_other_schemes(brain_conn):
