@@ -13,6 +13,7 @@ including reaped children). All three poll every 2 s.
 
     .venv/bin/python bench/deployment.py            # 200 files, all three ways (about 15 minutes here)
     .venv/bin/python bench/deployment.py --files 40 --modes deferrable,naive
+    .venv/bin/python bench/deployment.py --files 48 --brain-latency 30   # a service that takes 30 s a file
 """
 
 from __future__ import annotations
@@ -176,6 +177,12 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=200)
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--timeout", type=float, default=1800, help="per mode, seconds")
+    parser.add_argument(
+        "--brain-latency",
+        type=float,
+        default=0.0,
+        help="seconds each asset stays processing at least (brain-local --min-latency), like a busy real service",
+    )
     args = parser.parse_args()
     modes = [m for m in args.modes.split(",") if m]
     unknown = set(modes) - set(MODES)
@@ -190,7 +197,8 @@ def main() -> int:
     (dags / "bench_deployment_dags.py").write_text(DAGS)
     (work / "speech").mkdir()
     clip = SpeechFactory(work / "speech").file(0)  # a short clip (about 3 s of speech)
-    stack = Stack(work / "stack", dag_sources=[dags])
+    brain_args = ["--min-latency", str(args.brain_latency)] if args.brain_latency else []
+    stack = Stack(work / "stack", dag_sources=[dags], brain_args=brain_args)
     results: dict[str, dict[str, float]] = {}
     try:
         started = time.monotonic()
@@ -212,7 +220,10 @@ def main() -> int:
     print()
     slots = len(WORKERS) * stack.worker_concurrency
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"{args.files} mapped transcriptions, {slots} worker slots, poll every {POLL} s; load average {load}")
+    latency = f", Brain latency {args.brain_latency:g} s" if args.brain_latency else ""
+    print(
+        f"{args.files} mapped transcriptions, {slots} worker slots, poll every {POLL} s{latency}; load average {load}"
+    )
     header = ["", *modes]
     rows = [
         ("wall time (s)", "wall_s", "{:.0f}"),

@@ -145,6 +145,7 @@ class Stack:
         dag_sources: Sequence[Path] = (REPO_ROOT / "example_dags",),
         extra_env: dict[str, str] | None = None,
         worker_concurrency: int = 4,
+        brain_args: Sequence[str] = (),
     ) -> None:
         self.root = Path(root).resolve()
         self.logs = self.root / "logs"
@@ -152,6 +153,8 @@ class Stack:
         self.dag_sources = [Path(p) for p in dag_sources]
         self.extra_env = dict(extra_env or {})
         self.worker_concurrency = worker_concurrency
+        #: Extra ``brain-local serve`` arguments, e.g. ``["--min-latency", "30"]`` for a busy service.
+        self.brain_args = list(brain_args)
         self.ports: dict[str, int] = {}
         self.procs: dict[str, Proc] = {}
         self.pg_dir: str = ""
@@ -318,7 +321,8 @@ class Stack:
         if name == "brain":
             command = [sys.executable, "-m", "airflow_provider_brain.local", "serve", "--host", "127.0.0.1"]
             command += ["--port", str(p["brain"]), "--data-dir", str(self.root / "brain" / "data")]
-            return [*command, "--user", BRAIN_USER, "--password", BRAIN_PASSWORD, "--workers", "2"], REPO_ROOT
+            command += ["--user", BRAIN_USER, "--password", BRAIN_PASSWORD, "--workers", "2", *self.brain_args]
+            return command, REPO_ROOT
         if name == "api-server":
             return [AIRFLOW, "api-server", "-H", "127.0.0.1", "-p", str(p["api-server"]), "-w", "1"], self.root / name
         if name in ("scheduler", "dag-processor"):

@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-json-bytes", type=int, default=DEFAULT_MAX_JSON_BYTES)
     serve.add_argument("--download-timeout", type=float, default=300.0, help="seconds per URL download")
     serve.add_argument("--max-queue", type=int, default=1000, help="most assets processing at once before 429")
+    serve.add_argument(
+        "--min-latency",
+        type=float,
+        default=0.0,
+        help="seconds an asset stays processing at least after its submission, like a busy real service",
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return parser
 
@@ -127,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"brain-local: no users: give --user and --password, --users-file or {USERS_ENV}")
     if args.workers < 1:
         raise SystemExit("brain-local: --workers must be at least 1")
+    if args.min_latency < 0:
+        raise SystemExit("brain-local: --min-latency must be 0 or more seconds")
     from airflow_provider_brain.local.store import DataDirInUse, lock_data_dir
 
     try:
@@ -143,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         max_json_bytes=args.max_json_bytes,
         download_timeout=args.download_timeout,
         max_queue=args.max_queue,
+        min_latency=args.min_latency,
     )
     try:
         return _serve(settings, args.log_level)

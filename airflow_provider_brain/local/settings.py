@@ -29,3 +29,6 @@ class ServerSettings:
     max_queue: int = 1000
     #: Seconds allowed for one callback POST attempt.
     callback_timeout: float = 10.0
+    #: Least time an asset stays ``processing`` after its submission, as a busy real service would keep it
+    #: (for developing DAGs that must wait); recognition is not slowed and holds no slot meanwhile.
+    min_latency: float = 0.0

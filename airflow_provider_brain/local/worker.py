@@ -16,6 +16,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import suppress
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -131,16 +132,21 @@ class Dispatcher:
     async def _run(self) -> None:
         while True:
             asset = await self._claim()
+            held = False
             try:
-                await self._process(asset)
+                held = await self._process(asset)
             finally:
-                self._claimed.discard(asset.asset_id)
+                if not held:
+                    self._claimed.discard(asset.asset_id)
+            if held:
+                continue  # ``_complete_later`` finishes it; this dispatcher takes the next asset.
             current = self._store.get(asset.asset_id)
             # Still processing means "try again" (a pool crash): the loop claims it anew.
             if current is None or current.status != PROCESSING:
                 self._resolve(asset.asset_id)
 
-    async def _process(self, asset: Asset) -> None:
+    async def _process(self, asset: Asset) -> bool:
+        """Recognise one asset and record the outcome; ``True`` if the outcome is held back (``min_latency``)."""
         started = time.monotonic()
         try:
             media = await self._ensure_media(asset)
@@ -153,23 +159,45 @@ class Dispatcher:
             self._fail(asset, str(exc), exc.status)
         except BrokenProcessPool:
             self._on_pool_crash(pool, asset)
-            return
+            return False
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("asset %s: unexpected error", asset.asset_id)
             self._fail(asset, "internal error while recognising", 500)
         else:
-            self._store.mark_done(asset.asset_id, result.duration, result.words)
             elapsed = time.monotonic() - started
-            log.info(
-                "asset %s done: %.2f s of audio in %.2f s (%d words)",
-                asset.asset_id,
-                result.duration,
-                elapsed,
-                len(result.words),
-            )
+            hold = self._settings.min_latency - _age_seconds(asset.created)
+            if hold > 0:
+                task = asyncio.create_task(self._complete_later(asset, result, elapsed, hold))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+                return True
+            self._complete(asset, result, elapsed)
+            return False
         self._send_callback(asset.asset_id)
+        return False
+
+    def _complete(self, asset: Asset, result: recognizer.Recognition, elapsed: float) -> None:
+        self._store.mark_done(asset.asset_id, result.duration, result.words)
+        log.info(
+            "asset %s done: %.2f s of audio in %.2f s (%d words)",
+            asset.asset_id,
+            result.duration,
+            elapsed,
+            len(result.words),
+        )
+        self._send_callback(asset.asset_id)
+
+    async def _complete_later(self, asset: Asset, result: recognizer.Recognition, elapsed: float, hold: float) -> None:
+        """Keep a recognised asset ``processing`` for ``hold`` more seconds (``min_latency``), holding no slot.
+        Stopped before then, the asset stays ``processing`` and is recognised again at the next start."""
+        try:
+            await asyncio.sleep(hold)
+            self._complete(asset, result, elapsed)
+        finally:
+            self._claimed.discard(asset.asset_id)
+        self._resolve(asset.asset_id)
 
     def _on_pool_crash(self, pool: ProcessPoolExecutor, asset: Asset) -> None:
         """A worker process died (a crash, the OOM killer): every task in that pool is lost.
@@ -238,3 +266,14 @@ class Dispatcher:
                     log.info("asset %s: callback to %s failed: %s", asset.asset_id, host, exc.__class__.__name__)
                 await asyncio.sleep(2**attempt)
         log.warning("asset %s: giving up on callback to %s", asset.asset_id, host)
+
+
+def _age_seconds(created: str) -> float:
+    """Seconds since an asset's ``created`` stamp (whole seconds, UTC); 0 if it cannot be read."""
+    try:
+        stamp = datetime.fromisoformat(created.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - stamp).total_seconds()
