@@ -10,7 +10,8 @@ from tests.fixtures.brain import start_brain_server
 from tests.local.conftest import MAX_FILE_WER, MAX_SET_WER, check_done_asset, wait_done, wer
 
 OCTET = {"Content-Type": "application/octet-stream"}
-INDICES = [0, 1]
+#: All six sentences, about 25 s of speech: several seconds of recognition, time to kill it half-way.
+INDICES = [0, 1, 2, 3, 4, 5]
 
 
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])
@@ -63,7 +64,7 @@ def test_a_crashed_recognition_process_is_replaced_and_the_asset_retried(tmp_pat
         with server.client() as client:
             body = speech.joined(INDICES, voice="kal").read_bytes()
             queued = client.post("/speech:recognize", params={"async": "true"}, content=body, headers=OCTET).json()
-            time.sleep(1.0)
+            time.sleep(0.5)
             assert client.get(f"/assets/{queued['asset_id']}").json()["status"] == "processing"
             workers = [
                 p
