@@ -173,6 +173,7 @@ class Stack:
             "pg_dir": self.pg_dir,
             "fernet_key": self.fernet_key,
             "run_as": self.run_as,
+            "brain_args": self.brain_args,
             "procs": {name: vars(proc) for name, proc in self.procs.items()},
             "env": self.env(),
             "urls": self.urls,
@@ -189,6 +190,7 @@ class Stack:
         stack.pg_dir = state["pg_dir"]
         stack.fernet_key = state.get("fernet_key", "")
         stack.run_as = state["run_as"]
+        stack.brain_args = list(state.get("brain_args", []))
         stack.procs = {name: Proc(**proc) for name, proc in state["procs"].items()}
         return stack
 
@@ -448,11 +450,14 @@ class Stack:
 
         count = 0
         for name in WORKERS:
-            with contextlib.suppress(psutil.Error):
-                for pool_process in psutil.Process(self.procs[name].pid).children():
-                    with contextlib.suppress(psutil.Error):
-                        if pool_process.children():
-                            count += 1
+            try:
+                pool_processes = psutil.Process(self.procs[name].pid).children()
+            except psutil.NoSuchProcess:
+                raise StackError(f"{name} is not running; log: {self.procs[name].log}") from None
+            for pool_process in pool_processes:
+                with contextlib.suppress(psutil.Error):  # gone since listed: not busy
+                    if pool_process.children():
+                        count += 1
         return count
 
     def component_of(self, pid: int) -> str | None:

@@ -10,9 +10,11 @@ Synchronous requests wait for their asset with ``wait_for``; callbacks are POSTe
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import multiprocessing
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import suppress
@@ -148,15 +150,16 @@ class Dispatcher:
     async def _process(self, asset: Asset) -> bool:
         """Recognise one asset and record the outcome; ``True`` if the outcome is held back (``min_latency``)."""
         started = time.monotonic()
+        outcome: Callable[[], None]
         try:
             media = await self._ensure_media(asset)
             loop = asyncio.get_running_loop()
             pool = self._pool
             result = await loop.run_in_executor(pool, recognizer.recognize_file, str(media))
         except AudioDecodeError as exc:
-            self._fail(asset, str(exc), 400)
+            outcome = functools.partial(self._fail, asset, str(exc), 400)
         except DownloadError as exc:
-            self._fail(asset, str(exc), exc.status)
+            outcome = functools.partial(self._fail, asset, str(exc), exc.status)
         except BrokenProcessPool:
             self._on_pool_crash(pool, asset)
             return False
@@ -164,17 +167,18 @@ class Dispatcher:
             raise
         except Exception:
             log.exception("asset %s: unexpected error", asset.asset_id)
-            self._fail(asset, "internal error while recognising", 500)
+            outcome = functools.partial(self._fail, asset, "internal error while recognising", 500)
         else:
-            elapsed = time.monotonic() - started
-            hold = self._settings.min_latency - _age_seconds(asset.created)
-            if hold > 0:
-                task = asyncio.create_task(self._complete_later(asset, result, elapsed, hold))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
-                return True
-            self._complete(asset, result, elapsed)
-            return False
+            outcome = functools.partial(self._complete, asset, result, time.monotonic() - started)
+        # Done or failed, an asset stays processing for at least min_latency after its submission.
+        latency = self._settings.min_latency
+        hold = min(latency, latency - _age_seconds(asset.created))  # capped: a clock step cannot stretch it
+        if hold > 0:
+            task = asyncio.create_task(self._finish_later(asset, outcome, hold))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return True
+        outcome()
         self._send_callback(asset.asset_id)
         return False
 
@@ -187,16 +191,24 @@ class Dispatcher:
             elapsed,
             len(result.words),
         )
-        self._send_callback(asset.asset_id)
 
-    async def _complete_later(self, asset: Asset, result: recognizer.Recognition, elapsed: float, hold: float) -> None:
-        """Keep a recognised asset ``processing`` for ``hold`` more seconds (``min_latency``), holding no slot.
-        Stopped before then, the asset stays ``processing`` and is recognised again at the next start."""
+    async def _finish_later(self, asset: Asset, outcome: Callable[[], None], hold: float) -> None:
+        """Keep an asset ``processing`` for ``hold`` more seconds (``min_latency``), holding no slot, then
+        record its outcome. Stopped before then, the asset stays ``processing`` and is recognised again at
+        the next start."""
         try:
             await asyncio.sleep(hold)
-            self._complete(asset, result, elapsed)
-        finally:
+            outcome()
+        except asyncio.CancelledError:
             self._claimed.discard(asset.asset_id)
+            raise
+        except Exception:
+            # Left processing and released: a dispatcher claims it again and records an outcome then.
+            log.exception("asset %s: could not record its outcome", asset.asset_id)
+            self._claimed.discard(asset.asset_id)
+            return
+        self._claimed.discard(asset.asset_id)
+        self._send_callback(asset.asset_id)
         self._resolve(asset.asset_id)
 
     def _on_pool_crash(self, pool: ProcessPoolExecutor, asset: Asset) -> None:

@@ -24,6 +24,7 @@ from tests.deployment.conftest import (
     task_logs,
     tries,
     trigger,
+    wait_for_dag,
     warehouse_rows,
 )
 
@@ -66,10 +67,11 @@ def keep_brain_busy(stack, speech, files: int = BACKLOG_FILES) -> list[str]:
 
 def test_normal_run_waits_in_the_triggerer_not_in_a_worker(stack, upload_audio, speech):
     uris = upload_audio(N_FILES)
-    run_id = trigger(stack, MAPPED, {"s3_uris": uris})
     # A busy service (the real one takes minutes): the run's assets wait behind a backlog, long enough for
     # every transcribe task to submit and defer before the first asset is done.
+    wait_for_dag(stack, MAPPED)  # parsed first, so the backlog is not spent waiting for the dag-processor
     keep_brain_busy(stack, speech)
+    run_id = trigger(stack, MAPPED, {"s3_uris": uris})
     slots_in_use: list[int] = []
 
     def count_slots(watch):
