@@ -10,12 +10,25 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from airflow_provider_brain.exceptions import BrainAPIError
 
 ASSET_ID_PATTERN = re.compile(r"[0-9a-f]{16}")
+
+
+def parse_api_time(value: str | None) -> datetime | None:
+    """An API timestamp (ISO 8601, ``Z`` or an offset; naive means UTC) as an aware UTC ``datetime``;
+    ``None`` if absent or unreadable."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def validate_asset_id(asset_id: object) -> str:

@@ -41,7 +41,7 @@ from airflow_provider_brain.exceptions import (
     body_excerpt,
     redact_urls,
 )
-from airflow_provider_brain.models import Asset, validate_asset_id
+from airflow_provider_brain.models import Asset, parse_api_time, validate_asset_id
 
 DEFAULT_BASE_URL = "https://brain.deepgram.com"
 DEFAULT_TIMEOUT = 300.0
@@ -176,17 +176,6 @@ class _Call:
     def idempotent(self) -> bool:
         """Whether sending it twice is harmless: not so for POST, which may create a second asset."""
         return self.method != "POST"
-
-
-def _parse_created(value: str | None) -> datetime | None:
-    """An asset's ``created`` stamp as an aware UTC ``datetime``; ``None`` if absent or unreadable."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _asset_path(asset_id: str) -> str:
@@ -629,7 +618,7 @@ class BrainHook(BaseHook):
         for scanned, asset in enumerate(self._iter_assets(include_unfinished=True, page_size=100, retry=retry)):
             if scanned >= max_assets:
                 return None
-            created = _parse_created(asset.created)
+            created = parse_api_time(asset.created)
             if cutoff and created and created < cutoff:
                 return None
             if asset.metadata.get(IDEMPOTENCY_METADATA_KEY) == key and not asset.is_failed:

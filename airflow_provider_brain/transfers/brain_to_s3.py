@@ -31,7 +31,6 @@ SPOOL_MAX_BYTES = 64 * 1024**2
 
 #: S3 keys are at most 1,024 bytes: a document name that would make a longer key is a hash instead.
 MAX_S3_KEY_BYTES = 1024
-MAX_SOURCE_KEY_BYTES = 900
 
 
 def split_s3_uri(s3_uri: str) -> tuple[str, str]:
@@ -44,7 +43,7 @@ def split_s3_uri(s3_uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def source_document_name(source: str, max_bytes: int = MAX_SOURCE_KEY_BYTES) -> str:
+def source_document_name(source: str, max_bytes: int = MAX_S3_KEY_BYTES) -> str:
     """The document name (``{prefix}/`` + this) for the audio at ``source``, readable and deterministic.
 
     ``s3://audio/calls/a.wav`` gives ``s3/audio/calls/a.wav.json``, ``https://host/x/b.mp3?sig=...``

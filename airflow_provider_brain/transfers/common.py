@@ -15,7 +15,7 @@ from typing import Any
 
 from airflow_provider_brain.exceptions import BrainError
 from airflow_provider_brain.hooks.brain import BrainHook
-from airflow_provider_brain.models import Asset, validate_asset_id
+from airflow_provider_brain.models import Asset, parse_api_time, validate_asset_id
 
 #: Metadata keys that name where an asset's audio came from, in order of preference.
 SOURCE_METADATA_KEYS = ("source", "url", "filename")
@@ -165,16 +165,9 @@ def _created_key(asset: Asset) -> datetime:
 
 
 def parse_timestamp(value: str | None) -> datetime | None:
-    """An API timestamp (ISO 8601, ``Z`` or offset) as a naive UTC ``datetime``; ``None`` if absent or unreadable."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return parsed
+    """An API timestamp as a naive UTC ``datetime`` (what the SQL transfer stores); ``None`` if absent or unreadable."""
+    parsed = parse_api_time(value)
+    return parsed.replace(tzinfo=None) if parsed else None
 
 
 def utc_now() -> datetime:
