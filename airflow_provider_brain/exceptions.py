@@ -63,6 +63,14 @@ class BrainAPIError(BrainError):
         super().__init__(message)
 
 
+class BrainConnectionError(BrainAPIError):
+    """No usable HTTP answer arrived: the connection failed, was reset, or timed out."""
+
+
+class BrainReadTimeout(BrainConnectionError):
+    """The request was sent, but no answer came within the connection's ``timeout``."""
+
+
 class BrainAuthError(BrainAPIError):
     """The server rejected the connection's credentials (401/403): fix the connection's login/password."""
 

@@ -1,55 +1,48 @@
-"""The one place the provider talks HTTP to Brain: URLs, auth, retries, streaming and parsing.
+"""``BrainHook``: the Brain API as Airflow sees it. Submit audio, fetch, list, update, delete and wait.
 
-Operators, sensors, triggers and transfers only call this hook. Its synchronous methods use
-a ``requests.Session``; its ``a``-prefixed coroutines (for triggers) use ``httpx`` and
-Airflow's async connection lookup, so they never block the triggerer's event loop. Both
-paths share the URL building, the response decoding into typed objects, and the single
-decision of what is worth retrying.
+Operators, sensors, triggers and transfers only call this hook. How requests travel (settings, the two
+HTTP clients, status-to-error mapping, the retry decision) lives in ``hooks/transport.py``; how an upload
+body is opened and re-opened for a retry lives in ``hooks/uploads.py``. Sync methods use ``requests``; the
+``a``-prefixed coroutines (for triggers) use ``httpx`` and Airflow's async connection lookup, so they never
+block the triggerer's event loop.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import json
 import logging
-import os
-import ssl
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import IO, Any, BinaryIO
-from urllib.parse import quote, urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import urlsplit
 
-import certifi
-import httpx
 import requests
 import tenacity
 from airflow.sdk import BaseHook
 
-from airflow_provider_brain import __version__
 from airflow_provider_brain.exceptions import (
     BrainAPIError,
     BrainAssetFailed,
-    BrainAuthError,
+    BrainConnectionError,
     BrainError,
-    BrainNotFound,
+    BrainReadTimeout,
     BrainTimeout,
     BrainUploadNotRewindable,
-    body_excerpt,
-    redact_urls,
 )
-from airflow_provider_brain.models import Asset, parse_api_time, validate_asset_id
+from airflow_provider_brain.hooks.transport import (
+    DEFAULT_BASE_URL,
+    Call,
+    ClientSettings,
+    Transport,
+    asset_path,
+    base_url_from_connection,
+    is_retryable,
+    settings_from_connection,
+)
+from airflow_provider_brain.hooks.uploads import AudioSource, body_opener
+from airflow_provider_brain.models import Asset, parse_api_time
 
-DEFAULT_BASE_URL = "https://brain.deepgram.com"
-DEFAULT_TIMEOUT = 300.0
-DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_MAX_RETRIES = 5
-#: The longest ``Retry-After`` we honour; a server asking for more is waited for this long.
-MAX_RETRY_AFTER = 300.0
-USER_AGENT = f"airflow-provider-brain/{__version__}"
 #: Metadata key under which a submission records its idempotency key (``submit_url(idempotency_key=...)``).
 IDEMPOTENCY_METADATA_KEY = "airflow_idempotency_key"
 #: How many of the newest assets a lookup by idempotency key scans, at most.
@@ -57,240 +50,18 @@ MAX_LOOKUP_ASSETS = 1000
 #: Servers stamp whole seconds and clocks differ a little: a lookup reaches this far before its cutoff.
 CLOCK_SLACK = timedelta(seconds=60)
 
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "IDEMPOTENCY_METADATA_KEY",
+    "AudioSource",
+    "BrainConnectionError",
+    "BrainHook",
+    "BrainReadTimeout",
+    "base_url_from_connection",
+    "is_retryable",
+]
+
 log = logging.getLogger(__name__)
-
-#: What ``submit_file`` uploads: a path, a binary file, an iterable of byte chunks, or a
-#: callable that opens a fresh stream each time (so an upload from e.g. S3 can be retried).
-AudioSource = str | os.PathLike[str] | BinaryIO | IO[bytes] | Iterable[bytes] | Callable[[], Any]
-
-
-class BrainConnectionError(BrainAPIError):
-    """No usable HTTP answer arrived: the connection failed, was reset, or timed out."""
-
-
-class BrainReadTimeout(BrainConnectionError):
-    """The request was sent, but no answer came within the connection's ``timeout``."""
-
-
-def _transport_error(call: _Call, base_url: str, err: Exception) -> BrainAPIError:
-    """Classify a requests/httpx exception: retryable network trouble, or a setup error to fix."""
-    message = f"Brain {call.method} {call.path}: no answer from {base_url} ({type(err).__name__}: {err})"
-    if isinstance(err, (requests.ReadTimeout, httpx.ReadTimeout)):
-        return BrainReadTimeout(message)
-    network = (
-        requests.ConnectionError,
-        requests.Timeout,
-        requests.exceptions.ChunkedEncodingError,
-        httpx.TimeoutException,
-        httpx.NetworkError,
-        httpx.RemoteProtocolError,
-    )
-    ssl_failure = isinstance(err, requests.exceptions.SSLError) or "CERTIFICATE_VERIFY_FAILED" in str(err)
-    if isinstance(err, network) and not ssl_failure:
-        return BrainConnectionError(message)
-    return BrainAPIError(
-        f"Brain {call.method} {call.path} could not be sent to {base_url}: {type(err).__name__}: {err}"
-    )
-
-
-@dataclass(frozen=True)
-class ClientSettings:
-    """Everything a request needs, read once from the Airflow connection."""
-
-    base_url: str
-    login: str | None
-    password: str | None
-    timeout: float
-    verify: bool | str
-    proxies: dict[str, str] | None
-    max_retries: int
-
-    @property
-    def auth(self) -> tuple[str, str] | None:
-        return (self.login, self.password or "") if self.login else None
-
-    def url(self, path: str) -> str:
-        return self.base_url + path
-
-
-def base_url_from_connection(host: str | None, schema: str | None, port: int | None) -> str:
-    """Build the API's base URL from a connection's host (with or without scheme), schema and port.
-
-    ``host="http://127.0.0.1:8765"``, or ``host="127.0.0.1", schema="http", port=8765``, both give
-    ``http://127.0.0.1:8765``; an empty host gives the public ``https://brain.deepgram.com``.
-    """
-    if not host:
-        return DEFAULT_BASE_URL
-    if "://" not in host:
-        scheme = schema if schema in ("http", "https") else "https"
-        host = f"{scheme}://{host}"
-    parts = urlsplit(host)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"Brain connection host {host!r} is not an http(s) URL or host name")
-    if parts.username or parts.password:
-        raise ValueError(
-            "Brain connection host holds credentials (user:pass@host): put them in the connection's "
-            "login and password fields, where Airflow masks them"
-        )
-    netloc = parts.netloc
-    if port and parts.port is None:
-        netloc = f"{netloc}:{port}"
-    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
-
-
-def settings_from_connection(conn: Any, extras: Mapping[str, Any]) -> ClientSettings:
-    """Turn an Airflow connection (and its already-parsed extras) into ``ClientSettings``."""
-    verify = _extra(extras, "verify", True)
-    if isinstance(verify, str) and verify.lower() in ("true", "false"):
-        verify = verify.lower() == "true"
-    proxies = extras.get("proxies") or None
-    if proxies is not None and not isinstance(proxies, Mapping):
-        raise ValueError('Brain connection extra \'proxies\' must be a JSON object like {"https": "http://proxy:3128"}')
-    return ClientSettings(
-        base_url=base_url_from_connection(conn.host, conn.schema, conn.port),
-        login=conn.login or None,
-        password=conn.password or None,
-        timeout=float(_extra(extras, "timeout", DEFAULT_TIMEOUT)),
-        verify=verify,
-        proxies=dict(proxies) if proxies else None,
-        max_retries=int(_extra(extras, "max_retries", DEFAULT_MAX_RETRIES)),
-    )
-
-
-def _extra(extras: Mapping[str, Any], name: str, default: Any) -> Any:
-    """An extra's value, with the default for a missing, null or empty one (as the connection form saves them)."""
-    value = extras.get(name)
-    return default if value is None or value == "" else value
-
-
-@dataclass(frozen=True)
-class _Call:
-    """One API request, described once and sent by either the sync or the async path."""
-
-    method: str
-    path: str
-    params: dict[str, str] | None = None
-    json: Any = None
-
-    @property
-    def idempotent(self) -> bool:
-        """Whether sending it twice is harmless: not so for POST, which may create a second asset."""
-        return self.method != "POST"
-
-
-def _asset_path(asset_id: str) -> str:
-    return "/assets/" + quote(validate_asset_id(asset_id), safe="")
-
-
-def _raise_for_status(call: _Call, status: int, headers: Mapping[str, str], body: bytes) -> None:
-    """Map an error status to the provider's exceptions; a 2xx/3xx answer passes."""
-    if status < 400:
-        return
-    excerpt = body_excerpt(body)
-    try:
-        reason = redact_urls(str(json.loads(body).get("error"))) or excerpt
-    except (ValueError, AttributeError):
-        reason = excerpt
-    what = f"Brain {call.method} {call.path}"
-    if status in (401, 403):
-        raise BrainAuthError(
-            f"{what} was refused ({status}): {reason}. Check the Brain connection's login and password.",
-            status=status,
-            body=excerpt,
-        )
-    if status == 404:
-        raise BrainNotFound(f"{what} failed with 404: {reason}", status=status, body=excerpt)
-    retry_after = _parse_retry_after(headers.get("Retry-After")) if status == 429 else None
-    raise BrainAPIError(f"{what} failed with {status}: {reason}", status=status, body=excerpt, retry_after=retry_after)
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None  # An HTTP-date Retry-After: fall back to our own backoff.
-
-
-def _decode(call: _Call, status: int, headers: Mapping[str, str], body: bytes) -> Any:
-    _raise_for_status(call, status, headers, body)
-    try:
-        return json.loads(body)
-    except ValueError as err:
-        # Not quoted: a successful answer may hold transcript text.
-        raise BrainAPIError(
-            f"Brain {call.method} {call.path} answered {status} with {len(body)} bytes that are not JSON ({err})",
-            status=status,
-        ) from None
-
-
-def is_retryable(exc: BaseException, *, idempotent: bool = True) -> bool:
-    """The one retry decision: connection failures, timeouts, 429 and 5xx. Never other 4xx.
-
-    A read timeout on a non-idempotent call (a submission) is not retried: the server has the
-    whole request and may be transcribing it, so sending it again would transcribe it twice.
-    """
-    if isinstance(exc, BrainReadTimeout):
-        return idempotent
-    if isinstance(exc, BrainConnectionError):
-        return True
-    if isinstance(exc, BrainAPIError) and exc.status is not None:
-        return exc.status == 429 or exc.status >= 500
-    return False
-
-
-class _WaitRetryAfterOrBackoff(tenacity.wait.wait_base):
-    """Wait what the server asked for (``Retry-After``), else exponential backoff with full jitter."""
-
-    def __init__(self, initial: float, maximum: float) -> None:
-        self._backoff = tenacity.wait_random_exponential(multiplier=initial, max=maximum)
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after is not None:
-            return min(float(retry_after), MAX_RETRY_AFTER)
-        return float(self._backoff(retry_state))
-
-
-def _retry_logger(call: _Call) -> Any:
-    """A tenacity ``before_sleep`` that says which call failed, why, and when it is retried."""
-
-    def before_sleep(retry_state: tenacity.RetryCallState) -> None:
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
-        log.warning(
-            "Brain %s %s failed (%s); retry %d in %.1f s",
-            call.method,
-            call.path,
-            exc,
-            retry_state.attempt_number,
-            wait,
-        )
-
-    return before_sleep
-
-
-@functools.lru_cache(maxsize=8)
-def _ssl_context(verify: bool | str) -> ssl.SSLContext:
-    """One TLS context per verify setting, shared by every async client in the process.
-
-    Building a context loads the CA bundle (milliseconds and ~1 MiB each): a triggerer running a
-    thousand Brain triggers would otherwise pay that a thousand times.
-    """
-    if verify is False:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
-    if isinstance(verify, str):
-        return (
-            ssl.create_default_context(cafile=verify)
-            if os.path.isfile(verify)
-            else ssl.create_default_context(capath=verify)
-        )
-    return ssl.create_default_context(cafile=certifi.where())
 
 
 class BrainHook(BaseHook):
@@ -334,138 +105,62 @@ class BrainHook(BaseHook):
         self.retry_backoff = retry_backoff
         self.retry_backoff_max = retry_backoff_max
         self._max_retries_override = max_retries
-        self._settings: ClientSettings | None = None
-        self._session: requests.Session | None = None
-        self._async_client: httpx.AsyncClient | None = None
+        self._transport: Transport | None = None
 
-    # ------------------------------------------------------------------ settings and clients
+    # ------------------------------------------------------------------ settings and transport
 
     @property
     def settings(self) -> ClientSettings:
         """The connection's settings, read on first use (sync path)."""
-        if self._settings is None:
-            conn = self.get_connection(self.brain_conn_id)
-            self._settings = self._apply_overrides(settings_from_connection(conn, conn.extra_dejson))
-        return self._settings
+        return self.transport.settings
 
     async def aget_settings(self) -> ClientSettings:
         """The connection's settings, read with Airflow's async connection lookup (async path)."""
-        if self._settings is None:
+        return (await self.aget_transport()).settings
+
+    @property
+    def transport(self) -> Transport:
+        """The HTTP clients and retry policy over this hook's connection (sync connection lookup)."""
+        if self._transport is None:
+            conn = self.get_connection(self.brain_conn_id)
+            self._transport = self._new_transport(settings_from_connection(conn, conn.extra_dejson))
+        return self._transport
+
+    async def aget_transport(self) -> Transport:
+        """``transport``, with Airflow's async connection lookup (never blocks a triggerer's event loop)."""
+        if self._transport is None:
             conn = await self.aget_connection(self.brain_conn_id)
             extras = await conn.aextra_dejson() if hasattr(conn, "aextra_dejson") else conn.extra_dejson
-            self._settings = self._apply_overrides(settings_from_connection(conn, extras))
-        return self._settings
+            self._transport = self._new_transport(settings_from_connection(conn, extras))
+        return self._transport
 
-    def _apply_overrides(self, settings: ClientSettings) -> ClientSettings:
-        if self._max_retries_override is None:
-            return settings
-        return ClientSettings(**{**settings.__dict__, "max_retries": self._max_retries_override})
+    def _new_transport(self, settings: ClientSettings) -> Transport:
+        if self._max_retries_override is not None:
+            settings = dataclasses.replace(settings, max_retries=self._max_retries_override)
+        return Transport(settings, retry_backoff=self.retry_backoff, retry_backoff_max=self.retry_backoff_max)
 
     def get_conn(self) -> requests.Session:
         """The ``requests.Session`` shared by this hook's calls, with auth, proxies and User-Agent set."""
-        if self._session is None:
-            settings = self.settings
-            session = requests.Session()
-            session.auth = settings.auth
-            session.verify = settings.verify
-            if settings.proxies:
-                session.proxies.update(settings.proxies)
-            session.headers["User-Agent"] = f"{USER_AGENT} requests/{requests.__version__}"
-            self._session = session
-        return self._session
-
-    async def _aget_client(self) -> httpx.AsyncClient:
-        if self._async_client is None:
-            settings = await self.aget_settings()
-            mounts = (
-                {
-                    f"{scheme}://": httpx.AsyncHTTPTransport(proxy=url, verify=_ssl_context(settings.verify))
-                    for scheme, url in settings.proxies.items()
-                }
-                if settings.proxies
-                else None
-            )
-            self._async_client = httpx.AsyncClient(
-                auth=settings.auth,
-                verify=_ssl_context(settings.verify),
-                mounts=mounts,
-                timeout=httpx.Timeout(settings.timeout, connect=DEFAULT_CONNECT_TIMEOUT),
-                headers={"User-Agent": f"{USER_AGENT} httpx/{httpx.__version__}"},
-            )
-        return self._async_client
+        return self.transport.session
 
     async def aclose(self) -> None:
         """Close the async HTTP client, if one was opened."""
-        if self._async_client is not None:
-            await self._async_client.aclose()
-            self._async_client = None
+        if self._transport is not None:
+            await self._transport.aclose()
 
     def close(self) -> None:
         """Close the sync HTTP session, if one was opened."""
-        if self._session is not None:
-            self._session.close()
-            self._session = None
+        if self._transport is not None:
+            self._transport.close()
 
-    def _retry_policy(
-        self, settings: ClientSettings, call: _Call, *, retry: bool = True, idempotent: bool | None = None
-    ) -> dict[str, Any]:
-        """Tenacity arguments shared by the sync and async paths (``idempotent`` overrides the call's own)."""
-        idempotent = call.idempotent if idempotent is None else idempotent
-        return {
-            "retry": (
-                tenacity.retry_if_exception(functools.partial(is_retryable, idempotent=idempotent))
-                if retry
-                else tenacity.retry_never
-            ),
-            "wait": _WaitRetryAfterOrBackoff(self.retry_backoff, self.retry_backoff_max),
-            "stop": tenacity.stop_after_attempt(settings.max_retries + 1),
-            "before_sleep": _retry_logger(call),
-            "reraise": True,
-        }
+    def _send(self, call: Call, *, body: Any = None, headers: Mapping[str, str] | None = None) -> Any:
+        return self.transport.send(call, body=body, headers=headers)
 
-    # ------------------------------------------------------------------ sync transport
+    def _request(self, call: Call, *, retry: bool = True) -> Any:
+        return self.transport.request(call, retry=retry)
 
-    def _send(
-        self,
-        call: _Call,
-        *,
-        body: Any = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> Any:
-        """Send one request and decode its JSON answer (no retry here)."""
-        settings = self.settings
-        try:
-            response = self.get_conn().request(
-                call.method,
-                settings.url(call.path),
-                params=call.params,
-                json=call.json if body is None else None,
-                data=body,
-                headers=dict(headers or {}),
-                timeout=(DEFAULT_CONNECT_TIMEOUT, settings.timeout),
-            )
-        except requests.RequestException as err:
-            raise _transport_error(call, settings.base_url, err) from err
-        return _decode(call, response.status_code, response.headers, response.content)
-
-    def _request(self, call: _Call, *, retry: bool = True) -> Any:
-        """Send ``call`` with the retry policy and return its decoded JSON."""
-        return tenacity.Retrying(**self._retry_policy(self.settings, call, retry=retry))(self._send, call)
-
-    # ------------------------------------------------------------------ async transport
-
-    async def _asend(self, call: _Call) -> Any:
-        client = await self._aget_client()
-        settings = await self.aget_settings()
-        try:
-            response = await client.request(call.method, settings.url(call.path), params=call.params, json=call.json)
-        except httpx.HTTPError as err:
-            raise _transport_error(call, settings.base_url, err) from err
-        return _decode(call, response.status_code, response.headers, response.content)
-
-    async def _arequest(self, call: _Call) -> Any:
-        policy = self._retry_policy(await self.aget_settings(), call)
-        return await tenacity.AsyncRetrying(**policy)(self._asend, call)
+    async def _arequest(self, call: Call) -> Any:
+        return await (await self.aget_transport()).arequest(call)
 
     # ------------------------------------------------------------------ API: submit
 
@@ -488,16 +183,16 @@ class BrainHook(BaseHook):
             since the raw-upload form of the API carries no metadata).
         :param content_type: ``application/octet-stream`` or an ``audio/*`` type.
         """
-        call = _Call("POST", "/speech:recognize", params={"async": "true" if async_ else "false"})
+        call = Call("POST", "/speech:recognize", params={"async": "true" if async_ else "false"})
         headers = {"Content-Type": content_type}
-        opener, rewindable = _body_opener(source)
+        opener, rewindable = body_opener(source)
 
         def attempt() -> Any:
             with opener() as body:
                 return self._send(call, body=body, headers=headers)
 
         # A stream that was read once cannot be sent again: no retry, and a clear error instead.
-        retrying = tenacity.Retrying(**self._retry_policy(self.settings, call, retry=rewindable))
+        retrying = tenacity.Retrying(**self.transport.policy(call, retry=rewindable))
         try:
             data = retrying(attempt)
         except BrainAPIError as err:
@@ -559,7 +254,7 @@ class BrainHook(BaseHook):
             payload["metadata"] = dict(metadata or {})
         if idempotency_key:
             payload["metadata"][IDEMPOTENCY_METADATA_KEY] = idempotency_key
-        call = _Call("POST", "/speech:recognize", json=payload)
+        call = Call("POST", "/speech:recognize", json=payload)
         if idempotency_key:
             asset = self._submit_once(call, idempotency_key, retry_read_timeouts=async_)
             if not async_ and asset.is_processing:
@@ -573,7 +268,7 @@ class BrainHook(BaseHook):
         log.info("Submitted a URL to Brain: asset %s (%s)", asset.asset_id, asset.status.value)
         return asset
 
-    def _submit_once(self, call: _Call, key: str, *, retry_read_timeouts: bool) -> Asset:
+    def _submit_once(self, call: Call, key: str, *, retry_read_timeouts: bool) -> Asset:
         """Send a submission with the retry policy, looking for an earlier attempt's asset before each resend."""
         started = datetime.now(UTC)
         attempts = 0
@@ -593,7 +288,7 @@ class BrainHook(BaseHook):
                     return Asset.from_json(self._send(_get_asset_call(earlier.asset_id, False)))
             return Asset.from_json(self._send(call))
 
-        policy = self._retry_policy(self.settings, call, idempotent=retry_read_timeouts)
+        policy = self.transport.policy(call, idempotent=retry_read_timeouts)
         return tenacity.Retrying(**policy)(attempt)
 
     def find_asset_by_idempotency_key(
@@ -648,7 +343,7 @@ class BrainHook(BaseHook):
             params = {"limit": str(page_size), "offset": str(offset)}
             if include_unfinished:
                 params["done"] = "false"
-            page = self._request(_Call("GET", "/assets", params=params), retry=retry)
+            page = self._request(Call("GET", "/assets", params=params), retry=retry)
             results = page.get("results") if isinstance(page, Mapping) else None
             if not isinstance(results, list):
                 raise BrainAPIError("Brain GET /assets answered without a 'results' list")
@@ -674,11 +369,11 @@ class BrainHook(BaseHook):
             payload["metadata"] = dict(metadata)
         if not payload:
             raise ValueError("update_asset needs a transcript or metadata to change")
-        return Asset.from_json(self._request(_Call("PUT", _asset_path(asset_id), json=payload)))
+        return Asset.from_json(self._request(Call("PUT", asset_path(asset_id), json=payload)))
 
     def delete_asset(self, asset_id: str) -> bool:
         """Delete an asset and its media; returns whether the server confirmed it."""
-        data = self._request(_Call("DELETE", _asset_path(asset_id)))
+        data = self._request(Call("DELETE", asset_path(asset_id)))
         return bool(isinstance(data, Mapping) and data.get("deleted"))
 
     def wait_for_asset(
@@ -719,68 +414,11 @@ class BrainHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """Check the URL and credentials with one cheap, unretried call (used by the UI and CLI)."""
         try:
-            self._request(_Call("GET", "/assets", params={"limit": "1"}), retry=False)
+            self._request(Call("GET", "/assets", params={"limit": "1"}), retry=False)
         except (BrainError, ValueError) as err:
             return False, str(err)
         return True, f"Connected to Brain at {self.settings.base_url}"
 
 
-def _get_asset_call(asset_id: str, times: bool) -> _Call:
-    return _Call("GET", _asset_path(asset_id), params={"times": "true"} if times else None)
-
-
-class _Opened:
-    """Context manager over an upload body: opens a path, rewinds a seekable file, or passes a stream."""
-
-    def __init__(self, body: Any, close: bool, closer: Callable[[], Any] | None = None) -> None:
-        self.body = body
-        self._close = close
-        self._closer = closer
-
-    def __enter__(self) -> Any:
-        return self.body
-
-    def __exit__(self, *exc: object) -> None:
-        if self._close:
-            self.body.close()
-        if self._closer is not None:
-            self._closer()
-
-
-def _body_opener(source: AudioSource) -> tuple[Any, bool]:
-    """Return (a callable giving a fresh upload body per attempt, whether a retry can resend it)."""
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"Audio file to upload to Brain does not exist: {path}")
-        return (lambda: _Opened(path.open("rb"), close=True)), True
-    if hasattr(source, "read"):
-        fileobj = source
-        seekable = bool(getattr(fileobj, "seekable", lambda: False)())
-        if seekable:
-            start = fileobj.tell()  # type: ignore[union-attr,attr-defined]
-
-            def rewind() -> _Opened:
-                fileobj.seek(start)  # type: ignore[union-attr,attr-defined]
-                return _Opened(fileobj, close=False)
-
-            return rewind, True
-        return (lambda: _Opened(_read_chunks(fileobj), close=False)), False  # type: ignore[arg-type]
-    if callable(source):
-        opener = source
-
-        def reopen() -> _Opened:
-            body = opener()
-            if hasattr(body, "read"):
-                return _Opened(_read_chunks(body), close=False, closer=getattr(body, "close", None))
-            return _Opened(iter(body), close=False)
-
-        return reopen, True
-    if isinstance(source, (bytes, bytearray)):
-        raise TypeError("submit_file streams audio: pass a path, a file object or an iterable of bytes chunks")
-    return (lambda: _Opened(iter(source), close=False)), False
-
-
-def _read_chunks(fileobj: IO[bytes], size: int = 1 << 20) -> Iterator[bytes]:
-    while chunk := fileobj.read(size):
-        yield chunk
+def _get_asset_call(asset_id: str, times: bool) -> Call:
+    return Call("GET", asset_path(asset_id), params={"times": "true"} if times else None)
