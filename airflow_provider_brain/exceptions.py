@@ -102,3 +102,27 @@ class BrainTimeout(BrainError):
 
 class BrainUploadNotRewindable(BrainError):
     """A streamed upload failed part-way and its source cannot be read again to retry it."""
+
+
+class BrainBatchFailed(BrainError):
+    """Files of a batch could not be transcribed; ``sources`` names each one (reasons are in the task log)."""
+
+    def __init__(self, sources: list[str], *, total: int) -> None:
+        self.sources = list(sources)
+        super().__init__(
+            f"{len(self.sources)} of {total} files of this batch could not be transcribed (reasons in the task log): "
+            + ", ".join(self.sources)
+            + ". Pass fail_on_asset_failure=False to get the failures in the task's return value instead"
+        )
+
+
+class BrainBatchTimeout(BrainError):
+    """Assets of a batch were still processing when the wait's deadline passed; ``sources`` names their files."""
+
+    def __init__(self, sources: list[str], *, total: int, timeout: float) -> None:
+        self.sources = list(sources)
+        super().__init__(
+            f"{len(self.sources)} of {total} files of this batch were still processing after {timeout:g} s: "
+            + ", ".join(self.sources)
+            + ". Raise the timeout; a retry of this task waits for the same assets without submitting them again"
+        )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +30,7 @@ from airflow_provider_brain.exceptions import (
     BrainTimeout,
     BrainUploadNotRewindable,
 )
+from airflow_provider_brain.hooks import poller
 from airflow_provider_brain.hooks.transport import (
     DEFAULT_BASE_URL,
     Call,
@@ -285,7 +286,7 @@ class BrainHook(BaseHook):
                         earlier.asset_id,
                     )
                     # The listing is a summary: fetch the asset itself, as the submission would have answered.
-                    return Asset.from_json(self._send(_get_asset_call(earlier.asset_id, False)))
+                    return Asset.from_json(self._send(poller.get_asset_call(earlier.asset_id, False)))
             return Asset.from_json(self._send(call))
 
         policy = self.transport.policy(call, idempotent=retry_read_timeouts)
@@ -307,28 +308,54 @@ class BrainHook(BaseHook):
 
         :param retry: ``False`` sends each page request once (for use inside a call that retries itself).
         """
+        found = self.find_assets_by_idempotency_keys(
+            [key], created_after=created_after, max_assets=max_assets, retry=retry, page_size=100
+        )
+        return found.get(key)
+
+    def find_assets_by_idempotency_keys(
+        self,
+        keys: Iterable[str],
+        *,
+        created_after: datetime | None = None,
+        max_assets: int | None = None,
+        retry: bool = True,
+        page_size: int = 1000,
+    ) -> dict[str, Asset]:
+        """For each idempotency key, the newest asset (not failed) that carries it; keys without one are absent.
+
+        One scan of the listing, newest first, for all keys at once (a batch retry looks up thousands of
+        files with a few pages), stopping at ``created_after`` (less ``CLOCK_SLACK``), after ``max_assets``
+        (default: ``MAX_LOOKUP_ASSETS`` or twice the number of keys, whichever is more), or once every key
+        is found.
+        """
+        wanted = set(keys)
+        limit = max_assets if max_assets is not None else max(MAX_LOOKUP_ASSETS, 2 * len(wanted))
         if created_after is not None and created_after.tzinfo is None:
             created_after = created_after.replace(tzinfo=UTC)  # naive datetimes in Airflow are UTC
         cutoff = created_after - CLOCK_SLACK if created_after else None
-        for scanned, asset in enumerate(self._iter_assets(include_unfinished=True, page_size=100, retry=retry)):
-            if scanned >= max_assets:
-                return None
+        found: dict[str, Asset] = {}
+        assets = self._iter_assets(include_unfinished=True, page_size=page_size, retry=retry)
+        for scanned, asset in enumerate(assets):
             created = parse_api_time(asset.created)
-            if cutoff and created and created < cutoff:
-                return None
-            if asset.metadata.get(IDEMPOTENCY_METADATA_KEY) == key and not asset.is_failed:
-                return asset
-        return None
+            if scanned >= limit or (cutoff and created and created < cutoff):
+                break
+            key = asset.metadata.get(IDEMPOTENCY_METADATA_KEY)
+            if key in wanted and key not in found and not asset.is_failed:
+                found[key] = asset
+                if len(found) == len(wanted):
+                    break
+        return found
 
     # ------------------------------------------------------------------ API: assets
 
     def get_asset(self, asset_id: str, *, times: bool = False) -> Asset:
         """Fetch one asset; ``times=True`` adds word-level timings (``Asset.words``)."""
-        return Asset.from_json(self._request(_get_asset_call(asset_id, times)))
+        return Asset.from_json(self._request(poller.get_asset_call(asset_id, times)))
 
     async def aget_asset(self, asset_id: str, *, times: bool = False) -> Asset:
         """Async ``get_asset`` for triggers: httpx, async connection lookup, same parsing and retries."""
-        return Asset.from_json(await self._arequest(_get_asset_call(asset_id, times)))
+        return Asset.from_json(await self._arequest(poller.get_asset_call(asset_id, times)))
 
     def list_assets(self, *, include_unfinished: bool = False, page_size: int = 100) -> Iterator[Asset]:
         """Yield the user's assets, newest first, fetching further pages only as they are consumed.
@@ -401,6 +428,19 @@ class BrainHook(BaseHook):
             remaining = poll_interval if deadline is None else max(0.0, deadline - time.monotonic())
             time.sleep(min(poll_interval, remaining))
 
+    def wait_for_assets(
+        self, asset_ids: Iterable[str], *, poll_interval: float = 10.0, timeout: float | None = None
+    ) -> dict[str, Asset]:
+        """Wait for many assets at once, with one ``GET /assets`` page per interval for up to 1,000 of them.
+
+        Returns the assets that are done or failed (listing summaries: no transcript; failed ones carry
+        their reason), keyed by id; an id missing from the result was still processing at ``timeout``.
+        Failures are returned, not raised: the caller decides what a failed file means.
+        """
+        return poller.wait_for_assets(
+            self, list(dict.fromkeys(asset_ids)), poll_interval=poll_interval, timeout=timeout
+        )
+
     def _poll_once(self, asset_id: str, *, times: bool) -> Asset | None:
         """One status check of a wait; ``None`` when an outage outlasted the call's retries (keep waiting)."""
         try:
@@ -418,7 +458,3 @@ class BrainHook(BaseHook):
         except (BrainError, ValueError) as err:
             return False, str(err)
         return True, f"Connected to Brain at {self.settings.base_url}"
-
-
-def _get_asset_call(asset_id: str, times: bool) -> Call:
-    return Call("GET", asset_path(asset_id), params={"times": "true"} if times else None)

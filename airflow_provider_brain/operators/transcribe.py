@@ -180,7 +180,7 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         if location := self._s3_location():
             return self._submit_s3(*location, metadata=metadata)
         if self.audio_url:
-            _mask_url_secrets(self.audio_url)
+            mask_url_secrets(self.audio_url)
             return self.hook.submit_url(
                 self.audio_url, async_=True, metadata=metadata, idempotency_key=metadata[IDEMPOTENCY_KEY]
             )
@@ -203,7 +203,7 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         )
         if not url:
             raise BrainError(f"Could not presign s3://{bucket}/{key}; try s3_transfer='stream'")
-        _mask_url_secrets(url)
+        mask_url_secrets(url)
         return self.hook.submit_url(url, async_=True, metadata=metadata, idempotency_key=metadata[IDEMPOTENCY_KEY])
 
     # ------------------------------------------------------------------ ResumableJobMixin
@@ -333,7 +333,7 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         return result
 
 
-def _mask_url_secrets(url: str) -> None:
+def mask_url_secrets(url: str) -> None:
     """Have Airflow's log masker hide a URL's query string (a presigned URL's signature) wherever it appears."""
     from airflow.sdk.log import mask_secret
 

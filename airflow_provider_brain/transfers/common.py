@@ -39,7 +39,7 @@ def normalize_asset_ids(value: Any) -> list[str]:
     """Turn what a DAG passes as ``asset_ids`` into a list of valid ids, in order, without duplicates.
 
     Accepted: one id; an ``Asset``; a mapping with an ``"asset_id"`` key (the summary the transcribe
-    operator returns); any iterable of those (a list, an XCom's lazy sequence); or the string form of
+    operators return; a batch's summary of a failed file, ``"status": "failed"``, is left out); any iterable of those (a list, an XCom's lazy sequence); or the string form of
     such a list, which is what a Jinja template renders when the DAG does not render native objects.
     """
     ids: list[str] = []
@@ -60,6 +60,8 @@ def _flatten(value: Any) -> Iterator[Any]:
     elif isinstance(value, Mapping):
         if "asset_id" not in value:
             raise ValueError(f"Expected a Brain asset id or a mapping with an 'asset_id' key, got keys {sorted(value)}")
+        if value.get("status") == "failed":
+            return  # A batch's summary of a file Brain could not transcribe: nothing to transfer.
         yield value["asset_id"]
     elif isinstance(value, str):
         text = value.strip()

@@ -10,15 +10,19 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_brain.exceptions import BrainAssetFailed, BrainError, BrainTimeout, redact_urls
-from airflow_provider_brain.hooks.brain import BrainHook, is_retryable
-from airflow_provider_brain.models import validate_asset_id
+from airflow_provider_brain.hooks.brain import BrainHook
+from airflow_provider_brain.hooks.poller import AssetPoller, shared_poller
+from airflow_provider_brain.models import Asset, validate_asset_id
 
 #: Event statuses the trigger can yield; operators and sensors resume on them.
 DONE, FAILED, TIMEOUT, ERROR = "done", "failed", "timeout", "error"
 
 
 class BrainAssetTrigger(BaseTrigger):
-    """Poll a Brain asset with the hook's async path until it is done or failed, or the deadline passes.
+    """Wait for a Brain asset in the triggerer until it is done or failed, or the deadline passes.
+
+    Its polls go through the connection's shared ``AssetPoller``: a thousand of these triggers in one
+    triggerer cost one ``GET /assets`` page per interval, not a thousand requests.
 
     It serialises only primitives (connection id, asset id, poll interval and an absolute
     wall-clock deadline as epoch seconds), so a triggerer restart resumes the same wait with
@@ -66,41 +70,37 @@ class BrainAssetTrigger(BaseTrigger):
         return TriggerEvent({"status": status, "asset_id": self.asset_id, "message": message})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = BrainHook(brain_conn_id=self.brain_conn_id)
+        # Every trigger of this connection in the triggerer's event loop shares one poller (one listing
+        # request per interval for all of them) and one HTTP client.
+        poller = shared_poller(self.brain_conn_id)
         self.log.info("BrainAssetTrigger waiting for asset %s, polling every %g s", self.asset_id, self.poll_interval)
         try:
-            while True:
-                try:
-                    asset = await hook.aget_asset(self.asset_id)
-                except BrainError as err:
-                    # An outage longer than the hook's retries is still no reason to fail the wait.
-                    if not is_retryable(err) or (self.end_time is not None and time.time() >= self.end_time):
-                        raise
-                    self.log.warning("Checking Brain asset %s failed (%s); still waiting", self.asset_id, err)
-                    await asyncio.sleep(self.poll_interval)
-                    continue
-                if asset.is_done:
-                    yield self._event(DONE, f"Brain asset {self.asset_id} is done")
-                    return
-                if asset.is_failed:
-                    yield self._event(
-                        FAILED, f"Brain asset {self.asset_id} failed: {redact_urls(asset.error or 'no reason given')}"
-                    )
-                    return
-                # Wall-clock, not monotonic: the deadline must survive a triggerer restart.
-                now = time.time()
-                if self.end_time is not None and now >= self.end_time:
-                    yield self._event(TIMEOUT, f"Brain asset {self.asset_id} was still processing at the deadline")
-                    return
-                sleep_for = self.poll_interval
-                if self.end_time is not None:
-                    # Wake at the deadline to poll once more before reporting a timeout.
-                    sleep_for = min(sleep_for, max(0.0, self.end_time - now))
-                await asyncio.sleep(sleep_for)
+            asset = await self._wait(poller)
+            if asset is None:
+                yield self._event(TIMEOUT, f"Brain asset {self.asset_id} was still processing at the deadline")
+            elif asset.is_done:
+                yield self._event(DONE, f"Brain asset {self.asset_id} is done")
+            else:
+                yield self._event(
+                    FAILED, f"Brain asset {self.asset_id} failed: {redact_urls(asset.error or 'no reason given')}"
+                )
         except Exception as err:  # One event, with a message, rather than a crashed trigger.
             yield self._event(ERROR, f"Waiting for Brain asset {self.asset_id} failed: {type(err).__name__}: {err}")
-        finally:
-            await hook.aclose()
+
+    async def _wait(self, poller: AssetPoller) -> Asset | None:
+        """The asset once done or failed; ``None`` if it was still processing at the deadline."""
+        if self.end_time is None:
+            return await poller.wait(self.asset_id, self.poll_interval)
+        # Wall-clock, not monotonic: the deadline must survive a triggerer restart.
+        try:
+            return await asyncio.wait_for(
+                poller.wait(self.asset_id, self.poll_interval), max(0.0, self.end_time - time.time())
+            )
+        except TimeoutError:
+            pass
+        # One last look at the deadline: an asset that finished just now is not a timeout.
+        asset = await poller.hook.aget_asset(self.asset_id)
+        return None if asset.is_processing else asset
 
 
 def raise_for_event(event: dict[str, Any] | None, *, timeout: float | None = None) -> str:

@@ -1,0 +1,344 @@
+"""Coalesced status polling: many waits on one Brain connection cost one listing request per interval.
+
+A thousand triggers that each ``GET /assets/{id}`` every 10 s send Brain 100 requests a second; a real
+service rate-limits that long before the triggerer runs out of CPU. Here every wait in a process that
+shares a connection (every ``BrainAssetTrigger`` and ``BrainBatchTrigger`` in a triggerer's event loop, a
+batch task waiting in a worker) asks one poller, and the poller learns the status of up to 1,000 assets
+per request from ``GET /assets?done=false&limit=1000`` (newest first). It follows ``next_offset`` only as
+far back as the oldest asset it watches, and fetches ``GET /assets/{id}`` for an id the listing did not
+show (an older asset, a listing that lags) and for a failed asset, whose reason the listing omits.
+
+``ListingScan`` is the decision, free of I/O, shared by the sync wait (``BrainHook.wait_for_assets``) and
+the async ``AssetPoller``; ``shared_poller`` hands every trigger of an event loop the same poller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_brain.exceptions import BrainAPIError, BrainError, BrainNotFound
+from airflow_provider_brain.hooks.transport import Call, asset_path, is_retryable
+from airflow_provider_brain.models import Asset, AssetStatus, parse_api_time
+
+if TYPE_CHECKING:
+    from airflow_provider_brain.hooks.brain import BrainHook
+
+#: The API's largest page: one request tells the status of this many assets.
+LIST_PAGE_SIZE = 1000
+#: A listing scan never reads more pages than this in one cycle; what it did not reach is fetched by id.
+MAX_LIST_PAGES = 50
+#: Up to this many watched assets, fetching each by id costs no more requests than a listing page.
+DIRECT_FETCH_MAX = 1
+#: How many ``GET /assets/{id}`` a cycle sends at once (ids the listing missed, failed assets' reasons).
+FETCH_CONCURRENCY = 8
+#: Listing times are whole seconds on some servers and clocks differ: scan this far past the oldest watch.
+CREATED_SLACK = timedelta(seconds=60)
+
+log = logging.getLogger(__name__)
+
+
+def get_asset_call(asset_id: str, times: bool = False) -> Call:
+    """``GET /assets/{id}`` (with word timings if ``times``)."""
+    return Call("GET", asset_path(asset_id), params={"times": "true"} if times else None)
+
+
+def list_page_call(offset: int, page_size: int = LIST_PAGE_SIZE) -> Call:
+    """One page of ``GET /assets?done=false`` (every status, newest first)."""
+    return Call("GET", "/assets", params={"done": "false", "limit": str(page_size), "offset": str(offset)})
+
+
+def page_results(page: Any) -> tuple[list[Any], int | None]:
+    """A listing page's items and its ``next_offset`` (``None`` on the last page)."""
+    results = page.get("results") if isinstance(page, Mapping) else None
+    if not isinstance(results, list):
+        raise BrainAPIError("Brain GET /assets answered without a 'results' list")
+    next_offset = page.get("next_offset")
+    return results, (int(next_offset) if next_offset is not None and results else None)
+
+
+@dataclass
+class ListingScan:
+    """One cycle's pass over the listing for the ``watched`` ids, newest first.
+
+    Drive it with ``next_call()`` and ``feed(page)`` until ``next_call()`` is ``None``; then ``seen`` holds
+    the watched assets the listing showed (summaries: status, created, duration, metadata), and
+    ``missing`` the ids to fetch one by one. ``created`` remembers when each watched asset was created, so
+    later cycles know how far back to read: never past the oldest watched asset (less ``CREATED_SLACK``).
+    An id whose creation time is still unknown (a new wait) does not extend the scan past its first page:
+    a direct fetch teaches its creation time for the next cycle.
+    """
+
+    watched: set[str]
+    created: dict[str, datetime]
+    page_size: int = LIST_PAGE_SIZE
+    max_pages: int = MAX_LIST_PAGES
+    seen: dict[str, Asset] = field(default_factory=dict)
+    pages: int = 0
+    _next_offset: int | None = 0
+    _page_oldest: datetime | None = None
+
+    def next_call(self) -> Call | None:
+        if self._next_offset is None or self.pages >= self.max_pages or not self.missing:
+            return None
+        if self.pages > 0 and not self._older_than_this_page_pending():
+            return None
+        return list_page_call(self._next_offset, self.page_size)
+
+    def feed(self, page: Any) -> None:
+        results, next_offset = page_results(page)
+        self.pages += 1
+        self._next_offset = next_offset
+        self._page_oldest = None
+        for item in results:
+            if not isinstance(item, Mapping):
+                continue
+            created = parse_api_time(item.get("created"))
+            if created is not None:
+                self._page_oldest = created
+            asset_id = item.get("asset_id")
+            if asset_id in self.watched and asset_id not in self.seen:
+                asset = Asset.from_json(item)
+                self.seen[asset.asset_id] = asset
+                if created is not None:
+                    self.created[asset.asset_id] = created
+
+    @property
+    def missing(self) -> set[str]:
+        return self.watched - self.seen.keys()
+
+    def _older_than_this_page_pending(self) -> bool:
+        """Whether a watched id not yet seen was created before this page's oldest item (so it lies further)."""
+        if self._page_oldest is None:
+            return False
+        known = [self.created[i] for i in self.missing if i in self.created]
+        return bool(known) and min(known) - CREATED_SLACK <= self._page_oldest
+
+
+def needs_direct_fetch(asset: Asset) -> bool:
+    """A listed asset that the summary cannot settle: failed (the listing omits the reason)."""
+    return asset.is_failed and not asset.error
+
+
+class _Waiter:
+    __slots__ = ("future", "poll_interval")
+
+    def __init__(self, future: asyncio.Future[Asset], poll_interval: float) -> None:
+        self.future = future
+        self.poll_interval = poll_interval
+
+
+class AssetPoller:
+    """One polling loop for every wait on one Brain connection in one event loop.
+
+    ``await poller.wait(asset_id, poll_interval)`` returns the asset once it is done or failed (the
+    listing's summary; fetch it for the transcript). The loop runs while someone waits, once per the
+    shortest interval asked for, and ends with the last wait. An outage (connection errors, 429, 5xx past
+    the hook's retries) is logged and waited out; an error no retry can fix (401, a bad answer) ends every
+    wait with that error. A cancelled wait (a trigger stopped) simply stops being watched.
+
+    :param hook: the hook whose async client and connection every poll uses.
+    """
+
+    def __init__(self, hook: BrainHook) -> None:
+        self.hook = hook
+        self._waiters: dict[str, list[_Waiter]] = {}
+        self._created: dict[str, datetime] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._interval = float("inf")
+        #: Requests sent so far (listing pages and direct fetches); for benchmarks and logs.
+        self.requests = 0
+
+    @property
+    def watching(self) -> int:
+        return len(self._waiters)
+
+    async def wait(self, asset_id: str, poll_interval: float) -> Asset:
+        """Wait until ``asset_id`` is done or failed and return it; checks begin with the poller's next cycle."""
+        future: asyncio.Future[Asset] = asyncio.get_running_loop().create_future()
+        waiter = _Waiter(future, float(poll_interval))
+        self._waiters.setdefault(asset_id, []).append(waiter)
+        if waiter.poll_interval < self._interval:
+            self._interval = waiter.poll_interval
+            self._wake.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="brain-asset-poller")
+        try:
+            return await future
+        finally:
+            self._forget(asset_id, waiter)
+
+    def _forget(self, asset_id: str, waiter: _Waiter) -> None:
+        waiters = self._waiters.get(asset_id)
+        if waiters and waiter in waiters:
+            waiters.remove(waiter)
+            if not waiters:
+                del self._waiters[asset_id]
+                self._created.pop(asset_id, None)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._waiters:
+                started = loop.time()
+                try:
+                    await self._cycle()
+                except BrainError as err:
+                    if is_retryable(err):
+                        log.warning("Checking %d Brain assets failed (%s); still waiting", len(self._waiters), err)
+                    else:
+                        self._fail_all(err)
+                self._interval = min(
+                    (w.poll_interval for ws in self._waiters.values() for w in ws), default=float("inf")
+                )
+                while self._waiters:
+                    remaining = started + self._interval - loop.time()
+                    if remaining <= 0:
+                        break
+                    self._wake.clear()
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), remaining)
+                    except TimeoutError:
+                        break
+        finally:
+            self._task = None
+
+    async def _cycle(self) -> None:
+        watched = set(self._waiters)
+        settled: dict[str, Asset] = {}
+        to_fetch: set[str] = watched
+        if len(watched) > DIRECT_FETCH_MAX:
+            scan = ListingScan(watched, self._created)
+            while (call := scan.next_call()) is not None:
+                self.requests += 1
+                scan.feed(await self.hook._arequest(call))
+            to_fetch = scan.missing
+            for asset_id, asset in scan.seen.items():
+                if needs_direct_fetch(asset):
+                    to_fetch = to_fetch | {asset_id}
+                elif not asset.is_processing:
+                    settled[asset_id] = asset
+        settled.update(await self._fetch_each(to_fetch))
+        for asset_id, asset in settled.items():
+            for waiter in self._waiters.get(asset_id, ()):
+                if not waiter.future.done():
+                    waiter.future.set_result(asset)
+
+    async def _fetch_each(self, asset_ids: set[str]) -> dict[str, Asset]:
+        """Fetch assets by id, a few at a time; an id that errors out (e.g. 404) ends only its own waits."""
+        semaphore = asyncio.Semaphore(FETCH_CONCURRENCY)
+        settled: dict[str, Asset] = {}
+
+        async def fetch(asset_id: str) -> None:
+            async with semaphore:
+                self.requests += 1
+                try:
+                    asset = Asset.from_json(await self.hook._arequest(get_asset_call(asset_id)))
+                except BrainNotFound:
+                    asset = deleted_asset(asset_id)
+                except BrainError as err:
+                    if is_retryable(err):
+                        raise
+                    for waiter in self._waiters.get(asset_id, ()):
+                        if not waiter.future.done():
+                            waiter.future.set_exception(err)
+                    return
+            if (created := parse_api_time(asset.created)) is not None and asset_id in self._waiters:
+                self._created[asset_id] = created
+            if not asset.is_processing:
+                settled[asset_id] = asset
+
+        results = await asyncio.gather(*(fetch(i) for i in asset_ids), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:  # Only retryable ones reach here: an outage, waited out.
+            log.warning("Checking %d Brain asset(s) failed (%s); still waiting", len(errors), errors[0])
+        return settled
+
+    def _fail_all(self, err: BaseException) -> None:
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                if not waiter.future.done():
+                    waiter.future.set_exception(err)
+
+
+_pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AssetPoller]] = weakref.WeakKeyDictionary()
+
+
+def shared_poller(brain_conn_id: str) -> AssetPoller:
+    """The poller every wait on ``brain_conn_id`` in the running event loop shares (made on first use).
+
+    Its HTTP client stays open for the life of the loop, so a triggerer keeps one connection pool to Brain
+    however many triggers come and go.
+    """
+    from airflow_provider_brain.hooks.brain import BrainHook
+
+    per_loop = _pollers.setdefault(asyncio.get_running_loop(), {})
+    poller = per_loop.get(brain_conn_id)
+    if poller is None:
+        poller = per_loop[brain_conn_id] = AssetPoller(BrainHook(brain_conn_id=brain_conn_id))
+    return poller
+
+
+def wait_for_assets(
+    hook: BrainHook, asset_ids: list[str], *, poll_interval: float, timeout: float | None
+) -> dict[str, Asset]:
+    """Wait in this thread until every asset is done or failed, or ``timeout`` passes (``BrainHook.wait_for_assets``).
+
+    Each interval costs one listing scan plus a fetch per id the listing missed and per failed asset.
+    Returns the settled assets (summaries, failed ones with their reason); an id missing from the result
+    was still processing at the deadline. An asset deleted meanwhile comes back failed, with that reason.
+    """
+    pending = set(asset_ids)
+    settled: dict[str, Asset] = {}
+    created: dict[str, datetime] = {}
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while pending:
+        try:
+            settled.update(_settle_sync(hook, pending, created))
+        except BrainError as err:
+            if not is_retryable(err):
+                raise
+            log.warning("Checking %d Brain assets failed (%s); still waiting", len(pending), err)
+        pending -= settled.keys()
+        if not pending or (deadline is not None and time.monotonic() >= deadline):
+            break
+        remaining = poll_interval if deadline is None else max(0.0, deadline - time.monotonic())
+        time.sleep(min(poll_interval, remaining))
+    return settled
+
+
+def _settle_sync(hook: BrainHook, watched: set[str], created: dict[str, datetime]) -> dict[str, Asset]:
+    settled: dict[str, Asset] = {}
+    to_fetch = set(watched)
+    if len(watched) > DIRECT_FETCH_MAX:
+        scan = ListingScan(watched, created)
+        while (call := scan.next_call()) is not None:
+            scan.feed(hook._request(call))
+        to_fetch = scan.missing
+        for asset_id, asset in scan.seen.items():
+            if needs_direct_fetch(asset):
+                to_fetch.add(asset_id)
+            elif not asset.is_processing:
+                settled[asset_id] = asset
+    for asset_id in sorted(to_fetch):
+        try:
+            asset = Asset.from_json(hook._request(get_asset_call(asset_id)))
+        except BrainNotFound:
+            asset = deleted_asset(asset_id)
+        if (when := parse_api_time(asset.created)) is not None:
+            created[asset_id] = when
+        if not asset.is_processing:
+            settled[asset_id] = asset
+    return settled
+
+
+def deleted_asset(asset_id: str) -> Asset:
+    """What a wait reports for an asset that vanished (deleted on Brain while it was awaited)."""
+    return Asset(asset_id=asset_id, status=AssetStatus.FAILED, error="the asset no longer exists on Brain (deleted?)")

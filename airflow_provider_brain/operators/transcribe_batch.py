@@ -1,0 +1,310 @@
+"""Transcribe a list of audio files (S3 objects or URLs) in one task: one submission pass, one wait."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from airflow.sdk import BaseOperator, conf
+
+from airflow_provider_brain.exceptions import BrainAuthError, BrainBatchFailed, BrainBatchTimeout, BrainError
+from airflow_provider_brain.hooks.brain import IDEMPOTENCY_METADATA_KEY, BrainHook
+from airflow_provider_brain.models import Asset
+from airflow_provider_brain.operators.transcribe import idempotency_key, mask_url_secrets, public_url
+from airflow_provider_brain.triggers.asset import DONE, ERROR, TIMEOUT
+from airflow_provider_brain.triggers.batch import BrainBatchTrigger
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+#: XCom key of the batch's asset ids (input order, ``None`` for a file whose submission failed).
+ASSET_IDS_XCOM_KEY = "asset_ids"
+
+
+class BrainTranscribeBatchOperator(BaseOperator):
+    """Transcribe many audio files in one task: submit them all, wait once, return one summary per file.
+
+    A mapped ``BrainTranscribeOperator`` costs one task instance, and two task starts when deferred, per
+    file; this operator costs one task for the whole list, and one trigger (or one polling loop in the
+    worker) whose requests to Brain do not grow with the number of files (one ``GET /assets`` page per
+    1,000 files per interval). Map it over chunks of a long list, e.g. 10,000 files as 10 tasks of 1,000.
+
+    Every file is submitted as a URL (S3 objects as presigned GET URLs), a few at a time, each with an
+    idempotency key of its own (dag, run, task, map index, and a hash of the file's source): a retried
+    task finds the assets its earlier try created, in one scan of the newest assets, and submits only the
+    files that have none. The asset ids go to XCom (key ``asset_ids``, input order) before any wait.
+
+    The return value is a list with one summary per input file, in input order: ``source``,
+    ``asset_id``, ``status`` (``done`` or ``failed``), ``duration``, and ``error`` (the server's reason,
+    URLs redacted) when failed; ``words`` too with ``times=True``. ``BrainToSqlOperator`` and
+    ``BrainToS3Operator`` take it (or a mapped batch's list of lists) as ``asset_ids``; they skip failed files.
+
+    .. code-block:: python
+
+        batch = BrainTranscribeBatchOperator(
+            task_id="transcribe", s3_uris=["s3://calls/2026/a.wav", "s3://calls/2026/b.wav"], deferrable=True
+        )
+        BrainToSqlOperator(task_id="load", asset_ids=batch.output, conn_id="warehouse")
+
+    :param s3_uris: ``s3://bucket/key`` of each file (templated; an XComArg works).
+    :param audio_urls: http(s) URLs Brain can download (instead of ``s3_uris``).
+    :param presigned_url_expires: how long each presigned S3 URL stays valid, in seconds; Brain must start
+        downloading within that time, so raise it for a batch that queues for long.
+    :param deferrable: wait in the triggerer (one trigger for the whole batch) instead of the worker.
+    :param poll_interval: seconds between two status checks of the batch.
+    :param timeout: seconds to wait for the whole batch before failing.
+    :param times: include each done file's word timings (``words``) in its summary (one request per file).
+    :param metadata: extra metadata stored with every asset.
+    :param fail_on_asset_failure: fail the task, after every file has settled, naming each file that failed;
+        with ``False`` the failures come back in the summaries and the task succeeds.
+    :param max_concurrent_submissions: how many submissions are in flight at once (HTTP connections).
+    """
+
+    template_fields: Sequence[str] = ("s3_uris", "audio_urls", "metadata")
+    template_fields_renderers = {"metadata": "json"}
+    ui_color = "#d6e7f8"
+
+    def __init__(
+        self,
+        *,
+        s3_uris: Sequence[str] | str | None = None,
+        audio_urls: Sequence[str] | str | None = None,
+        brain_conn_id: str = BrainHook.default_conn_name,
+        aws_conn_id: str | None = "aws_default",
+        presigned_url_expires: int = 3600,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 10.0,
+        timeout: float = 3600.0,
+        times: bool = False,
+        metadata: Mapping[str, Any] | None = None,
+        fail_on_asset_failure: bool = True,
+        max_concurrent_submissions: int = 8,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if (s3_uris is None) == (audio_urls is None):
+            raise ValueError(
+                "BrainTranscribeBatchOperator needs exactly one list of audio: s3_uris or audio_urls; got "
+                + ("both" if s3_uris is not None else "neither")
+            )
+        if poll_interval <= 0 or timeout <= 0:
+            raise ValueError("poll_interval and timeout must be positive numbers of seconds")
+        if max_concurrent_submissions < 1:
+            raise ValueError("max_concurrent_submissions must be at least 1")
+        self.s3_uris = s3_uris
+        self.audio_urls = audio_urls
+        self.brain_conn_id = brain_conn_id
+        self.aws_conn_id = aws_conn_id
+        self.presigned_url_expires = presigned_url_expires
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.times = times
+        self.metadata = dict(metadata or {})
+        self.fail_on_asset_failure = fail_on_asset_failure
+        self.max_concurrent_submissions = max_concurrent_submissions
+        self._given: list[str] = []
+
+    @cached_property
+    def hook(self) -> BrainHook:
+        return BrainHook(brain_conn_id=self.brain_conn_id)
+
+    # ------------------------------------------------------------------ the files
+
+    def sources(self) -> list[str]:
+        """The files to transcribe, as rendered, checked and safe to log: ``s3://bucket/key`` or a URL
+        without its query string. Raises ``ValueError`` naming the first item that is not one."""
+        given = self.s3_uris if self.s3_uris is not None else self.audio_urls
+        name = "s3_uris" if self.s3_uris is not None else "audio_urls"
+        if isinstance(given, str):
+            raise ValueError(f"{name} must be a list of strings, not one string ({given[:80]!r}); wrap it in [...]")
+        items = list(given or [])
+        for position, item in enumerate(items):
+            if not isinstance(item, str):
+                raise ValueError(f"{name}[{position}] is a {type(item).__name__}, not a string")
+            parts = urlsplit(item)
+            if self.s3_uris is not None and (parts.scheme != "s3" or not parts.netloc or not parts.path.strip("/")):
+                raise ValueError(f"{name}[{position}] must look like s3://bucket/key, got {item[:200]!r}")
+            if self.audio_urls is not None and (parts.scheme not in ("http", "https") or not parts.netloc):
+                raise ValueError(f"{name}[{position}] must be an http(s) URL, got {public_url(item)!r}")
+        self._given = items
+        return [item if self.s3_uris is not None else public_url(item) for item in items]
+
+    def _url_for(self, position: int, s3: Any) -> str:
+        """The URL Brain downloads file ``position`` from: a presigned GET URL for S3, else the URL given."""
+        if self.s3_uris is None:
+            url = self._given[position]
+        else:
+            parts = urlsplit(self._given[position])
+            bucket, key = parts.netloc, parts.path.lstrip("/")
+            url = s3.generate_presigned_url(
+                client_method="get_object",
+                params={"Bucket": bucket, "Key": key},
+                expires_in=self.presigned_url_expires,
+            )
+            if not url:
+                raise BrainError(f"Could not presign s3://{bucket}/{key}")
+        mask_url_secrets(url)
+        return url
+
+    # ------------------------------------------------------------------ submit
+
+    def execute(self, context: Context) -> Any:
+        sources = self.sources()
+        if not sources:
+            self.log.info("No audio files given: nothing to transcribe")
+            context["ti"].xcom_push(key=ASSET_IDS_XCOM_KEY, value=[])
+            return []
+        asset_ids, submit_errors = self._submit_all(context, sources)
+        context["ti"].xcom_push(key=ASSET_IDS_XCOM_KEY, value=asset_ids)
+        live = [a for a in dict.fromkeys(asset_ids) if a is not None]
+        if self.deferrable and live:
+            self.defer(
+                trigger=BrainBatchTrigger(
+                    asset_ids=live,
+                    brain_conn_id=self.brain_conn_id,
+                    poll_interval=self.poll_interval,
+                    end_time=time.time() + self.timeout,
+                ),
+                method_name="execute_complete",
+            )
+        self.log.info("Waiting for %d Brain assets in the worker", len(live))
+        settled = self.hook.wait_for_assets(live, poll_interval=self.poll_interval, timeout=self.timeout)
+        failed = {a.asset_id: a.error or "" for a in settled.values() if a.is_failed}
+        processing = [a for a in live if a not in settled]
+        return self._finish(sources, asset_ids, submit_errors, failed, processing, settled)
+
+    def _submit_all(self, context: Context, sources: list[str]) -> tuple[list[str | None], dict[str, str]]:
+        """Submit every file that has no live asset yet; return the asset id of each (input order) and the
+        reason of each submission that failed (by source)."""
+        keys = {source: idempotency_key(context, source) for source in dict.fromkeys(sources)}
+        found = self._earlier_assets(context, keys)
+        by_source: dict[str, str] = {source: found[key].asset_id for source, key in keys.items() if key in found}
+        if by_source:
+            self.log.info("Resuming %d of %d files submitted by an earlier try of this task", len(by_source), len(keys))
+        to_submit = [source for source in keys if source not in by_source]
+        first_position: dict[str, int] = {}
+        for position, source in enumerate(sources):
+            first_position.setdefault(source, position)
+        errors: dict[str, str] = {}
+        s3 = self._s3_hook() if self.s3_uris is not None and to_submit else None
+
+        def submit(source: str) -> tuple[str, Asset | None, str]:
+            metadata = {**self.metadata, "source": source, IDEMPOTENCY_METADATA_KEY: keys[source]}
+            try:
+                url = self._url_for(first_position[source], s3)
+                asset = self.hook.submit_url(url, async_=True, metadata=metadata, idempotency_key=keys[source])
+            except BrainAuthError:
+                raise
+            except BrainError as err:
+                return source, None, str(err)
+            return source, asset, ""
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(self.max_concurrent_submissions, thread_name_prefix="brain-submit") as pool:
+            for source, asset, error in pool.map(submit, to_submit):
+                if asset is None:
+                    errors[source] = error
+                    self.log.warning("Could not submit %s to Brain: %s", source, error)
+                else:
+                    by_source[source] = asset.asset_id
+        if to_submit:
+            self.log.info(
+                "Submitted %d files to Brain in %.1f s (%d at a time), %d failed to submit",
+                len(to_submit) - len(errors),
+                time.monotonic() - started,
+                self.max_concurrent_submissions,
+                len(errors),
+            )
+        return [by_source.get(source) for source in sources], errors
+
+    def _s3_hook(self) -> Any:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        return S3Hook(aws_conn_id=self.aws_conn_id)
+
+    def _earlier_assets(self, context: Context, keys: dict[str, str]) -> dict[str, Asset]:
+        """On a retry, the live assets an earlier try submitted, by idempotency key (one listing scan)."""
+        if getattr(context["ti"], "try_number", 1) <= 1:
+            return {}
+        dag_run = context.get("dag_run")
+        started: datetime | None = getattr(dag_run, "start_date", None) or getattr(dag_run, "queued_at", None)
+        return self.hook.find_assets_by_idempotency_keys(keys.values(), created_after=started)
+
+    # ------------------------------------------------------------------ wait and finish
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        """Resume after the batch trigger: build the summaries from its event and the ids in XCom."""
+        if not isinstance(event, Mapping) or event.get("status") not in (DONE, TIMEOUT, ERROR):
+            raise BrainError(f"Brain batch trigger sent an event this task cannot read: {event!r}")
+        if event["status"] == ERROR:
+            raise BrainError(str(event.get("message")))
+        sources = self.sources()
+        ti = context["ti"]
+        asset_ids = ti.xcom_pull(task_ids=ti.task_id, key=ASSET_IDS_XCOM_KEY, map_indexes=ti.map_index)
+        if not isinstance(asset_ids, list) or len(asset_ids) != len(sources):
+            raise BrainError("The batch's asset ids are missing from XCom (key 'asset_ids'): cannot match files")
+        failed = {str(k): str(v) for k, v in dict(event.get("failed") or {}).items()}
+        processing = [str(a) for a in event.get("processing") or []]
+        submit_errors = {s: "it could not be submitted" for s, a in zip(sources, asset_ids, strict=True) if a is None}
+        return self._finish(sources, asset_ids, submit_errors, failed, processing, {})
+
+    def _finish(
+        self,
+        sources: list[str],
+        asset_ids: list[str | None],
+        submit_errors: dict[str, str],
+        failed: dict[str, str],
+        processing: list[str],
+        settled: Mapping[str, Asset],
+    ) -> list[dict[str, Any]]:
+        if processing:
+            still = set(processing)
+            waiting = [s for s, a in zip(sources, asset_ids, strict=True) if a in still]
+            raise BrainBatchTimeout(waiting, total=len(sources), timeout=self.timeout)
+        details = self._details(asset_ids, failed, settled)
+        summaries: list[dict[str, Any]] = []
+        for source, asset_id in zip(sources, asset_ids, strict=True):
+            summary: dict[str, Any] = {"source": source, "asset_id": asset_id, "status": "done"}
+            if asset_id is None:
+                summary.update(status="failed", error=submit_errors.get(source, "it could not be submitted"))
+            elif asset_id in failed:
+                summary.update(status="failed", error=failed[asset_id])
+            elif asset_id in details:
+                summary.update(details[asset_id])
+            summaries.append(summary)
+        bad = [s for s in summaries if s["status"] == "failed"]
+        for summary in bad:
+            self.log.warning(
+                "Brain could not transcribe %s (asset %s): %s", summary["source"], summary["asset_id"], summary["error"]
+            )
+        self.log.info("Batch of %d files: %d done, %d failed", len(summaries), len(summaries) - len(bad), len(bad))
+        if bad and self.fail_on_asset_failure:
+            raise BrainBatchFailed([s["source"] for s in bad], total=len(summaries))
+        return summaries
+
+    def _details(self, asset_ids: list[str | None], failed: dict[str, str], settled: Mapping[str, Asset]) -> dict:
+        """Duration (and word timings with ``times``) of each done asset; fetched when the wait did not bring them."""
+        done = [a for a in dict.fromkeys(asset_ids) if a is not None and a not in failed]
+        details: dict[str, dict[str, Any]] = {}
+        if not self.times and all(a in settled for a in done):
+            return {a: {"duration": settled[a].duration} for a in done}
+        if not self.times:
+            # Resumed from the trigger: one listing scan tells every duration.
+            settled = {**settled, **self.hook.wait_for_assets(done, poll_interval=self.poll_interval, timeout=0)}
+            return {a: {"duration": settled[a].duration} for a in done if a in settled}
+        with ThreadPoolExecutor(self.max_concurrent_submissions, thread_name_prefix="brain-fetch") as pool:
+            for asset in pool.map(lambda a: self.hook.get_asset(a, times=True), done):
+                details[asset.asset_id] = {
+                    "duration": asset.duration,
+                    "words": [
+                        {"word": w.word, "start": w.start, "end": w.end, "confidence": w.confidence}
+                        for w in asset.words or ()
+                    ],
+                }
+        return details

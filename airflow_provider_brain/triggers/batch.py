@@ -1,0 +1,98 @@
+"""Wait for a whole batch of Brain assets in the triggerer: one trigger, one event, however many files."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_brain.exceptions import redact_urls
+from airflow_provider_brain.hooks.brain import BrainHook
+from airflow_provider_brain.hooks.poller import shared_poller
+from airflow_provider_brain.models import Asset, validate_asset_id
+from airflow_provider_brain.triggers.asset import DONE, ERROR, TIMEOUT
+
+
+class BrainBatchTrigger(BaseTrigger):
+    """Wait until every asset of a batch is done or failed, or the deadline passes; then one event.
+
+    The waits go through the connection's shared ``AssetPoller``, so a batch of 10,000 assets costs about
+    ten ``GET /assets`` pages per interval. It serialises only primitives (the ids, connection id, poll
+    interval and a wall-clock deadline), so a triggerer restart resumes the same wait.
+
+    The event: ``status`` ``done`` (every asset settled), ``timeout`` (some still processing at the
+    deadline) or ``error`` (a failure no retry fixes, e.g. refused credentials); ``failed`` maps each
+    failed asset id to the server's reason (query strings of URLs redacted); ``processing`` lists the ids
+    still processing at a timeout; ``message`` says it in words. Never a transcript.
+
+    :param asset_ids: the assets to wait for.
+    :param brain_conn_id: the Brain connection.
+    :param poll_interval: seconds between two polls.
+    :param end_time: wall-clock deadline (``time.time()`` seconds); ``None`` waits for ever.
+    """
+
+    def __init__(
+        self,
+        asset_ids: Sequence[str],
+        brain_conn_id: str = BrainHook.default_conn_name,
+        poll_interval: float = 10.0,
+        end_time: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.asset_ids = list(dict.fromkeys(validate_asset_id(a) for a in asset_ids))
+        self.brain_conn_id = brain_conn_id
+        self.poll_interval = float(poll_interval)
+        self.end_time = None if end_time is None else float(end_time)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "asset_ids": list(self.asset_ids),
+                "brain_conn_id": self.brain_conn_id,
+                "poll_interval": self.poll_interval,
+                "end_time": self.end_time,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        poller = shared_poller(self.brain_conn_id)
+        count = len(self.asset_ids)
+        self.log.info("BrainBatchTrigger waiting for %d assets, polling every %g s", count, self.poll_interval)
+        waits = {
+            asset_id: asyncio.ensure_future(poller.wait(asset_id, self.poll_interval)) for asset_id in self.asset_ids
+        }
+        try:
+            timeout = None if self.end_time is None else max(0.0, self.end_time - time.time())
+            if waits:
+                await asyncio.wait(waits.values(), timeout=timeout)
+            failed: dict[str, str] = {}
+            processing: list[str] = []
+            for asset_id, wait in waits.items():
+                if not wait.done():
+                    processing.append(asset_id)
+                elif (err := wait.exception()) is not None:
+                    yield TriggerEvent(
+                        {
+                            "status": ERROR,
+                            "failed": {},
+                            "processing": [],
+                            "message": f"Waiting for {count} Brain assets failed: {type(err).__name__}: {err}",
+                        }
+                    )
+                    return
+                else:
+                    asset: Asset = wait.result()
+                    if asset.is_failed:
+                        failed[asset_id] = redact_urls(asset.error or "no reason given")
+            status = TIMEOUT if processing else DONE
+            message = f"{count - len(failed) - len(processing)} of {count} Brain assets done, {len(failed)} failed"
+            if processing:
+                message += f", {len(processing)} still processing at the deadline"
+            yield TriggerEvent({"status": status, "failed": failed, "processing": processing, "message": message})
+        finally:
+            for wait in waits.values():
+                wait.cancel()

@@ -1,0 +1,81 @@
+"""DAGs the batch operator tests run with ``airflow dags test``: waiting in the worker or the triggerer, a
+batch holding a file that is not audio (failing the task, or reporting it), and a crash mid-submission.
+
+Files come from the prefix ``BRAIN_TEST_PREFIX`` of bucket ``BRAIN_TEST_BUCKET``; connections from AIRFLOW_CONN_*.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+from airflow.providers.amazon.aws.operators.s3 import S3ListOperator
+from airflow.sdk import DAG, task
+
+from airflow_provider_brain.operators.transcribe_batch import BrainTranscribeBatchOperator
+from airflow_provider_brain.transfers.brain_to_sql import BrainToSqlOperator
+
+BUCKET = os.environ.get("BRAIN_TEST_BUCKET", "bucket")
+PREFIX = os.environ.get("BRAIN_TEST_PREFIX", "batch/")
+AUDIO_ONLY = (".wav", ".mp3")
+COMMON = {"schedule": None, "start_date": datetime(2026, 1, 1), "catchup": False}
+
+
+class CrashMidSubmissionOperator(BrainTranscribeBatchOperator):
+    """Its first try dies after two files were submitted, as a worker killed mid-batch would."""
+
+    def execute(self, context):
+        if context["ti"].try_number == 1:
+            submit_url = self.hook.submit_url
+            submitted = []
+
+            def submit_then_crash(*args, **kwargs):
+                if len(submitted) == 2:
+                    raise RuntimeError("simulated crash mid-submission")
+                submitted.append(submit_url(*args, **kwargs))
+                return submitted[-1]
+
+            self.hook.submit_url = submit_then_crash
+        return super().execute(context)
+
+
+@task
+def to_uris(keys: list[str], audio_only: bool) -> list[str]:
+    return [f"s3://{BUCKET}/{key}" for key in keys if not audio_only or key.endswith(AUDIO_ONLY)]
+
+
+for dag_id, deferrable in (("brain_batch_worker", False), ("brain_batch_deferrable", True)):
+    with DAG(dag_id=dag_id, **COMMON):
+        listed = S3ListOperator(task_id="list", bucket=BUCKET, prefix=PREFIX)
+        batch = BrainTranscribeBatchOperator(
+            task_id="transcribe",
+            s3_uris=to_uris(listed.output, audio_only=True),
+            deferrable=deferrable,
+            poll_interval=0.5,
+            metadata={"team": "calls"},
+        )
+        BrainToSqlOperator(task_id="load", asset_ids=batch.output, conn_id="brain_warehouse")
+
+for dag_id, fail in (("brain_batch_not_audio_fails", True), ("brain_batch_not_audio_reported", False)):
+    with DAG(dag_id=dag_id, **COMMON):
+        listed = S3ListOperator(task_id="list", bucket=BUCKET, prefix=PREFIX)
+        batch = BrainTranscribeBatchOperator(
+            task_id="transcribe",
+            s3_uris=to_uris(listed.output, audio_only=False),
+            deferrable=True,
+            poll_interval=0.5,
+            fail_on_asset_failure=fail,
+        )
+        BrainToSqlOperator(task_id="load", asset_ids=batch.output, conn_id="brain_warehouse")
+
+with DAG(dag_id="brain_batch_retry", **COMMON):
+    listed = S3ListOperator(task_id="list", bucket=BUCKET, prefix=PREFIX)
+    CrashMidSubmissionOperator(
+        task_id="transcribe",
+        s3_uris=to_uris(listed.output, audio_only=True),
+        deferrable=False,
+        poll_interval=0.5,
+        max_concurrent_submissions=1,
+        retries=1,
+        retry_delay=timedelta(seconds=0),
+    )

@@ -1,0 +1,143 @@
+"""BrainTranscribeBatchOperator in real DAG runs (``airflow dags test``) over files in moto's S3, transcribed
+by the local Brain server, loaded into a SQLite warehouse."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import jiwer
+import pytest
+
+from airflow_provider_brain.hooks.brain import IDEMPOTENCY_METADATA_KEY, BrainHook
+from airflow_provider_brain.operators.transcribe_batch import BrainTranscribeBatchOperator
+from tests.fixtures.connections import brain_connection_json
+from tests.operators.test_transcribe_dags import DagRunner, assert_succeeded
+
+DAG_FILE = Path(__file__).parents[1] / "dags" / "transcribe_batch.py"
+WER_BOUND = 0.25
+FILES = 4
+
+
+@pytest.fixture
+def batch_runner(airflow_cli, brain_server, s3_server, s3_bucket, speech, monkeypatch, tmp_path):
+    shutil.copy(DAG_FILE, airflow_cli.dags_folder / DAG_FILE.name)
+    client = s3_server.client()
+    for i in range(FILES):
+        fmt = "mp3" if i == 1 else "wav"
+        client.upload_file(str(speech.file(i % 3, fmt=fmt)), s3_bucket, f"batch/clip-{i}.{fmt}")
+    client.put_object(Bucket=s3_bucket, Key="batch/notes.txt", Body=b"these are notes, not audio")
+    warehouse = tmp_path / "warehouse.db"
+    env = {
+        "AIRFLOW_CONN_BRAIN_DEFAULT": brain_connection_json(brain_server.url, *brain_server.auth),
+        "AIRFLOW_CONN_AWS_DEFAULT": s3_server.connection_json(),
+        "AIRFLOW_CONN_BRAIN_WAREHOUSE": json.dumps({"conn_type": "sqlite", "host": str(warehouse)}),
+        "BRAIN_TEST_BUCKET": s3_bucket,
+        "BRAIN_TEST_PREFIX": "batch/",
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_BRAIN_DEFAULT", env["AIRFLOW_CONN_BRAIN_DEFAULT"])
+    runner = DagRunner(airflow_cli, env)
+    runner.warehouse = warehouse
+    return runner
+
+
+def sources(bucket: str) -> list[str]:
+    return [f"s3://{bucket}/batch/clip-{i}.{'mp3' if i == 1 else 'wav'}" for i in range(FILES)]
+
+
+def assets_by_source() -> dict[str, list]:
+    found: dict[str, list] = {}
+    for asset in BrainHook().list_assets(include_unfinished=True):
+        found.setdefault(asset.metadata.get("source"), []).append(asset)
+    return found
+
+
+def task_xcoms(runner: DagRunner, dag_id: str, task_id: str = "transcribe") -> dict[str, object]:
+    """The XComs the task pushed in the last run of ``dag_id``, decoded, read from the metadata database."""
+    with sqlite3.connect(runner.cli.home / "airflow.db") as db:
+        rows = db.execute(
+            "SELECT key, value FROM xcom WHERE dag_id = ? AND task_id = ? ORDER BY timestamp", (dag_id, task_id)
+        ).fetchall()
+    return {key: json.loads(value.decode() if isinstance(value, bytes) else value) for key, value in rows}
+
+
+def warehouse_rows(path: Path) -> dict[str, tuple[str, str]]:
+    with sqlite3.connect(path) as db:
+        return {row[0]: (row[1], row[2]) for row in db.execute("SELECT source, asset_id, transcript FROM transcripts")}
+
+
+@pytest.mark.parametrize("dag_id", ["brain_batch_worker", "brain_batch_deferrable"])
+def test_batch_transcribes_every_file_once_and_loads_it(batch_runner, s3_bucket, speech, dag_id):
+    code, output = batch_runner.test(dag_id)
+    assert_succeeded(code, output)
+    if dag_id == "brain_batch_deferrable":
+        assert "BrainBatchTrigger waiting for 4 assets" in output
+    else:
+        assert "Waiting for 4 Brain assets in the worker" in output
+    xcoms = task_xcoms(batch_runner, dag_id)
+    summaries, ids = xcoms["return_value"], xcoms["asset_ids"]
+    by_source = assets_by_source()
+    expected = sources(s3_bucket)
+    assert len(ids) == FILES and all(len(by_source[s]) == 1 for s in expected)
+    assert ids == [by_source[s][0].asset_id for s in expected], "asset ids in input order"
+    rows = warehouse_rows(batch_runner.warehouse)
+    assert sorted(rows) == sorted(expected)
+    for i, source in enumerate(expected):
+        asset = by_source[source][0]
+        assert asset.metadata["team"] == "calls" and asset.metadata[IDEMPOTENCY_METADATA_KEY].startswith(dag_id)
+        assert rows[source][0] == asset.asset_id
+        assert jiwer.wer(speech.text([i % 3]).lower(), rows[source][1]) <= WER_BOUND
+    assert [s["source"] for s in summaries] == expected
+    assert [s["asset_id"] for s in summaries] == ids and all(s["status"] == "done" for s in summaries)
+
+
+def test_not_audio_fails_the_task_naming_the_file(batch_runner, s3_bucket):
+    code, output = batch_runner.test("brain_batch_not_audio_fails")
+    assert code != 0 or "state=failed" in output
+    assert f"1 of {FILES + 1} files of this batch could not be transcribed" in output
+    assert f"s3://{s3_bucket}/batch/notes.txt" in output
+    assert "X-Amz-Signature" not in output
+    # Every file was still waited for: the audio ones are done.
+    by_source = assets_by_source()
+    assert all(by_source[s][0].is_done for s in sources(s3_bucket))
+
+
+def test_not_audio_reported_in_the_summaries(batch_runner, s3_bucket):
+    code, output = batch_runner.test("brain_batch_not_audio_reported")
+    assert_succeeded(code, output)
+    summaries = task_xcoms(batch_runner, "brain_batch_not_audio_reported")["return_value"]
+    by_file = {s["source"]: s for s in summaries}
+    notes = by_file.pop(f"s3://{s3_bucket}/batch/notes.txt")
+    assert notes["status"] == "failed" and notes["error"] and notes["asset_id"]
+    assert "X-Amz-Signature" not in notes["error"]
+    assert all(s["status"] == "done" and s["duration"] > 1 for s in by_file.values())
+    # The load skipped the failed file and took the rest.
+    assert sorted(warehouse_rows(batch_runner.warehouse)) == sorted(sources(s3_bucket))
+
+
+def test_retry_after_a_crash_mid_submission_submits_only_the_rest(batch_runner, s3_bucket):
+    code, output = batch_runner.test("brain_batch_retry")
+    assert "simulated crash mid-submission" in output
+    assert_succeeded(code, output)
+    assert "Resuming 2 of 4 files submitted by an earlier try" in output
+    by_source = assets_by_source()
+    assert {s: len(by_source.get(s, [])) for s in sources(s3_bucket)} == dict.fromkeys(sources(s3_bucket), 1)
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match="exactly one list"):
+        BrainTranscribeBatchOperator(task_id="t", s3_uris=["s3://b/k"], audio_urls=["https://x/y"])
+    with pytest.raises(ValueError, match="exactly one list"):
+        BrainTranscribeBatchOperator(task_id="t2")
+    op = BrainTranscribeBatchOperator(task_id="t3", s3_uris=["s3://b/a.wav", "https://x/y.wav"])
+    with pytest.raises(ValueError, match=r"s3_uris\[1\] must look like s3://bucket/key"):
+        op.sources()
+    op = BrainTranscribeBatchOperator(task_id="t4", s3_uris="s3://b/a.wav")
+    with pytest.raises(ValueError, match="list of strings"):
+        op.sources()
+    op = BrainTranscribeBatchOperator(task_id="t5", audio_urls=["https://h/a.wav?X-Amz-Signature=secret", "ftp://h/b"])
+    with pytest.raises(ValueError, match=r"audio_urls\[1\]") as err:
+        op.sources()
+    assert "secret" not in str(err.value)
