@@ -84,6 +84,10 @@ class Asset:
             body["duration"] = self.duration
         if self.metadata is not None:
             body["metadata"] = self.metadata
+        if self.completed:
+            body["completed"] = self.completed
+        if self.status == FAILED:
+            body["error"] = self.error or "recognition failed"  # A listing of failures says why, no request per asset.
         return body
 
 

@@ -44,8 +44,9 @@ CREATE INDEX IF NOT EXISTS assets_status ON assets (status, seq);
 
 
 def utc_now() -> str:
-    """Now as the API writes times: ISO 8601 UTC with a ``Z``, to the second."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Now as the API writes times: ISO 8601 UTC with a ``Z``, to the millisecond (so a client can tell how
+    long after an asset finished it heard of it, and ``--min-latency`` holds to the millisecond)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _to_asset(row: sqlite3.Row) -> Asset:

@@ -281,7 +281,7 @@ class Dispatcher:
 
 
 def _age_seconds(created: str) -> float:
-    """Seconds since an asset's ``created`` stamp (whole seconds, UTC); 0 if it cannot be read."""
+    """Seconds since an asset's ``created`` stamp (UTC); 0 if it cannot be read."""
     try:
         stamp = datetime.fromisoformat(created.replace("Z", "+00:00"))
     except ValueError:

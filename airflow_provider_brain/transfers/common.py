@@ -39,8 +39,9 @@ def normalize_asset_ids(value: Any) -> list[str]:
     """Turn what a DAG passes as ``asset_ids`` into a list of valid ids, in order, without duplicates.
 
     Accepted: one id; an ``Asset``; a mapping with an ``"asset_id"`` key (the summary the transcribe
-    operators return; a batch's summary of a failed file, ``"status": "failed"``, is left out); any iterable of those (a list, an XCom's lazy sequence); or the string form of
-    such a list, which is what a Jinja template renders when the DAG does not render native objects.
+    operators return; a batch's summary of a failed file, ``"status": "failed"``, is left out); any
+    iterable of those (a list, an XCom's lazy sequence, a mapped batch's list of lists); or the string
+    form of such a list, which is what a Jinja template renders when the DAG does not render native objects.
     """
     ids: list[str] = []
     seen: set[str] = set()

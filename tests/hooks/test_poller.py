@@ -1,0 +1,141 @@
+"""Coalesced polling: many waits on one connection cost one listing request per interval, measured at the
+server's access log, and each waiter still hears of its own asset within about one interval."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import re
+import time
+
+import pytest
+
+from airflow_provider_brain.hooks.brain import BrainHook
+from airflow_provider_brain.models import parse_api_time
+from airflow_provider_brain.triggers.asset import BrainAssetTrigger
+from airflow_provider_brain.triggers.batch import BrainBatchTrigger
+from tests.fixtures.brain import start_brain_server
+from tests.fixtures.connections import brain_connection_json
+
+LATENCY = 8.0
+POLL = 1.0
+REFUSED_URL = "http://127.0.0.1:9/gone.wav"  # Fails at once; --min-latency keeps it processing meanwhile.
+ACCESS = re.compile(r"brain_local\.access: (\w+) (\S+) (\d+)")
+
+
+@pytest.fixture
+def slow_brain(tmp_path, monkeypatch):
+    """A Brain server of its own (a clean access log) whose assets stay processing for LATENCY seconds."""
+    server = start_brain_server(
+        tmp_path / "data", workers=2, extra_args=["--min-latency", str(LATENCY), "--max-queue", "5000"]
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_BRAIN_DEFAULT", brain_connection_json(server.url, *server.auth))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def requests_since(server, offset: int) -> list[tuple[str, str]]:
+    text = server.log_text()[offset:]
+    return [(m.group(1), m.group(2)) for m in ACCESS.finditer(text)]
+
+
+def submit_many(server, count: int, speech) -> tuple[list[str], list[str]]:
+    """``count`` assets that will fail (unreachable media) and two that will be done, all held processing."""
+    hook = BrainHook()
+    done = [hook.submit_file(speech.file(i), async_=True).asset_id for i in range(2)]
+    failing = [hook.submit_url(REFUSED_URL, async_=True).asset_id for _ in range(count)]
+    return done, failing
+
+
+def test_many_concurrent_triggers_share_one_listing_per_interval(slow_brain, speech):
+    done, failing = submit_many(slow_brain, 200, speech)
+    offset = len(slow_brain.log_text())
+    heard: dict[str, tuple[dict, float]] = {}
+
+    async def wait_one(asset_id: str) -> None:
+        async for event in BrainAssetTrigger(asset_id, poll_interval=POLL, end_time=time.time() + 120).run():
+            heard[asset_id] = (event.payload, time.time())
+
+    async def wait_all() -> None:
+        await asyncio.wait_for(asyncio.gather(*(wait_one(a) for a in done + failing)), 120)
+
+    started = time.time()
+    asyncio.run(wait_all())
+    elapsed = time.time() - started
+
+    assert {a: heard[a][0]["status"] for a in done} == dict.fromkeys(done, "done")
+    assert {a: heard[a][0]["status"] for a in failing} == dict.fromkeys(failing, "failed")
+    reason = BrainHook().get_asset(failing[0]).error
+    assert reason and all(heard[a][0]["message"].endswith(reason) for a in failing)
+    # At the server: listing pages, about one per interval, and almost no request per asset.
+    seen = requests_since(slow_brain, offset)
+    listings = [path for method, path in seen if method == "GET" and path == "/assets"]
+    per_asset = [path for method, path in seen if method == "GET" and path.startswith("/assets/")]
+    assert len(listings) <= elapsed / POLL + 2, (len(listings), elapsed)
+    assert len(per_asset) <= 4, per_asset
+    assert len(listings) + len(per_asset) < len(done + failing) / 10
+    # Each waiter heard of its asset within about one interval of the server marking it finished.
+    finished = {a.asset_id: parse_api_time(a.completed) for a in BrainHook().list_assets(include_unfinished=True)}
+    late = [a for a in done + failing if finished[a] and finished[a].timestamp() > started]
+    assert len(late) >= 50, "most assets should finish while the triggers wait"
+    delays = {a: heard[a][1] - finished[a].timestamp() for a in late}
+    assert max(delays.values()) <= POLL + 1.5, sorted(delays.values())[-5:]
+
+
+def test_batch_trigger_and_a_restart_mid_wait(slow_brain, speech):
+    """A triggerer restart mid-wait: the serialised trigger, rebuilt in a new event loop, hears every asset."""
+    done, failing = submit_many(slow_brain, 30, speech)
+    trigger = BrainBatchTrigger(done + failing, poll_interval=POLL, end_time=time.time() + 120)
+    path, kwargs = trigger.serialize()
+    assert all(isinstance(a, str) for a in kwargs["asset_ids"])
+
+    async def first_life() -> None:
+        async for _ in trigger.run():
+            raise AssertionError("no event before the assets are done")
+
+    with pytest.raises(TimeoutError):  # The triggerer dies after about a second of waiting.
+        asyncio.run(asyncio.wait_for(first_life(), 1.5))
+    module, _, name = path.rpartition(".")
+    reborn = getattr(importlib.import_module(module), name)(**kwargs)
+
+    async def second_life() -> list[dict]:
+        return [event.payload async for event in reborn.run()]
+
+    (event,) = asyncio.run(asyncio.wait_for(second_life(), 60))
+    assert event["status"] == "done" and event["processing"] == []
+    assert sorted(event["failed"]) == sorted(failing)
+    assert event["message"] == f"2 of {len(done + failing)} Brain assets done, {len(failing)} failed"
+
+
+def test_batch_trigger_times_out_naming_what_is_left(slow_brain, speech):
+    done, failing = submit_many(slow_brain, 3, speech)
+    trigger = BrainBatchTrigger(done + failing, poll_interval=POLL, end_time=time.time() + 1.0)
+
+    async def run() -> list[dict]:
+        return [event.payload async for event in trigger.run()]
+
+    (event,) = asyncio.run(asyncio.wait_for(run(), 30))
+    assert event["status"] == "timeout" and sorted(event["processing"]) == sorted(done + failing)
+
+
+def test_sync_wait_for_many_assets(slow_brain, speech):
+    done, failing = submit_many(slow_brain, 50, speech)
+    offset = len(slow_brain.log_text())
+    settled = BrainHook().wait_for_assets(done + failing, poll_interval=POLL, timeout=60)
+    assert {a: settled[a].status.value for a in done} == dict.fromkeys(done, "done")
+    assert all(settled[a].is_failed and settled[a].error for a in failing)
+    seen = requests_since(slow_brain, offset)
+    assert len([p for m, p in seen if p.startswith("/assets/")]) == 0
+    assert len([p for m, p in seen if p == "/assets"]) <= LATENCY / POLL + 3
+
+
+def test_deleted_asset_ends_its_wait_as_failed(slow_brain, speech):
+    hook = BrainHook()
+    kept = hook.submit_url(REFUSED_URL, async_=True).asset_id
+    gone = hook.submit_url(REFUSED_URL, async_=True).asset_id
+    hook.delete_asset(gone)
+    settled = hook.wait_for_assets([kept, gone], poll_interval=POLL, timeout=60)
+    assert settled[gone].is_failed and "no longer exists" in (settled[gone].error or "")
+    assert settled[kept].is_failed
