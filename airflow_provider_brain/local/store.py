@@ -190,13 +190,13 @@ class AssetStore:
                 ).fetchall()
         return [_to_asset(r) for r in rows]
 
-    def next_pending(self, exclude: set[str]) -> Asset | None:
-        """The oldest ``processing`` asset not already being worked on."""
-        marks = ",".join("?" * len(exclude))
-        clause = f" AND asset_id NOT IN ({marks})" if exclude else ""
-        return self._one(
-            f"SELECT * FROM assets WHERE status = 'processing'{clause} ORDER BY seq LIMIT 1", tuple(exclude)
-        )
+    def pending_after(self, seq: int) -> tuple[int, Asset] | None:
+        """The oldest ``processing`` asset created after the one numbered ``seq``, with its number."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM assets WHERE status = 'processing' AND seq > ? ORDER BY seq LIMIT 1", (seq,)
+            ).fetchone()
+        return (int(row["seq"]), _to_asset(row)) if row else None
 
     def pending_count(self) -> int:
         with self._lock:

@@ -14,6 +14,7 @@ import functools
 import logging
 import multiprocessing
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -48,6 +49,10 @@ class Dispatcher:
         self._store = store
         self._settings = settings
         self._claimed: set[str] = set()
+        #: The newest asset (by ``seq``) handed to a dispatcher: the next claim looks only past it.
+        self._cursor = 0
+        #: Assets released still processing (a pool crash, an outcome not recorded): claimed again first.
+        self._again: deque[str] = deque()
         self._crashes: dict[str, int] = {}
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._wake = asyncio.Condition()
@@ -123,13 +128,26 @@ class Dispatcher:
     async def _claim(self) -> Asset:
         async with self._wake:
             while True:
-                asset = self._store.next_pending(self._claimed)
+                asset = self._next_pending()
                 if asset is not None:
                     self._claimed.add(asset.asset_id)
                     return asset
                 # The timeout is a safety net only; submissions wake us through notify().
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=5.0)
+
+    def _next_pending(self) -> Asset | None:
+        """The next ``processing`` asset no dispatcher works on: one released for another try, else the
+        oldest past the cursor. An index lookup, however many assets are held back (``--min-latency``)."""
+        while self._again:
+            asset = self._store.get(self._again.popleft())
+            if asset is not None and asset.status == PROCESSING and asset.asset_id not in self._claimed:
+                return asset
+        while (found := self._store.pending_after(self._cursor)) is not None:
+            self._cursor, asset = found
+            if asset.asset_id not in self._claimed:
+                return asset
+        return None
 
     async def _run(self) -> None:
         while True:
@@ -146,6 +164,8 @@ class Dispatcher:
             # Still processing means "try again" (a pool crash): the loop claims it anew.
             if current is None or current.status != PROCESSING:
                 self._resolve(asset.asset_id)
+            else:
+                self._again.append(asset.asset_id)
 
     async def _process(self, asset: Asset) -> bool:
         """Recognise one asset and record the outcome; ``True`` if the outcome is held back (``min_latency``)."""
@@ -206,6 +226,7 @@ class Dispatcher:
             # Left processing and released: a dispatcher claims it again and records an outcome then.
             log.exception("asset %s: could not record its outcome", asset.asset_id)
             self._claimed.discard(asset.asset_id)
+            self._again.append(asset.asset_id)
             return
         self._claimed.discard(asset.asset_id)
         self._send_callback(asset.asset_id)
