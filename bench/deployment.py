@@ -4,14 +4,16 @@
 2. ``reschedule``: ``BrainTranscribeOperator(wait_for_completion=False)`` then
    ``BrainAssetSensor(mode="reschedule")``: each poke takes a worker slot for a moment;
 3. ``naive``: what users write today: a ``@task`` (PythonOperator) that presigns, POSTs with ``requests``
-   and loops ``while``/``sleep`` until the transcript is done, holding its worker slot all along.
+   and loops ``while``/``sleep`` until the transcript is done, holding its worker slot all along;
+4. ``batch``: ``BrainTranscribeBatchOperator(deferrable=True)`` mapped over chunks of ``--batch-size``
+   files: one task submits a chunk, one trigger waits for all of it.
 
 For each: wall time of the DAG run, peak worker slots occupied (task processes alive under the two
 Celery workers, sampled every 0.25 s), slot-seconds (those slots integrated over time) and CPU seconds
 of the workers, the triggerer and the scheduler (user + system of every process of the component,
 including reaped children). All three poll every 2 s.
 
-    .venv/bin/python bench/deployment.py            # 200 files, all three ways (about 15 minutes here)
+    .venv/bin/python bench/deployment.py            # 200 files, all four ways (about 20 minutes here)
     .venv/bin/python bench/deployment.py --files 40 --modes deferrable,naive
     .venv/bin/python bench/deployment.py --files 48 --brain-latency 30   # a service that takes 30 s a file
 """
@@ -34,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from deploy.stack import WORKERS, Stack  # noqa: E402
 
 BUCKET = "bench-audio"
-MODES = ("deferrable", "reschedule", "naive")
+MODES = ("deferrable", "reschedule", "naive", "batch")
 POLL = 2
 
 DAGS = '''
@@ -48,6 +50,7 @@ import requests
 from airflow.sdk import DAG, BaseHook, task
 
 from airflow_provider_brain.operators.transcribe import BrainTranscribeOperator
+from airflow_provider_brain.operators.transcribe_batch import BrainTranscribeBatchOperator
 from airflow_provider_brain.sensors.asset import BrainAssetSensor
 
 COMMON = {"schedule": None, "start_date": datetime(2026, 1, 1), "catchup": False, "max_active_tasks": 256}
@@ -102,6 +105,17 @@ with DAG(dag_id="bench_naive", **COMMON):
         return asset["asset_id"]
 
     transcribe.expand(uri=audio_uris())
+
+with DAG(dag_id="bench_batch", **COMMON):
+
+    @task
+    def chunks(dag_run=None):
+        uris, size = list(dag_run.conf["s3_uris"]), int(dag_run.conf["batch_size"])
+        return [uris[i : i + size] for i in range(0, len(uris), size)]
+
+    BrainTranscribeBatchOperator.partial(task_id="transcribe", deferrable=True, poll_interval=POLL).expand(
+        s3_uris=chunks()
+    )
 '''.replace("POLL", str(POLL))
 
 
@@ -116,7 +130,7 @@ def cpu_seconds(stack: Stack, names: tuple[str, ...], seen: dict[int, float]) ->
                 )
 
 
-def run_mode(stack: Stack, mode: str, uris: list[str], timeout: float) -> dict[str, float]:
+def run_mode(stack: Stack, mode: str, uris: list[str], timeout: float, batch_size: int) -> dict[str, float]:
     dag_id = f"bench_{mode}"
     stack.wait_for(f"{dag_id} parsed", lambda: _parsed(stack, dag_id), 180)
     stack.rest("PATCH", f"/dags/{dag_id}", {"is_paused": False})
@@ -125,9 +139,9 @@ def run_mode(stack: Stack, mode: str, uris: list[str], timeout: float) -> dict[s
     for group, names in groups.items():
         cpu_seconds(stack, names, before[group])
     after = {group: dict(values) for group, values in before.items()}
-    run_id = stack.rest("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": {"s3_uris": uris}})[
-        "dag_run_id"
-    ]
+    run_id = stack.rest(
+        "POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": {"s3_uris": uris, "batch_size": batch_size}}
+    )["dag_run_id"]
     peak, slot_seconds, last_cpu = 0, 0.0, 0.0
     deadline = time.monotonic() + timeout
     last_sample = time.monotonic()
@@ -177,6 +191,7 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=200)
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--timeout", type=float, default=1800, help="per mode, seconds")
+    parser.add_argument("--batch-size", type=int, default=50, help="files per batch task (batch mode)")
     parser.add_argument(
         "--brain-latency",
         type=float,
@@ -213,7 +228,7 @@ def main() -> int:
                 s3.upload_file(str(clip), BUCKET, key)
                 uris.append(f"s3://{BUCKET}/{key}")
             print(f"{mode}: {args.files} files ...", flush=True)
-            results[mode] = run_mode(stack, mode, uris, args.timeout)
+            results[mode] = run_mode(stack, mode, uris, args.timeout, args.batch_size)
             print(f"    {results[mode]}", flush=True)
     finally:
         stack.down()
@@ -222,7 +237,8 @@ def main() -> int:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     latency = f", Brain latency {args.brain_latency:g} s" if args.brain_latency else ""
     print(
-        f"{args.files} mapped transcriptions, {slots} worker slots, poll every {POLL} s{latency}; load average {load}"
+        f"{args.files} transcriptions ({args.batch_size} a batch task in batch mode), {slots} worker slots,"
+        f" poll every {POLL} s{latency}; load average {load}"
     )
     header = ["", *modes]
     rows = [

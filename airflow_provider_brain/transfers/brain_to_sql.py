@@ -180,15 +180,16 @@ class TranscriptLoader:
     def create_tables(self) -> None:
         """Create the tables if they are missing (each in its own transaction, before any load)."""
         for statement, table in zip(self.ddl(), (self.table, self.words_table), strict=False):
-            with self._transaction() as (_, cur):
-                try:
+            try:
+                with self._transaction() as (_, cur):
                     cur.execute(statement)
-                except Exception:
-                    # Two mapped tasks racing on CREATE TABLE IF NOT EXISTS can both miss the table and one
-                    # fails (PostgreSQL: duplicate pg_type). If the table is there now, that is success.
-                    if not self._table_exists(table):  # type: ignore[arg-type]
-                        raise
-                    self.log.info("Table %s was created concurrently by another load", table)
+            except Exception:
+                # Two mapped tasks racing on CREATE TABLE IF NOT EXISTS can both miss the table and one
+                # fails, at the statement (PostgreSQL: duplicate pg_type) or at its commit (DuckDB: a
+                # write-write conflict on the catalog). If the table is there now, that is success.
+                if not self._table_exists(table):  # type: ignore[arg-type]
+                    raise
+                self.log.info("Table %s was created concurrently by another load", table)
 
         if self.replace_by_source:
             self._create_source_index()
