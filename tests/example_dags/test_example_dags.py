@@ -27,7 +27,12 @@ def dagbag():
 
 def test_example_dags_load_without_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == {"brain_s3_to_warehouse", "brain_s3_event_triggered", "brain_local_file"}
+    assert set(dagbag.dag_ids) == {
+        "brain_s3_to_warehouse",
+        "brain_s3_event_triggered",
+        "brain_local_file",
+        "brain_s3_batch",
+    }
 
 
 def test_s3_to_warehouse_shape(dagbag):
@@ -42,6 +47,17 @@ def test_s3_to_warehouse_shape(dagbag):
     }
     transcribe = dag.get_task("transcribe")
     assert transcribe.partial_kwargs.get("deferrable") is True
+
+
+def test_s3_batch_shape(dagbag):
+    dag = dagbag.dags["brain_s3_batch"]
+    assert {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks} == {
+        "list_audio": ["batches"],
+        "batches": ["transcribe"],
+        "transcribe": ["load_warehouse"],
+        "load_warehouse": [],
+    }
+    assert dag.get_task("transcribe").partial_kwargs.get("deferrable") is True
 
 
 def test_event_triggered_shape(dagbag):
@@ -142,6 +158,17 @@ def test_s3_to_warehouse_end_to_end_and_idempotent(examples, s3_server, s3_bucke
     documents = archive()
     assert sorted(documents) == expected_keys
     assert sorted(d["asset_id"] for d in documents.values()) == sorted(row[0] for row in again)
+
+
+def test_s3_batch_end_to_end(examples, s3_bucket, speech):
+    """Three files in batches of two: two mapped batch tasks, one row per file."""
+    run, warehouse = examples
+    output = run.test("brain_s3_batch", {"bucket": s3_bucket, "prefix": "incoming/", "batch_size": 2})
+    assert output.count("BrainBatchTrigger waiting for") == 2
+    with sqlite3.connect(warehouse) as db:
+        transcripts = db.execute("SELECT asset_id, source, duration, transcript FROM transcripts").fetchall()
+        words = db.execute("SELECT asset_id, word_index, word, start_s, end_s FROM transcript_words").fetchall()
+    check_rows(transcripts, words, speech, s3_bucket)
 
 
 def test_s3_to_warehouse_into_postgres(examples, postgres_server, s3_bucket, speech):
