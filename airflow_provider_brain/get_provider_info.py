@@ -29,13 +29,22 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "Brain", "python-modules": ["airflow_provider_brain.hooks.brain"]},
         ],
         "operators": [
-            {"integration-name": "Brain", "python-modules": ["airflow_provider_brain.operators.transcribe"]},
+            {
+                "integration-name": "Brain",
+                "python-modules": [
+                    "airflow_provider_brain.operators.transcribe",
+                    "airflow_provider_brain.operators.transcribe_batch",
+                ],
+            },
         ],
         "sensors": [
             {"integration-name": "Brain", "python-modules": ["airflow_provider_brain.sensors.asset"]},
         ],
         "triggers": [
-            {"integration-name": "Brain", "python-modules": ["airflow_provider_brain.triggers.asset"]},
+            {
+                "integration-name": "Brain",
+                "python-modules": ["airflow_provider_brain.triggers.asset", "airflow_provider_brain.triggers.batch"],
+            },
         ],
         "transfers": [
             {
