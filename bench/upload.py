@@ -1,6 +1,12 @@
 """Upload throughput and client memory: BrainHook.submit_file against ``curl -T``, same file, same server.
 
-Run: ``.venv/bin/python bench/upload.py [--size-mib 1024]``. Starts its own local Brain server.
+Run: ``.venv/bin/python bench/upload.py [--size-mib 1024] [--rounds 3]``. Starts its own local Brain server.
+
+``submit_file`` is measured from a path and from a stream (a callable returning a non-seekable reader, as
+the S3 transfer passes ``lambda: s3.get_key(...).get()["Body"]``), each in a fresh process, with its RSS
+growth over the upload. The file is read once before measuring, so no upload pays for the first read of
+the file (a sparse file here: reading it the first time fills the page cache, seconds of kernel time).
+Each round runs curl, path and stream in turn; the best of the rounds is reported, with the spread.
 """
 
 from __future__ import annotations
@@ -26,6 +32,20 @@ HOOK_UPLOAD = textwrap.dedent(
     from airflow_provider_brain.exceptions import BrainAPIError
     from airflow_provider_brain.hooks.brain import BrainHook
 
+    class Stream:
+        \"\"\"A non-seekable reader, like an S3 object's StreamingBody: read(size) and close() only.\"\"\"
+
+        def __init__(self, path):
+            self._file = open(path, "rb")
+
+        def read(self, size=-1):
+            return self._file.read(size)
+
+        def close(self):
+            self._file.close()
+
+    path, mode = sys.argv[1], sys.argv[2]
+    source = path if mode == "path" else (lambda: Stream(path))
     hook = BrainHook()
     hook.test_connection()
     def status_kib(field):
@@ -37,7 +57,7 @@ HOOK_UPLOAD = textwrap.dedent(
         f.write("5")  # Reset the high-water mark: measure the upload's peak only.
     started = time.perf_counter()
     try:
-        hook.submit_file(sys.argv[1], async_=True)
+        hook.submit_file(source, async_=True)
     except BrainAPIError:
         pass  # Zeros are not audio; the server answers 400 once the whole body has arrived.
     elapsed = time.perf_counter() - started
@@ -45,6 +65,15 @@ HOOK_UPLOAD = textwrap.dedent(
     print(json.dumps({"seconds": elapsed, "rss_growth_kib": peak - baseline, "peak_kib": peak}))
     """
 )
+
+MODES = {"path": "submit_file, path", "stream": "submit_file, stream"}
+
+
+def hook_upload(env: dict[str, str], path: Path, mode: str) -> dict[str, float]:
+    result = subprocess.run(
+        [sys.executable, "-c", HOOK_UPLOAD, str(path), mode], env=env, capture_output=True, text=True, check=True
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def curl_upload(url: str, auth: tuple[str, str], path: Path) -> dict[str, float]:
@@ -64,32 +93,37 @@ def curl_upload(url: str, auth: tuple[str, str], path: Path) -> dict[str, float]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    runs: dict[str, list[dict[str, float]]] = {"curl": [], **{mode: [] for mode in MODES}}
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "upload.bin"
         with data.open("wb") as handle:
             handle.truncate(args.size_mib << 20)
+        with data.open("rb") as handle:
+            while handle.read(1 << 20):
+                pass
         server = start_brain_server(Path(tmp) / "brain", workers=1)
         try:
             env = {**os.environ, "AIRFLOW_CONN_BRAIN_DEFAULT": brain_connection_json(server.url, *server.auth)}
-            hook = json.loads(
-                subprocess.run(
-                    [sys.executable, "-c", HOOK_UPLOAD, str(data)], env=env, capture_output=True, text=True, check=True
-                )
-                .stdout.strip()
-                .splitlines()[-1]
-            )
-            curl = curl_upload(server.url, server.auth, data)
+            for _ in range(args.rounds):
+                runs["curl"].append(curl_upload(server.url, server.auth, data))
+                for mode in MODES:
+                    runs[mode].append(hook_upload(env, data, mode))
         finally:
             server.stop()
     mib = args.size_mib
-    print(f"Upload of {mib} MiB to the local Brain server (loopback), this machine:")
-    print(f"{'':28}{'MiB/s':>10}{'peak RSS (MiB)':>18}{'RSS growth (MiB)':>20}")
-    print(
-        f"{'BrainHook.submit_file':28}{mib / hook['seconds']:>10.0f}{hook['peak_kib'] / 1024:>18.1f}"
-        f"{hook['rss_growth_kib'] / 1024:>20.1f}"
-    )
-    print(f"{'curl -T (baseline)':28}{mib / curl['seconds']:>10.0f}{curl['peak_kib'] / 1024:>18.1f}{'':>20}")
+    speeds = {name: sorted(mib / run["seconds"] for run in results) for name, results in runs.items()}
+    print(f"Upload of {mib} MiB to the local Brain server (loopback), best of {args.rounds} rounds, this machine:")
+    print(f"{'':24}{'MiB/s':>8}{'spread':>12}{'% of curl':>11}{'peak RSS (MiB)':>16}{'RSS growth (MiB)':>18}")
+    for name, label in [("curl", "curl -T (baseline)"), *MODES.items()]:
+        best, worst = speeds[name][-1], speeds[name][0]
+        peak = max(run["peak_kib"] for run in runs[name]) / 1024
+        growth = f"{max(run['rss_growth_kib'] for run in runs[name]) / 1024:.1f}" if name != "curl" else ""
+        print(
+            f"{label:24}{best:>8.0f}{f'{worst:.0f}-{best:.0f}':>12}{100 * best / speeds['curl'][-1]:>10.0f}%"
+            f"{peak:>16.1f}{growth:>18}"
+        )
 
 
 if __name__ == "__main__":

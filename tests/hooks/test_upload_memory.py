@@ -1,4 +1,4 @@
-"""A 1 GiB upload through BrainHook.submit_file streams: the client's memory stays flat."""
+"""A 1 GiB upload through BrainHook.submit_file streams, from a path or a stream: the client's memory stays flat."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 from tests.fixtures.brain import start_brain_server
 from tests.fixtures.connections import brain_connection_json
@@ -26,17 +28,31 @@ MEASURE = textwrap.dedent(
             return next(int(l.split()[1]) for l in f if l.startswith(field))
 
     import logging, tempfile
+
+    class Stream:  # A non-seekable reader, like an S3 object's StreamingBody: read(size) and close() only.
+
+        def __init__(self, path):
+            self._file = open(path, "rb")
+
+        def read(self, size=-1):
+            return self._file.read(size)
+
+        def close(self):
+            self._file.close()
+
+    path, mode = sys.argv[1], sys.argv[2]
+    source = path if mode == "path" else (lambda: Stream(path))
     hook = BrainHook()
     # Warm up everything that is loaded once per process, so only the upload itself is measured:
     # imports, the connection and session, Airflow's logging set-up (a retry logs a warning), and
-    # the upload and error paths (a small file that is not audio).
+    # the upload and error paths (a small file that is not audio, sent the way the measured one is).
     hook.test_connection()
     logging.getLogger("airflow_provider_brain.hooks.brain").warning("warm-up before measuring")
     with tempfile.NamedTemporaryFile(suffix=".wav") as small:
         small.write(b"not audio" * 1000)
         small.flush()
         try:
-            hook.submit_file(small.name, async_=True)
+            hook.submit_file(small.name if mode == "path" else (lambda: Stream(small.name)), async_=True)
         except BrainAPIError:
             pass
     baseline = status_kib("VmRSS")
@@ -45,7 +61,7 @@ MEASURE = textwrap.dedent(
         f.write("5")
     started = time.perf_counter()
     try:
-        hook.submit_file(sys.argv[1], async_=True)
+        hook.submit_file(source, async_=True)
         outcome = "accepted"
     except BrainAPIError as err:  # Sparse zeros are not audio: the server says so after the whole body.
         outcome = f"{err.status}"
@@ -56,7 +72,8 @@ MEASURE = textwrap.dedent(
 )
 
 
-def test_one_gib_upload_keeps_client_memory_flat(tmp_path):
+@pytest.mark.parametrize("mode", ["path", "stream"])
+def test_one_gib_upload_keeps_client_memory_flat(tmp_path, mode):
     # Its own server and a clean environment: the measurement must not depend on what other tests left.
     server = start_brain_server(tmp_path / "data", workers=1)
     big = tmp_path / "big.wav"
@@ -71,7 +88,7 @@ def test_one_gib_upload_keeps_client_memory_flat(tmp_path):
     }
     try:
         result = subprocess.run(
-            [sys.executable, "-c", MEASURE, str(big)], capture_output=True, text=True, timeout=600, env=env
+            [sys.executable, "-c", MEASURE, str(big), mode], capture_output=True, text=True, timeout=600, env=env
         )
     finally:
         server.stop()
@@ -79,4 +96,4 @@ def test_one_gib_upload_keeps_client_memory_flat(tmp_path):
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     growth = (figures["peak_kib"] - figures["baseline_kib"]) * 1024
     assert figures["outcome"] in ("accepted", "400"), figures
-    assert growth < MAX_GROWTH, f"client RSS grew by {growth / 2**20:.1f} MiB while uploading 1 GiB: {figures}"
+    assert growth < MAX_GROWTH, f"client RSS grew by {growth / 2**20:.1f} MiB uploading 1 GiB from a {mode}: {figures}"
