@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,14 +22,13 @@ from airflow.sdk import BaseHook
 
 from airflow_provider_brain.exceptions import (
     BrainAPIError,
-    BrainAssetFailed,
     BrainConnectionError,
     BrainError,
     BrainReadTimeout,
-    BrainTimeout,
     BrainUploadNotRewindable,
 )
-from airflow_provider_brain.hooks import poller
+from airflow_provider_brain.hooks import idempotency, poller
+from airflow_provider_brain.hooks.idempotency import IDEMPOTENCY_METADATA_KEY, MAX_LOOKUP_ASSETS
 from airflow_provider_brain.hooks.transport import (
     DEFAULT_BASE_URL,
     Call,
@@ -42,14 +40,7 @@ from airflow_provider_brain.hooks.transport import (
     settings_from_connection,
 )
 from airflow_provider_brain.hooks.uploads import AudioSource, body_opener
-from airflow_provider_brain.models import Asset, parse_api_time
-
-#: Metadata key under which a submission records its idempotency key (``submit_url(idempotency_key=...)``).
-IDEMPOTENCY_METADATA_KEY = "airflow_idempotency_key"
-#: How many of the newest assets a lookup by idempotency key scans, at most.
-MAX_LOOKUP_ASSETS = 1000
-#: Servers stamp whole seconds and clocks differ a little: a lookup reaches this far before its cutoff.
-CLOCK_SLACK = timedelta(seconds=60)
+from airflow_provider_brain.models import Asset
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -325,27 +316,10 @@ class BrainHook(BaseHook):
         """For each idempotency key, the newest asset (not failed) that carries it; keys without one are absent.
 
         One scan of the listing, newest first, for all keys at once (a batch retry looks up thousands of
-        files with a few pages), stopping at ``created_after`` (less ``CLOCK_SLACK``), after ``max_assets``
-        (default: ``MAX_LOOKUP_ASSETS`` or twice the number of keys, whichever is more), or once every key
-        is found.
+        files in a few pages); where it stops: ``idempotency.match_keys``.
         """
-        wanted = set(keys)
-        limit = max_assets if max_assets is not None else max(MAX_LOOKUP_ASSETS, 2 * len(wanted))
-        if created_after is not None and created_after.tzinfo is None:
-            created_after = created_after.replace(tzinfo=UTC)  # naive datetimes in Airflow are UTC
-        cutoff = created_after - CLOCK_SLACK if created_after else None
-        found: dict[str, Asset] = {}
         assets = self._iter_assets(include_unfinished=True, page_size=page_size, retry=retry)
-        for scanned, asset in enumerate(assets):
-            created = parse_api_time(asset.created)
-            if scanned >= limit or (cutoff and created and created < cutoff):
-                break
-            key = asset.metadata.get(IDEMPOTENCY_METADATA_KEY)
-            if key in wanted and key not in found and not asset.is_failed:
-                found[key] = asset
-                if len(found) == len(wanted):
-                    break
-        return found
+        return idempotency.match_keys(assets, keys, created_after=created_after, max_assets=max_assets)
 
     # ------------------------------------------------------------------ API: assets
 
@@ -370,16 +344,14 @@ class BrainHook(BaseHook):
             params = {"limit": str(page_size), "offset": str(offset)}
             if include_unfinished:
                 params["done"] = "false"
-            page = self._request(Call("GET", "/assets", params=params), retry=retry)
-            results = page.get("results") if isinstance(page, Mapping) else None
-            if not isinstance(results, list):
-                raise BrainAPIError("Brain GET /assets answered without a 'results' list")
+            results, next_offset = poller.page_results(
+                self._request(Call("GET", "/assets", params=params), retry=retry)
+            )
             for item in results:
                 yield Asset.from_json(item)
-            next_offset = page.get("next_offset")
-            if next_offset is None or not results:
+            if next_offset is None:
                 return
-            offset = int(next_offset)
+            offset = next_offset
 
     def update_asset(
         self,
@@ -416,17 +388,7 @@ class BrainHook(BaseHook):
         :raises BrainAssetFailed: the asset failed; the message carries the server's reason.
         :raises BrainTimeout: still processing after ``timeout`` seconds.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            asset = self._poll_once(asset_id, times=times)
-            if asset is not None and asset.is_done:
-                return asset
-            if asset is not None and asset.is_failed:
-                raise BrainAssetFailed(asset_id, asset.error or "")
-            if deadline is not None and time.monotonic() >= deadline:
-                raise BrainTimeout(asset_id, timeout or 0.0)
-            remaining = poll_interval if deadline is None else max(0.0, deadline - time.monotonic())
-            time.sleep(min(poll_interval, remaining))
+        return poller.wait_for_asset(self, asset_id, poll_interval=poll_interval, timeout=timeout, times=times)
 
     def wait_for_assets(
         self, asset_ids: Iterable[str], *, poll_interval: float = 10.0, timeout: float | None = None
@@ -440,16 +402,6 @@ class BrainHook(BaseHook):
         return poller.wait_for_assets(
             self, list(dict.fromkeys(asset_ids)), poll_interval=poll_interval, timeout=timeout
         )
-
-    def _poll_once(self, asset_id: str, *, times: bool) -> Asset | None:
-        """One status check of a wait; ``None`` when an outage outlasted the call's retries (keep waiting)."""
-        try:
-            return self.get_asset(asset_id, times=times)
-        except BrainError as err:
-            if not is_retryable(err):
-                raise
-            log.warning("Checking Brain asset %s failed (%s); still waiting", asset_id, err)
-            return None
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the URL and credentials with one cheap, unretried call (used by the UI and CLI)."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_brain.exceptions import BrainAPIError, BrainError, BrainNotFound
+from airflow_provider_brain.exceptions import BrainAPIError, BrainAssetFailed, BrainError, BrainNotFound, BrainTimeout
 from airflow_provider_brain.hooks.transport import Call, asset_path, is_retryable
 from airflow_provider_brain.models import Asset, AssetStatus, parse_api_time
 
@@ -342,3 +342,30 @@ def _settle_sync(hook: BrainHook, watched: set[str], created: dict[str, datetime
 def deleted_asset(asset_id: str) -> Asset:
     """What a wait reports for an asset that vanished (deleted on Brain while it was awaited)."""
     return Asset(asset_id=asset_id, status=AssetStatus.FAILED, error="the asset no longer exists on Brain (deleted?)")
+
+
+def wait_for_asset(
+    hook: BrainHook, asset_id: str, *, poll_interval: float, timeout: float | None, times: bool
+) -> Asset:
+    """Poll one asset by id until it is done (``BrainHook.wait_for_asset``); an outage is waited out.
+
+    :raises BrainAssetFailed: the asset failed; the message carries the server's reason.
+    :raises BrainTimeout: still processing after ``timeout`` seconds.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        try:
+            asset: Asset | None = hook.get_asset(asset_id, times=times)
+        except BrainError as err:
+            if not is_retryable(err):
+                raise
+            log.warning("Checking Brain asset %s failed (%s); still waiting", asset_id, err)
+            asset = None
+        if asset is not None and asset.is_done:
+            return asset
+        if asset is not None and asset.is_failed:
+            raise BrainAssetFailed(asset_id, asset.error or "")
+        if deadline is not None and time.monotonic() >= deadline:
+            raise BrainTimeout(asset_id, timeout or 0.0)
+        remaining = poll_interval if deadline is None else max(0.0, deadline - time.monotonic())
+        time.sleep(min(poll_interval, remaining))
