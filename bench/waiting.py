@@ -47,6 +47,14 @@ ids = json.load(open(sys.argv[1]))
 poll, limit, out = float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 heard = {}
 cpu0, t0 = time.process_time(), time.monotonic()
+
+
+async def wait_all(wait_one):
+    tasks = [asyncio.create_task(wait_one(i)) for i in ids]
+    await asyncio.wait(tasks, timeout=limit)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 """
 
 FINISH = """
@@ -65,14 +73,7 @@ WAYS = {
             async for event in BrainAssetTrigger(asset_id, poll_interval=poll).run():
                 heard[asset_id] = time.time()
 
-        async def main():
-            tasks = [asyncio.create_task(wait_one(i)) for i in ids]
-            await asyncio.wait(tasks, timeout=limit)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        asyncio.run(main())
+        asyncio.run(wait_all(wait_one))
         """,
     ),
     "per_asset": (
@@ -92,14 +93,7 @@ WAYS = {
             finally:
                 await hook.aclose()
 
-        async def main():
-            tasks = [asyncio.create_task(wait_one(i)) for i in ids]
-            await asyncio.wait(tasks, timeout=limit)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        asyncio.run(main())
+        asyncio.run(wait_all(wait_one))
         """,
     ),
     "threads": (

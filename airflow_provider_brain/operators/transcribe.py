@@ -8,15 +8,16 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from airflow.sdk import BaseOperator, ResumableJobMixin, conf
 
-from airflow_provider_brain.exceptions import BrainAssetFailed, BrainError, BrainNotFound, BrainTimeout
+from airflow_provider_brain.exceptions import BrainAssetFailed, BrainNotFound, BrainTimeout
 from airflow_provider_brain.hooks.brain import IDEMPOTENCY_METADATA_KEY, BrainHook
 from airflow_provider_brain.links import ASSET_URL_XCOM_KEY, BrainAssetLink
 from airflow_provider_brain.models import Asset, AssetStatus
 from airflow_provider_brain.triggers.asset import BrainAssetTrigger, raise_for_event
+from airflow_provider_brain.utils.audio_sources import mask_url_secrets, parse_s3_uri, presigned_get_url, public_url
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -38,15 +39,6 @@ def idempotency_key(context: Context, source: str) -> str:
 def _asset_id_of(external_id: Any) -> str:
     """The asset id in what the task state store holds: ``{"asset_id", "source"}`` (or a bare id)."""
     return str(external_id["asset_id"] if isinstance(external_id, Mapping) else external_id)
-
-
-def public_url(url: str) -> str:
-    """A URL fit for logs, XCom and metadata: scheme, host and path only (drops presigned query strings)."""
-    parts = urlsplit(url)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc = f"{netloc}:{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
@@ -159,10 +151,7 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
 
     def _s3_location(self) -> tuple[str, str] | None:
         if self.s3_uri:
-            parts = urlsplit(self.s3_uri)
-            if parts.scheme != "s3" or not parts.netloc or not parts.path.strip("/"):
-                raise ValueError(f"s3_uri must look like s3://bucket/key, got {self.s3_uri!r}")
-            return parts.netloc, parts.path.lstrip("/")
+            return parse_s3_uri(self.s3_uri)
         if self.s3_bucket and self.s3_key:
             return self.s3_bucket, self.s3_key
         return None
@@ -196,14 +185,7 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
             )
         if self.s3_transfer == "stream":
             return self.hook.submit_file(lambda: s3.get_key(key, bucket).get()["Body"], async_=True, metadata=metadata)
-        url = s3.generate_presigned_url(
-            client_method="get_object",
-            params={"Bucket": bucket, "Key": key},
-            expires_in=self.presigned_url_expires,
-        )
-        if not url:
-            raise BrainError(f"Could not presign s3://{bucket}/{key}; try s3_transfer='stream'")
-        mask_url_secrets(url)
+        url = presigned_get_url(s3, bucket, key, expires_in=self.presigned_url_expires, hint="try s3_transfer='stream'")
         return self.hook.submit_url(url, async_=True, metadata=metadata, idempotency_key=metadata[IDEMPOTENCY_KEY])
 
     # ------------------------------------------------------------------ ResumableJobMixin
@@ -331,16 +313,3 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         )
         self._last_result = result
         return result
-
-
-def mask_url_secrets(url: str) -> None:
-    """Have Airflow's log masker hide a URL's query string (a presigned URL's signature) wherever it appears."""
-    from airflow.sdk.log import mask_secret
-
-    query = urlsplit(url).query
-    if query:
-        mask_secret(url)
-        mask_secret(query)
-        for _, value in parse_qsl(query):
-            if len(value) >= 8:
-                mask_secret(value)

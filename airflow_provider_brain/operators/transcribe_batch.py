@@ -15,9 +15,10 @@ from airflow.sdk import BaseOperator, conf
 from airflow_provider_brain.exceptions import BrainAuthError, BrainBatchFailed, BrainBatchTimeout, BrainError
 from airflow_provider_brain.hooks.brain import IDEMPOTENCY_METADATA_KEY, BrainHook
 from airflow_provider_brain.models import Asset
-from airflow_provider_brain.operators.transcribe import idempotency_key, mask_url_secrets, public_url
+from airflow_provider_brain.operators.transcribe import idempotency_key
 from airflow_provider_brain.triggers.asset import DONE, ERROR, TIMEOUT
 from airflow_provider_brain.triggers.batch import BrainBatchTrigger
+from airflow_provider_brain.utils.audio_sources import mask_url_secrets, parse_s3_uri, presigned_get_url, public_url
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -127,10 +128,9 @@ class BrainTranscribeBatchOperator(BaseOperator):
         for position, item in enumerate(items):
             if not isinstance(item, str):
                 raise ValueError(f"{name}[{position}] is a {type(item).__name__}, not a string")
-            parts = urlsplit(item)
-            if self.s3_uris is not None and (parts.scheme != "s3" or not parts.netloc or not parts.path.strip("/")):
-                raise ValueError(f"{name}[{position}] must look like s3://bucket/key, got {item[:200]!r}")
-            if self.audio_urls is not None and (parts.scheme not in ("http", "https") or not parts.netloc):
+            if self.s3_uris is not None:
+                parse_s3_uri(item, f"{name}[{position}]")
+            elif (parts := urlsplit(item)).scheme not in ("http", "https") or not parts.netloc:
                 raise ValueError(f"{name}[{position}] must be an http(s) URL, got {public_url(item)!r}")
         self._given = items
         return [item if self.s3_uris is not None else public_url(item) for item in items]
@@ -138,19 +138,10 @@ class BrainTranscribeBatchOperator(BaseOperator):
     def _url_for(self, position: int, s3: Any) -> str:
         """The URL Brain downloads file ``position`` from: a presigned GET URL for S3, else the URL given."""
         if self.s3_uris is None:
-            url = self._given[position]
-        else:
-            parts = urlsplit(self._given[position])
-            bucket, key = parts.netloc, parts.path.lstrip("/")
-            url = s3.generate_presigned_url(
-                client_method="get_object",
-                params={"Bucket": bucket, "Key": key},
-                expires_in=self.presigned_url_expires,
-            )
-            if not url:
-                raise BrainError(f"Could not presign s3://{bucket}/{key}")
-        mask_url_secrets(url)
-        return url
+            mask_url_secrets(self._given[position])
+            return self._given[position]
+        bucket, key = parse_s3_uri(self._given[position])
+        return presigned_get_url(s3, bucket, key, expires_in=self.presigned_url_expires)
 
     # ------------------------------------------------------------------ submit
 
