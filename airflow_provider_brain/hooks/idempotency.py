@@ -29,11 +29,16 @@ def match_keys(
     """For each key, the newest asset (not failed) that carries it, read from assets listed newest first.
 
     Stops at the first asset created before ``created_after`` (less ``CLOCK_SLACK``), after ``max_assets``
-    (default: ``MAX_LOOKUP_ASSETS`` or twice the number of keys, whichever is more), or once every key is
-    found, so the caller's listing fetches only the pages it needs.
+    (default: no count limit with ``created_after``, else ``MAX_LOOKUP_ASSETS`` or twice the number of keys,
+    whichever is more), or once every key is found, so the caller's listing fetches only the pages it needs.
     """
     wanted = set(keys)
-    limit = max_assets if max_assets is not None else max(MAX_LOOKUP_ASSETS, 2 * len(wanted))
+    if max_assets is not None:
+        limit: float = max_assets
+    elif created_after is not None:
+        limit = float("inf")  # The cutoff bounds the scan, however many assets others created meanwhile.
+    else:
+        limit = max(MAX_LOOKUP_ASSETS, 2 * len(wanted))
     if created_after is not None and created_after.tzinfo is None:
         created_after = created_after.replace(tzinfo=UTC)  # naive datetimes in Airflow are UTC
     cutoff = created_after - CLOCK_SLACK if created_after else None

@@ -23,7 +23,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_brain.exceptions import BrainAPIError, BrainAssetFailed, BrainError, BrainNotFound, BrainTimeout
+from airflow_provider_brain.exceptions import (
+    BrainAPIError,
+    BrainAssetFailed,
+    BrainAuthError,
+    BrainError,
+    BrainNotFound,
+    BrainTimeout,
+)
 from airflow_provider_brain.hooks.transport import Call, asset_path, is_retryable
 from airflow_provider_brain.models import Asset, AssetStatus, parse_api_time
 
@@ -87,7 +94,7 @@ class ListingScan:
     def next_call(self) -> Call | None:
         if self._next_offset is None or self.pages >= self.max_pages or not self.missing:
             return None
-        if self.pages > 0 and not self._older_than_this_page_pending():
+        if self.pages > 0 and not self._worth_another_page():
             return None
         return list_page_call(self._next_offset, self.page_size)
 
@@ -113,12 +120,15 @@ class ListingScan:
     def missing(self) -> set[str]:
         return self.watched - self.seen.keys()
 
-    def _older_than_this_page_pending(self) -> bool:
-        """Whether a watched id not yet seen was created before this page's oldest item (so it lies further)."""
+    def _worth_another_page(self) -> bool:
+        """Whether the next page is likely to save requests: more ids still to find, among those created
+        before this page's oldest item (so further back) and those whose creation time is unknown, than pages
+        read so far. Otherwise the few left are cheaper fetched one by one."""
         if self._page_oldest is None:
             return False
-        known = [self.created[i] for i in self.missing if i in self.created]
-        return bool(known) and min(known) - CREATED_SLACK <= self._page_oldest
+        cutoff = self._page_oldest + CREATED_SLACK
+        pending = sum(1 for i in self.missing if i not in self.created or self.created[i] <= cutoff)
+        return pending > self.pages
 
 
 def needs_direct_fetch(asset: Asset) -> bool:
@@ -194,7 +204,9 @@ class AssetPoller:
                     if is_retryable(err):
                         log.warning("Checking %d Brain assets failed (%s); still waiting", len(self._waiters), err)
                     else:
-                        self._fail_all(err)
+                        await self._fail_all(err)
+                except Exception as err:  # An answer we cannot read: no retry fixes it, and no wait may hang.
+                    await self._fail_all(err)
                 self._interval = min(
                     (w.poll_interval for ws in self._waiters.values() for w in ws), default=float("inf")
                 )
@@ -243,8 +255,8 @@ class AssetPoller:
                     asset = Asset.from_json(await self.hook._arequest(get_asset_call(asset_id)))
                 except BrainNotFound:
                     asset = deleted_asset(asset_id)
-                except BrainError as err:
-                    if is_retryable(err):
+                except Exception as err:
+                    if isinstance(err, BrainError) and is_retryable(err):
                         raise
                     for waiter in self._waiters.get(asset_id, ()):
                         if not waiter.future.done():
@@ -261,11 +273,15 @@ class AssetPoller:
             log.warning("Checking %d Brain asset(s) failed (%s); still waiting", len(errors), errors[0])
         return settled
 
-    def _fail_all(self, err: BaseException) -> None:
+    async def _fail_all(self, err: BaseException) -> None:
+        """End every wait with ``err``; after refused credentials, read the connection afresh next time."""
         for waiters in self._waiters.values():
             for waiter in waiters:
                 if not waiter.future.done():
                     waiter.future.set_exception(err)
+        if isinstance(err, BrainAuthError):
+            await self.hook.aclose()
+            self.hook = type(self.hook)(brain_conn_id=self.hook.brain_conn_id)
 
 
 _pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AssetPoller]] = weakref.WeakKeyDictionary()
@@ -332,6 +348,11 @@ def _settle_sync(hook: BrainHook, watched: set[str], created: dict[str, datetime
             asset = Asset.from_json(hook._request(get_asset_call(asset_id)))
         except BrainNotFound:
             asset = deleted_asset(asset_id)
+        except BrainError as err:
+            if not is_retryable(err):
+                raise
+            log.warning("Checking Brain asset %s failed (%s); still waiting", asset_id, err)
+            continue  # An outage of this one fetch: what the listing settled still counts.
         if (when := parse_api_time(asset.created)) is not None:
             created[asset_id] = when
         if not asset.is_processing:

@@ -155,6 +155,11 @@ class Dispatcher:
             held = False
             try:
                 held = await self._process(asset)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # E.g. its outcome could not be recorded: it is still processing, so it is claimed again below.
+                log.exception("asset %s: could not be processed", asset.asset_id)
             finally:
                 if not held:
                     self._claimed.discard(asset.asset_id)

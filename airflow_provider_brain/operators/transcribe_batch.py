@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import requests
 from airflow.sdk import BaseOperator, conf
 
-from airflow_provider_brain.exceptions import BrainAuthError, BrainBatchFailed, BrainBatchTimeout, BrainError
+from airflow_provider_brain.exceptions import (
+    BrainAuthError,
+    BrainBatchFailed,
+    BrainBatchTimeout,
+    BrainError,
+    redact_urls,
+)
 from airflow_provider_brain.hooks.brain import IDEMPOTENCY_METADATA_KEY, BrainHook
 from airflow_provider_brain.models import Asset
 from airflow_provider_brain.operators.transcribe import idempotency_key
@@ -123,7 +130,9 @@ class BrainTranscribeBatchOperator(BaseOperator):
         given = self.s3_uris if self.s3_uris is not None else self.audio_urls
         name = "s3_uris" if self.s3_uris is not None else "audio_urls"
         if isinstance(given, str):
-            raise ValueError(f"{name} must be a list of strings, not one string ({given[:80]!r}); wrap it in [...]")
+            raise ValueError(
+                f"{name} must be a list of strings, not one string ({public_url(given)!r}); wrap it in [...]"
+            )
         items = list(given or [])
         for position, item in enumerate(items):
             if not isinstance(item, str):
@@ -166,44 +175,57 @@ class BrainTranscribeBatchOperator(BaseOperator):
             )
         self.log.info("Waiting for %d Brain assets in the worker", len(live))
         settled = self.hook.wait_for_assets(live, poll_interval=self.poll_interval, timeout=self.timeout)
-        failed = {a.asset_id: a.error or "" for a in settled.values() if a.is_failed}
+        failed = {a.asset_id: redact_urls(a.error or "") for a in settled.values() if a.is_failed}
         processing = [a for a in live if a not in settled]
         return self._finish(sources, asset_ids, submit_errors, failed, processing, settled)
 
     def _submit_all(self, context: Context, sources: list[str]) -> tuple[list[str | None], dict[str, str]]:
         """Submit every file that has no live asset yet; return the asset id of each (input order) and the
-        reason of each submission that failed (by source)."""
-        keys = {source: idempotency_key(context, source) for source in dict.fromkeys(sources)}
+        reason of each submission that failed (by source).
+
+        A file is what was given (``s3://`` URI or the whole URL, query string included, so two downloads
+        that differ only in their query are two files); the same file twice is submitted once.
+        """
+        given = self._given
+        first: dict[str, int] = {}
+        for position, item in enumerate(given):
+            first.setdefault(item, position)
+        keys = {item: idempotency_key(context, item) for item in first}
         found = self._earlier_assets(context, keys)
-        by_source: dict[str, str] = {source: found[key].asset_id for source, key in keys.items() if key in found}
-        if by_source:
-            self.log.info("Resuming %d of %d files submitted by an earlier try of this task", len(by_source), len(keys))
-        to_submit = [source for source in keys if source not in by_source]
-        first_position: dict[str, int] = {}
-        for position, source in enumerate(sources):
-            first_position.setdefault(source, position)
+        by_item: dict[str, str] = {item: found[key].asset_id for item, key in keys.items() if key in found}
+        if by_item:
+            self.log.info("Resuming %d of %d files submitted by an earlier try of this task", len(by_item), len(keys))
+        to_submit = [item for item in first if item not in by_item]
         errors: dict[str, str] = {}
         s3 = self._s3_hook() if self.s3_uris is not None and to_submit else None
+        session = self.hook.get_conn()  # Made once, before the threads share it, with a pool for all of them.
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=self.max_concurrent_submissions)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
 
-        def submit(source: str) -> tuple[str, Asset | None, str]:
-            metadata = {**self.metadata, "source": source, IDEMPOTENCY_METADATA_KEY: keys[source]}
-            try:
-                url = self._url_for(first_position[source], s3)
-                asset = self.hook.submit_url(url, async_=True, metadata=metadata, idempotency_key=keys[source])
-            except BrainAuthError:
-                raise
-            except BrainError as err:
-                return source, None, str(err)
-            return source, asset, ""
+        def submit(item: str) -> Asset:
+            source = sources[first[item]]
+            metadata = {**self.metadata, "source": source, IDEMPOTENCY_METADATA_KEY: keys[item]}
+            url = self._url_for(first[item], s3)
+            return self.hook.submit_url(url, async_=True, metadata=metadata, idempotency_key=keys[item])
 
         started = time.monotonic()
-        with ThreadPoolExecutor(self.max_concurrent_submissions, thread_name_prefix="brain-submit") as pool:
-            for source, asset, error in pool.map(submit, to_submit):
-                if asset is None:
-                    errors[source] = error
-                    self.log.warning("Could not submit %s to Brain: %s", source, error)
-                else:
-                    by_source[source] = asset.asset_id
+        pool = ThreadPoolExecutor(self.max_concurrent_submissions, thread_name_prefix="brain-submit")
+        try:
+            futures = {pool.submit(submit, item): item for item in to_submit}
+            for future in as_completed(futures):
+                item = futures[future]
+                try:
+                    by_item[item] = future.result().asset_id
+                except BrainAuthError:
+                    raise
+                except BrainError as err:
+                    source = sources[first[item]]
+                    errors[source] = redact_urls(str(err))
+                    self.log.warning("Could not submit %s to Brain: %s", source, errors[source])
+        finally:
+            # An error no other file can escape (refused credentials, a bug): stop what has not started.
+            pool.shutdown(wait=True, cancel_futures=True)
         if to_submit:
             self.log.info(
                 "Submitted %d files to Brain in %.1f s (%d at a time), %d failed to submit",
@@ -212,7 +234,7 @@ class BrainTranscribeBatchOperator(BaseOperator):
                 self.max_concurrent_submissions,
                 len(errors),
             )
-        return [by_source.get(source) for source in sources], errors
+        return [by_item.get(item) for item in given], errors
 
     def _s3_hook(self) -> Any:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -220,7 +242,8 @@ class BrainTranscribeBatchOperator(BaseOperator):
         return S3Hook(aws_conn_id=self.aws_conn_id)
 
     def _earlier_assets(self, context: Context, keys: dict[str, str]) -> dict[str, Asset]:
-        """On a retry, the live assets an earlier try submitted, by idempotency key (one listing scan)."""
+        """On a retry, the live assets an earlier try submitted, by idempotency key: one listing scan back to
+        the run's start, however many other assets (other batches of the run) were created since."""
         if getattr(context["ti"], "try_number", 1) <= 1:
             return {}
         dag_run = context.get("dag_run")
@@ -242,7 +265,11 @@ class BrainTranscribeBatchOperator(BaseOperator):
             raise BrainError("The batch's asset ids are missing from XCom (key 'asset_ids'): cannot match files")
         failed = {str(k): str(v) for k, v in dict(event.get("failed") or {}).items()}
         processing = [str(a) for a in event.get("processing") or []]
-        submit_errors = {s: "it could not be submitted" for s, a in zip(sources, asset_ids, strict=True) if a is None}
+        submit_errors = {
+            s: "it could not be submitted (the reason is in the task log)"
+            for s, a in zip(sources, asset_ids, strict=True)
+            if a is None
+        }
         return self._finish(sources, asset_ids, submit_errors, failed, processing, {})
 
     def _finish(

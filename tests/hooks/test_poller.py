@@ -16,6 +16,7 @@ from airflow_provider_brain.triggers.asset import BrainAssetTrigger
 from airflow_provider_brain.triggers.batch import BrainBatchTrigger
 from tests.fixtures.brain import start_brain_server
 from tests.fixtures.connections import brain_connection_json
+from tests.fixtures.faults import Fault
 
 LATENCY = 8.0
 POLL = 1.0
@@ -139,3 +140,17 @@ def test_deleted_asset_ends_its_wait_as_failed(slow_brain, speech):
     settled = hook.wait_for_assets([kept, gone], poll_interval=POLL, timeout=60)
     assert settled[gone].is_failed and "no longer exists" in (settled[gone].error or "")
     assert settled[kept].is_failed
+
+
+def test_an_unreadable_listing_ends_the_waits_instead_of_hanging(brain_conn, fault_proxy, speech):
+    brain_conn(url=fault_proxy.url)
+    hook = BrainHook()
+    ids = [hook.submit_file(speech.joined([0, 1, 2] * 3), async_=True).asset_id for _ in range(2)]
+    bad_page = b'{"results": [{"asset_id": "%s", "status": "processing", "duration": "n/a"}]}' % ids[0].encode()
+    fault_proxy.add(Fault("status", status=200, body=bad_page, path_prefix="/assets"))
+
+    async def run() -> list[dict]:
+        return [event.payload async for event in BrainBatchTrigger(ids, poll_interval=0.2).run()]
+
+    (event,) = asyncio.run(asyncio.wait_for(run(), 30))
+    assert event["status"] == "error" and "ValueError" in event["message"]
