@@ -2,11 +2,12 @@
 
 Run: ``.venv/bin/python bench/upload.py [--size-mib 1024] [--rounds 3]``. Starts its own local Brain server.
 
-``submit_file`` is measured from a path and from a stream (a callable returning a non-seekable reader, as
-the S3 transfer passes ``lambda: s3.get_key(...).get()["Body"]``), each in a fresh process, with its RSS
-growth over the upload. The file is read once before measuring, so no upload pays for the first read of
+``submit_file`` is measured from a path, from an S3-like stream (a callable returning a non-seekable reader
+with its length, ``SizedStream``, as the operator's ``s3_transfer="stream"`` passes an S3 body and its
+``ContentLength``) and from a stream of unknown length (sent chunked), each in a fresh process, with its
+RSS growth over the upload. The file is read once before measuring, so no upload pays for the first read of
 the file (a sparse file here: reading it the first time fills the page cache, seconds of kernel time).
-Each round runs curl, path and stream in turn; the best of the rounds is reported, with the spread.
+Each round runs curl and the three sources in turn; the best of the rounds is reported, with the spread.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from tests.fixtures.connections import brain_connection_json  # noqa: E402
 
 HOOK_UPLOAD = textwrap.dedent(
     """
-    import json, sys, time
+    import json, os, sys, time
     from airflow_provider_brain.exceptions import BrainAPIError
     from airflow_provider_brain.hooks.brain import BrainHook
+    from airflow_provider_brain.hooks.uploads import SizedStream
 
     class Stream:
         \"\"\"A non-seekable reader, like an S3 object's StreamingBody: read(size) and close() only.\"\"\"
@@ -45,7 +47,13 @@ HOOK_UPLOAD = textwrap.dedent(
             self._file.close()
 
     path, mode = sys.argv[1], sys.argv[2]
-    source = path if mode == "path" else (lambda: Stream(path))
+    size = os.path.getsize(path)
+    sources = {
+        "path": path,
+        "stream": lambda: SizedStream(Stream(path), size),  # as the operator sends an S3 body
+        "unsized": lambda: Stream(path),  # a stream of unknown length: chunked
+    }
+    source = sources[mode]
     hook = BrainHook()
     hook.test_connection()
     def status_kib(field):
@@ -66,7 +74,11 @@ HOOK_UPLOAD = textwrap.dedent(
     """
 )
 
-MODES = {"path": "submit_file, path", "stream": "submit_file, stream"}
+MODES = {
+    "path": "submit_file, path",
+    "stream": "submit_file, S3-like stream",
+    "unsized": "submit_file, unsized stream",
+}
 
 
 def hook_upload(env: dict[str, str], path: Path, mode: str) -> dict[str, float]:

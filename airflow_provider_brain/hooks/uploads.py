@@ -6,7 +6,9 @@ How the body is handed to ``requests`` decides the upload's speed (``bench/uploa
 * A file whose size is known (a path, a seekable file) goes as ``SizedBody``, an iterable of 1 MiB blocks
   with a length, so ``requests`` sends a ``Content-Length`` and urllib3 sends each block as it is. (Given
   the file object itself, urllib3 reads it in 16 KiB blocks: twice the client CPU per byte.)
-* A stream of unknown size (a non-seekable file, e.g. an S3 body) goes with chunked transfer encoding, in
+* A stream whose size is known (``SizedStream``: an S3 object's body with its ``ContentLength``) goes the
+  same way, without seeking.
+* A stream of unknown size (any other non-seekable file) goes with chunked transfer encoding, in
   64 KiB blocks: urllib3 copies each block to frame it, and with blocks of 256 KiB or more glibc's malloc
   maps and unmaps memory for those copies, page-faulting through the whole upload (about 1 s more CPU
   per GiB, in a fresh process such as a task's).
@@ -60,6 +62,35 @@ class SizedBody:
             yield block
 
 
+class SizedStream:
+    """A non-seekable stream whose length is known, e.g. an S3 object's body and its ``ContentLength``.
+
+    ``submit_file`` sends it like a file of known size (``Content-Length``, 1 MiB blocks), which is faster
+    than chunked transfer encoding and lets the server refuse an oversized body before it arrives:
+
+    .. code-block:: python
+
+        def open_object():
+            response = s3_client.get_object(Bucket=bucket, Key=key)
+            return SizedStream(response["Body"], response["ContentLength"])
+
+        hook.submit_file(open_object, async_=True)
+    """
+
+    def __init__(self, reader: Any, size: int) -> None:
+        self.reader = reader
+        self.size = int(size)
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self.reader.read(size)
+        return data
+
+    def close(self) -> None:
+        close = getattr(self.reader, "close", None)
+        if close is not None:
+            close()
+
+
 class _Opened:
     """Context manager over one attempt's upload body; closes what the attempt opened, if anything."""
 
@@ -97,7 +128,7 @@ def body_opener(source: AudioSource) -> tuple[Callable[[], _Opened], bool]:
                 return _Opened(_file_body(fileobj))
 
             return rewind, True
-        return (lambda: _Opened(_read_chunks(fileobj))), False
+        return (lambda: _Opened(_file_body(fileobj))), False
     if callable(source):
         opener = source
 
@@ -118,7 +149,10 @@ def _seekable(fileobj: Any) -> bool:
 
 
 def _file_body(fileobj: Any) -> Iterable[bytes]:
-    """A file from where it stands: sized to its end if it can seek, else a stream of unknown size."""
+    """A file from where it stands: sized to its end if it can seek, or by its ``SizedStream`` length, else a
+    stream of unknown size."""
+    if isinstance(fileobj, SizedStream):
+        return SizedBody(fileobj.reader, fileobj.size)
     if _seekable(fileobj):
         start = fileobj.tell()
         end = fileobj.seek(0, os.SEEK_END)

@@ -14,6 +14,7 @@ from airflow.sdk import BaseOperator, ResumableJobMixin, conf
 
 from airflow_provider_brain.exceptions import BrainAssetFailed, BrainNotFound, BrainTimeout
 from airflow_provider_brain.hooks.brain import IDEMPOTENCY_METADATA_KEY, BrainHook
+from airflow_provider_brain.hooks.uploads import SizedStream
 from airflow_provider_brain.links import ASSET_URL_XCOM_KEY, BrainAssetLink
 from airflow_provider_brain.models import Asset, AssetStatus
 from airflow_provider_brain.triggers.asset import BrainAssetTrigger, raise_for_event
@@ -184,7 +185,12 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
                 f"s3://{bucket}/{key} does not exist, or connection {self.aws_conn_id!r} may not read it"
             )
         if self.s3_transfer == "stream":
-            return self.hook.submit_file(lambda: s3.get_key(key, bucket).get()["Body"], async_=True, metadata=metadata)
+
+            def open_object() -> SizedStream:
+                response = s3.get_key(key, bucket).get()
+                return SizedStream(response["Body"], response["ContentLength"])
+
+            return self.hook.submit_file(open_object, async_=True, metadata=metadata)
         url = presigned_get_url(s3, bucket, key, expires_in=self.presigned_url_expires, hint="try s3_transfer='stream'")
         return self.hook.submit_url(url, async_=True, metadata=metadata, idempotency_key=metadata[IDEMPOTENCY_KEY])
 

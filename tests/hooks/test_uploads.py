@@ -11,7 +11,7 @@ import pytest
 
 from airflow_provider_brain.exceptions import BrainError
 from airflow_provider_brain.hooks.brain import BrainHook
-from airflow_provider_brain.hooks.uploads import FILE_BLOCK
+from airflow_provider_brain.hooks.uploads import FILE_BLOCK, SizedStream
 from tests.fixtures.faults import Fault
 
 FRAMES = 700_000  # 2.8 MB of 16-bit stereo: several blocks, and not a whole number of them
@@ -93,6 +93,17 @@ def test_stream_of_unknown_size_is_sent_chunked(brain_conn, brain_server, audio)
     sent = record_requests(hook)
     asset = hook.submit_file(lambda: reader, async_=True)
     assert sent[0]["Transfer-Encoding"] == "chunked" and "Content-Length" not in sent[0]
+    assert reader.closed
+    assert stored_media(brain_server, asset.asset_id) == audio
+
+
+def test_stream_of_known_size_is_sent_with_content_length(brain_conn, brain_server, audio):
+    """An S3 body with its ContentLength, as BrainTranscribeOperator(s3_transfer="stream") passes it."""
+    reader = Reader(audio)
+    hook = BrainHook()
+    sent = record_requests(hook)
+    asset = hook.submit_file(lambda: SizedStream(reader, len(audio)), async_=True)
+    assert sent[0]["Content-Length"] == str(len(audio)) and "Transfer-Encoding" not in sent[0]
     assert reader.closed
     assert stored_media(brain_server, asset.asset_id) == audio
 
