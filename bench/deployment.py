@@ -228,7 +228,11 @@ def main() -> int:
                 s3.upload_file(str(clip), BUCKET, key)
                 uris.append(f"s3://{BUCKET}/{key}")
             print(f"{mode}: {args.files} files ...", flush=True)
-            results[mode] = run_mode(stack, mode, uris, args.timeout, args.batch_size)
+            try:
+                results[mode] = run_mode(stack, mode, uris, args.timeout, args.batch_size)
+            except RuntimeError as err:  # A failed run of one way: say so in its column, measure the others.
+                print(f"    {err}", flush=True)
+                continue
             print(f"    {results[mode]}", flush=True)
     finally:
         stack.down()
@@ -252,7 +256,8 @@ def main() -> int:
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for label, key, fmt in rows:
-        print("| " + " | ".join([label, *(fmt.format(results[m][key]) for m in modes)]) + " |")
+        cells = (fmt.format(results[m][key]) if m in results else "run failed" for m in modes)
+        print("| " + " | ".join([label, *cells]) + " |")
     return 0
 
 

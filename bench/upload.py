@@ -127,13 +127,13 @@ def main() -> None:
     mib = args.size_mib
     speeds = {name: sorted(mib / run["seconds"] for run in results) for name, results in runs.items()}
     print(f"Upload of {mib} MiB to the local Brain server (loopback), best of {args.rounds} rounds, this machine:")
-    print(f"{'':24}{'MiB/s':>8}{'spread':>12}{'% of curl':>11}{'peak RSS (MiB)':>16}{'RSS growth (MiB)':>18}")
+    print(f"{'':30}{'MiB/s':>8}{'spread':>12}{'% of curl':>11}{'peak RSS (MiB)':>16}{'RSS growth (MiB)':>18}")
     for name, label in [("curl", "curl -T (baseline)"), *MODES.items()]:
         best, worst = speeds[name][-1], speeds[name][0]
         peak = max(run["peak_kib"] for run in runs[name]) / 1024
         growth = f"{max(run['rss_growth_kib'] for run in runs[name]) / 1024:.1f}" if name != "curl" else ""
         print(
-            f"{label:24}{best:>8.0f}{f'{worst:.0f}-{best:.0f}':>12}{100 * best / speeds['curl'][-1]:>10.0f}%"
+            f"{label:30}{best:>8.0f}{f'{worst:.0f}-{best:.0f}':>12}{100 * best / speeds['curl'][-1]:>10.0f}%"
             f"{peak:>16.1f}{growth:>18}"
         )
 
