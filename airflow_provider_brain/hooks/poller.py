@@ -77,9 +77,8 @@ class ListingScan:
     Drive it with ``next_call()`` and ``feed(page)`` until ``next_call()`` is ``None``; then ``seen`` holds
     the watched assets the listing showed (summaries: status, created, duration, metadata), and
     ``missing`` the ids to fetch one by one. ``created`` remembers when each watched asset was created, so
-    later cycles know how far back to read: never past the oldest watched asset (less ``CREATED_SLACK``).
-    An id whose creation time is still unknown (a new wait) does not extend the scan past its first page:
-    a direct fetch teaches its creation time for the next cycle.
+    later cycles know how far back to read. Another page is read while it is likely to save requests
+    (``_worth_another_page``); ``outcome()`` then says what is settled and what to fetch by id.
     """
 
     watched: set[str]
@@ -103,22 +102,26 @@ class ListingScan:
         self.pages += 1
         self._next_offset = next_offset
         self._page_oldest = None
+        # Only watched items are parsed: a page holds up to 1,000 others, read every interval.
         for item in results:
-            if not isinstance(item, Mapping):
-                continue
-            created = parse_api_time(item.get("created"))
-            if created is not None:
-                self._page_oldest = created
-            asset_id = item.get("asset_id")
+            asset_id = item.get("asset_id") if isinstance(item, Mapping) else None
             if asset_id in self.watched and asset_id not in self.seen:
                 asset = Asset.from_json(item)
                 self.seen[asset.asset_id] = asset
-                if created is not None:
+                if (created := parse_api_time(asset.created)) is not None:
                     self.created[asset.asset_id] = created
+        if results and isinstance(results[-1], Mapping):
+            self._page_oldest = parse_api_time(results[-1].get("created"))  # newest first: the last is oldest
 
     @property
     def missing(self) -> set[str]:
         return self.watched - self.seen.keys()
+
+    def outcome(self) -> tuple[dict[str, Asset], set[str]]:
+        """After the scan: the watched assets it settled (done, or failed with their reason), and the ids to
+        fetch by id (not listed, or failed without a reason in the listing)."""
+        settled = {i: a for i, a in self.seen.items() if not a.is_processing and not needs_direct_fetch(a)}
+        return settled, self.missing | {i for i, a in self.seen.items() if needs_direct_fetch(a)}
 
     def _worth_another_page(self) -> bool:
         """Whether the next page is likely to save requests: more ids still to find, among those created
@@ -163,12 +166,6 @@ class AssetPoller:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._interval = float("inf")
-        #: Requests sent so far (listing pages and direct fetches); for benchmarks and logs.
-        self.requests = 0
-
-    @property
-    def watching(self) -> int:
-        return len(self._waiters)
 
     async def wait(self, asset_id: str, poll_interval: float) -> Asset:
         """Wait until ``asset_id`` is done or failed and return it; checks begin with the poller's next cycle."""
@@ -229,14 +226,8 @@ class AssetPoller:
         if len(watched) > DIRECT_FETCH_MAX:
             scan = ListingScan(watched, self._created)
             while (call := scan.next_call()) is not None:
-                self.requests += 1
                 scan.feed(await self.hook._arequest(call))
-            to_fetch = scan.missing
-            for asset_id, asset in scan.seen.items():
-                if needs_direct_fetch(asset):
-                    to_fetch = to_fetch | {asset_id}
-                elif not asset.is_processing:
-                    settled[asset_id] = asset
+            settled, to_fetch = scan.outcome()
         settled.update(await self._fetch_each(to_fetch))
         for asset_id, asset in settled.items():
             for waiter in self._waiters.get(asset_id, ()):
@@ -250,7 +241,6 @@ class AssetPoller:
 
         async def fetch(asset_id: str) -> None:
             async with semaphore:
-                self.requests += 1
                 try:
                     asset = Asset.from_json(await self.hook._arequest(get_asset_call(asset_id)))
                 except BrainNotFound:
@@ -337,12 +327,7 @@ def _settle_sync(hook: BrainHook, watched: set[str], created: dict[str, datetime
         scan = ListingScan(watched, created)
         while (call := scan.next_call()) is not None:
             scan.feed(hook._request(call))
-        to_fetch = scan.missing
-        for asset_id, asset in scan.seen.items():
-            if needs_direct_fetch(asset):
-                to_fetch.add(asset_id)
-            elif not asset.is_processing:
-                settled[asset_id] = asset
+        settled, to_fetch = scan.outcome()
     for asset_id in sorted(to_fetch):
         try:
             asset = Asset.from_json(hook._request(get_asset_call(asset_id)))
