@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -236,52 +236,30 @@ class BrainHook(BaseHook):
             With ``async_=True`` a read timeout is then retried too; a synchronous submission whose earlier
             attempt is found returns that asset as it is, possibly still ``processing``.
         """
-        if urlsplit(url).scheme not in ("http", "https"):
-            raise ValueError("Brain can only fetch http:// or https:// URLs; upload other media with submit_file")
-        config: dict[str, Any] = {"async": async_}
-        if callback:
-            config["callback"] = callback
-        payload: dict[str, Any] = {"audio": {"url": url}, "config": config}
-        if metadata or idempotency_key:
-            payload["metadata"] = dict(metadata or {})
+        call = _url_call(url, async_=async_, metadata=metadata, callback=callback, idempotency_key=idempotency_key)
         if idempotency_key:
-            payload["metadata"][IDEMPOTENCY_METADATA_KEY] = idempotency_key
-        call = Call("POST", "/speech:recognize", json=payload)
-        if idempotency_key:
-            asset = self._submit_once(call, idempotency_key, retry_read_timeouts=async_)
+            asset = idempotency.submit_once(self.transport, call, idempotency_key, retry_read_timeouts=async_)
             if not async_ and asset.is_processing:
                 # An earlier attempt was found still at work: wait for it, as a synchronous submission does.
                 asset = self.wait_for_asset(asset.asset_id, timeout=self.settings.timeout)
         else:
             asset = Asset.from_json(self._request(call))
-        if payload.get("metadata") and not asset.metadata:
-            # A processing asset's JSON omits metadata; report what was stored.
-            asset = dataclasses.replace(asset, metadata=dict(payload["metadata"]))
-        log.info("Submitted a URL to Brain: asset %s (%s)", asset.asset_id, asset.status.value)
-        return asset
+        return _submitted(asset, call)
 
-    def _submit_once(self, call: Call, key: str, *, retry_read_timeouts: bool) -> Asset:
-        """Send a submission with the retry policy, looking for an earlier attempt's asset before each resend."""
-        started = datetime.now(UTC)
-        attempts = 0
+    async def asubmit_url(
+        self, url: str, *, metadata: Mapping[str, Any] | None = None, idempotency_key: str | None = None
+    ) -> Asset:
+        """Async ``submit_url(async_=True)`` for triggers: returns the ``processing`` asset at once.
 
-        def attempt() -> Asset:
-            nonlocal attempts
-            attempts += 1
-            if attempts > 1:
-                # One try per page: the submission's own retries cover an outage that also hits the lookup.
-                earlier = self.find_asset_by_idempotency_key(key, created_after=started, retry=False)
-                if earlier is not None:
-                    log.info(
-                        "Brain had accepted an earlier attempt of this submission as asset %s: not sending it again",
-                        earlier.asset_id,
-                    )
-                    # The listing is a summary: fetch the asset itself, as the submission would have answered.
-                    return Asset.from_json(self._send(poller.get_asset_call(earlier.asset_id, False)))
-            return Asset.from_json(self._send(call))
-
-        policy = self.transport.policy(call, idempotent=retry_read_timeouts)
-        return tenacity.Retrying(**policy)(attempt)
+        The same payload, retry policy and idempotency-key lookup before each resend as ``submit_url``.
+        """
+        call = _url_call(url, async_=True, metadata=metadata, callback=None, idempotency_key=idempotency_key)
+        transport = await self.aget_transport()
+        if idempotency_key:
+            asset = await idempotency.asubmit_once(transport, call, idempotency_key)
+        else:
+            asset = Asset.from_json(await transport.arequest(call))
+        return _submitted(asset, call)
 
     def find_asset_by_idempotency_key(
         self,
@@ -299,10 +277,15 @@ class BrainHook(BaseHook):
 
         :param retry: ``False`` sends each page request once (for use inside a call that retries itself).
         """
-        found = self.find_assets_by_idempotency_keys(
-            [key], created_after=created_after, max_assets=max_assets, retry=retry, page_size=100
-        )
-        return found.get(key)
+        scan = idempotency.KeyScan([key], created_after=created_after, max_assets=max_assets)
+        return idempotency.find_keys(self.transport, scan, retry=retry).get(key)
+
+    async def afind_asset_by_idempotency_key(
+        self, key: str, *, created_after: datetime | None = None, max_assets: int = MAX_LOOKUP_ASSETS
+    ) -> Asset | None:
+        """Async ``find_asset_by_idempotency_key`` (for triggers)."""
+        scan = idempotency.KeyScan([key], created_after=created_after, max_assets=max_assets)
+        return (await idempotency.afind_keys(await self.aget_transport(), scan)).get(key)
 
     def find_assets_by_idempotency_keys(
         self,
@@ -316,10 +299,10 @@ class BrainHook(BaseHook):
         """For each idempotency key, the newest asset (not failed) that carries it; keys without one are absent.
 
         One scan of the listing, newest first, for all keys at once (a batch retry looks up thousands of
-        files in a few pages); where it stops: ``idempotency.match_keys``.
+        files in a few pages); where it stops: ``idempotency.KeyScan``.
         """
-        assets = self._iter_assets(include_unfinished=True, page_size=page_size, retry=retry)
-        return idempotency.match_keys(assets, keys, created_after=created_after, max_assets=max_assets)
+        scan = idempotency.KeyScan(keys, created_after=created_after, max_assets=max_assets)
+        return idempotency.find_keys(self.transport, scan, page_size=page_size, retry=retry)
 
     # ------------------------------------------------------------------ API: assets
 
@@ -410,3 +393,34 @@ class BrainHook(BaseHook):
         except (BrainError, ValueError) as err:
             return False, str(err)
         return True, f"Connected to Brain at {self.settings.base_url}"
+
+
+def _url_call(
+    url: str,
+    *,
+    async_: bool,
+    metadata: Mapping[str, Any] | None,
+    callback: str | None,
+    idempotency_key: str | None,
+) -> Call:
+    """The JSON form of ``POST /speech:recognize`` for media at ``url``."""
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ValueError("Brain can only fetch http:// or https:// URLs; upload other media with submit_file")
+    config: dict[str, Any] = {"async": async_}
+    if callback:
+        config["callback"] = callback
+    payload: dict[str, Any] = {"audio": {"url": url}, "config": config}
+    if metadata or idempotency_key:
+        payload["metadata"] = dict(metadata or {})
+    if idempotency_key:
+        payload["metadata"][IDEMPOTENCY_METADATA_KEY] = idempotency_key
+    return Call("POST", "/speech:recognize", json=payload)
+
+
+def _submitted(asset: Asset, call: Call) -> Asset:
+    """The asset a URL submission answered, with the metadata it stored (a processing asset's JSON omits it)."""
+    stored = (call.json or {}).get("metadata")
+    if stored and not asset.metadata:
+        asset = dataclasses.replace(asset, metadata=dict(stored))
+    log.info("Submitted a URL to Brain: asset %s (%s)", asset.asset_id, asset.status.value)
+    return asset

@@ -1,15 +1,25 @@
 """Idempotency keys: how a submission names itself in its asset's metadata, and how a retry finds it again.
 
 A submission stores its key under ``IDEMPOTENCY_METADATA_KEY``; a retry (of an HTTP call whose answer was
-lost, or of a task whose worker died) scans the newest assets for it instead of submitting again.
+lost, or of a task whose worker or trigger died) scans the newest assets for it instead of submitting
+again. ``KeyScan`` decides what a scan keeps and where it stops, free of I/O; the sync and async twins
+below (``find_keys``/``afind_keys``, ``submit_once``/``asubmit_once``) differ only in how they send.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
+import tenacity
+
+from airflow_provider_brain.hooks.poller import get_asset_call, list_page_call, page_results
 from airflow_provider_brain.models import Asset, parse_api_time
+
+if TYPE_CHECKING:
+    from airflow_provider_brain.hooks.transport import Call, Transport
 
 #: Metadata key under which a submission records its idempotency key (``submit_url(idempotency_key=...)``).
 IDEMPOTENCY_METADATA_KEY = "airflow_idempotency_key"
@@ -17,6 +27,47 @@ IDEMPOTENCY_METADATA_KEY = "airflow_idempotency_key"
 MAX_LOOKUP_ASSETS = 1000
 #: Servers may stamp whole seconds and clocks differ a little: a lookup reaches this far before its cutoff.
 CLOCK_SLACK = timedelta(seconds=60)
+#: Page size of a lookup for one key: most lookups end on the first page.
+LOOKUP_PAGE_SIZE = 100
+
+log = logging.getLogger(__name__)
+
+
+class KeyScan:
+    """A scan of assets listed newest first for idempotency keys: what it keeps and when it stops.
+
+    For each key it keeps the newest asset (not failed) that carries it. It stops at the first asset created
+    before ``created_after`` (less ``CLOCK_SLACK``), after ``max_assets`` (default: no count limit with
+    ``created_after``, else ``MAX_LOOKUP_ASSETS`` or twice the number of keys, whichever is more), or once
+    every key is found, so the caller's listing fetches only the pages it needs.
+    """
+
+    def __init__(
+        self, keys: Iterable[str], *, created_after: datetime | None = None, max_assets: int | None = None
+    ) -> None:
+        self.wanted = set(keys)
+        self.found: dict[str, Asset] = {}
+        self.scanned = 0
+        if max_assets is not None:
+            self.limit: float = max_assets
+        elif created_after is not None:
+            self.limit = float("inf")  # The cutoff bounds the scan, however many assets others created meanwhile.
+        else:
+            self.limit = max(MAX_LOOKUP_ASSETS, 2 * len(self.wanted))
+        if created_after is not None and created_after.tzinfo is None:
+            created_after = created_after.replace(tzinfo=UTC)  # naive datetimes in Airflow are UTC
+        self.cutoff = created_after - CLOCK_SLACK if created_after else None
+
+    def feed(self, asset: Asset) -> bool:
+        """Look at the next asset of the listing; ``False`` once the scan should stop."""
+        created = parse_api_time(asset.created)
+        if self.scanned >= self.limit or (self.cutoff and created and created < self.cutoff):
+            return False
+        self.scanned += 1
+        key = asset.metadata.get(IDEMPOTENCY_METADATA_KEY)
+        if key in self.wanted and key not in self.found and not asset.is_failed:
+            self.found[key] = asset
+        return len(self.found) < len(self.wanted)
 
 
 def match_keys(
@@ -26,30 +77,78 @@ def match_keys(
     created_after: datetime | None = None,
     max_assets: int | None = None,
 ) -> dict[str, Asset]:
-    """For each key, the newest asset (not failed) that carries it, read from assets listed newest first.
-
-    Stops at the first asset created before ``created_after`` (less ``CLOCK_SLACK``), after ``max_assets``
-    (default: no count limit with ``created_after``, else ``MAX_LOOKUP_ASSETS`` or twice the number of keys,
-    whichever is more), or once every key is found, so the caller's listing fetches only the pages it needs.
-    """
-    wanted = set(keys)
-    if max_assets is not None:
-        limit: float = max_assets
-    elif created_after is not None:
-        limit = float("inf")  # The cutoff bounds the scan, however many assets others created meanwhile.
-    else:
-        limit = max(MAX_LOOKUP_ASSETS, 2 * len(wanted))
-    if created_after is not None and created_after.tzinfo is None:
-        created_after = created_after.replace(tzinfo=UTC)  # naive datetimes in Airflow are UTC
-    cutoff = created_after - CLOCK_SLACK if created_after else None
-    found: dict[str, Asset] = {}
-    for scanned, asset in enumerate(newest_first):
-        created = parse_api_time(asset.created)
-        if scanned >= limit or (cutoff and created and created < cutoff):
+    """For each key, the newest asset (not failed) that carries it, read from assets listed newest first
+    (where the scan stops: ``KeyScan``)."""
+    scan = KeyScan(keys, created_after=created_after, max_assets=max_assets)
+    for asset in newest_first:
+        if not scan.feed(asset):
             break
-        key = asset.metadata.get(IDEMPOTENCY_METADATA_KEY)
-        if key in wanted and key not in found and not asset.is_failed:
-            found[key] = asset
-            if len(found) == len(wanted):
-                break
-    return found
+    return scan.found
+
+
+def find_keys(
+    transport: Transport, scan: KeyScan, *, page_size: int = LOOKUP_PAGE_SIZE, retry: bool = True
+) -> dict[str, Asset]:
+    """Run ``scan`` over the listing (every status, newest first), one page at a time, as far as it needs."""
+    offset: int | None = 0
+    while offset is not None:
+        results, offset = page_results(transport.request(list_page_call(offset, page_size), retry=retry))
+        if not all(scan.feed(Asset.from_json(item)) for item in results):
+            break
+    return scan.found
+
+
+async def afind_keys(
+    transport: Transport, scan: KeyScan, *, page_size: int = LOOKUP_PAGE_SIZE, retry: bool = True
+) -> dict[str, Asset]:
+    """Async ``find_keys`` (for triggers)."""
+    offset: int | None = 0
+    while offset is not None:
+        results, offset = page_results(await transport.arequest(list_page_call(offset, page_size), retry=retry))
+        if not all(scan.feed(Asset.from_json(item)) for item in results):
+            break
+    return scan.found
+
+
+def _resend_note(asset_id: str) -> None:
+    log.info("Brain had accepted an earlier attempt of this submission as asset %s: not sending it again", asset_id)
+
+
+def submit_once(transport: Transport, call: Call, key: str, *, retry_read_timeouts: bool) -> Asset:
+    """Send a submission with the retry policy, looking for an earlier attempt's asset before each resend.
+
+    One try per lookup page: the submission's own retries cover an outage that also hits the lookup. The
+    listing is a summary, so a found asset is fetched itself, as the submission would have answered.
+    """
+    started = datetime.now(UTC)
+    attempts = 0
+
+    def attempt() -> Asset:
+        nonlocal attempts
+        attempts += 1
+        if attempts > 1:
+            earlier = find_keys(transport, KeyScan([key], created_after=started), retry=False).get(key)
+            if earlier is not None:
+                _resend_note(earlier.asset_id)
+                return Asset.from_json(transport.send(get_asset_call(earlier.asset_id)))
+        return Asset.from_json(transport.send(call))
+
+    return tenacity.Retrying(**transport.policy(call, idempotent=retry_read_timeouts))(attempt)
+
+
+async def asubmit_once(transport: Transport, call: Call, key: str) -> Asset:
+    """Async ``submit_once`` for an asynchronous submission (so read timeouts are retried too)."""
+    started = datetime.now(UTC)
+    attempts = 0
+
+    async def attempt() -> Asset:
+        nonlocal attempts
+        attempts += 1
+        if attempts > 1:
+            earlier = (await afind_keys(transport, KeyScan([key], created_after=started), retry=False)).get(key)
+            if earlier is not None:
+                _resend_note(earlier.asset_id)
+                return Asset.from_json(await transport.asend(get_asset_call(earlier.asset_id)))
+        return Asset.from_json(await transport.asend(call))
+
+    return await tenacity.AsyncRetrying(**transport.policy(call, idempotent=True))(attempt)

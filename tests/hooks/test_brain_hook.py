@@ -140,13 +140,18 @@ def assets_with_source(source: str) -> list[str]:
     ],
     ids=["accepted-502", "accepted-reset", "refused-503", "no-fault"],
 )
-def test_a_keyed_submission_is_never_sent_twice(brain_conn, fault_proxy, media_url, fault):
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_a_keyed_submission_is_never_sent_twice(brain_conn, fault_proxy, media_url, fault, path):
+    """The worker's ``submit_url`` and the trigger's ``asubmit_url`` look for an accepted attempt alike."""
     brain_conn(url=fault_proxy.url)
     source = f"test://{uuid.uuid4().hex}"
     if fault:
         fault_proxy.add(dataclasses.replace(fault, path_prefix="/speech:recognize"))
 
-    asset = fast_hook().submit_url(media_url, async_=True, metadata={"source": source}, idempotency_key=source)
+    if path == "sync":
+        asset = fast_hook().submit_url(media_url, async_=True, metadata={"source": source}, idempotency_key=source)
+    else:
+        asset = asyncio.run(fast_hook().asubmit_url(media_url, metadata={"source": source}, idempotency_key=source))
 
     posts = [s.faulted for s in fault_proxy.requests_to("/speech:recognize", "POST")]
     lookups = len(fault_proxy.requests_to("/assets?", "GET"))
