@@ -43,7 +43,11 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": "Brain",
-                "python-modules": ["airflow_provider_brain.triggers.asset", "airflow_provider_brain.triggers.batch"],
+                "python-modules": [
+                    "airflow_provider_brain.triggers.asset",
+                    "airflow_provider_brain.triggers.batch",
+                    "airflow_provider_brain.triggers.transcribe",
+                ],
             },
         ],
         "transfers": [

@@ -110,6 +110,18 @@ class Asset:
             "word_count": self.word_count,
         }
 
+    def task_result(self, *, source: str, times: bool = False, transcript: bool = False) -> dict[str, Any]:
+        """What a transcribe task returns for XCom: ``summary()`` and ``source``, plus word timings if ``times``
+        (and the asset was fetched with them) and the transcript only if ``transcript``."""
+        result: dict[str, Any] = {**self.summary(), "source": source}
+        if transcript:
+            result["transcript"] = self.transcript
+        if times and self.words is not None:
+            result["words"] = [
+                {"word": w.word, "start": w.start, "end": w.end, "confidence": w.confidence} for w in self.words
+            ]
+        return result
+
     @classmethod
     def from_json(cls, data: object) -> Asset:
         """Parse one asset object of the API; raise ``BrainAPIError`` for JSON that is not one."""

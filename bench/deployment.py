@@ -6,14 +6,16 @@
 3. ``naive``: what users write today: a ``@task`` (PythonOperator) that presigns, POSTs with ``requests``
    and loops ``while``/``sleep`` until the transcript is done, holding its worker slot all along;
 4. ``batch``: ``BrainTranscribeBatchOperator(deferrable=True)`` mapped over chunks of ``--batch-size``
-   files: one task submits a chunk, one trigger waits for all of it.
+   files: one task submits a chunk, one trigger waits for all of it;
+5. ``trigger``: ``BrainTranscribeOperator(start_from_trigger=True)``: each mapped task starts, submits,
+   waits and ends in the triggerer, with no worker at all.
 
 For each: wall time of the DAG run, peak worker slots occupied (task processes alive under the two
 Celery workers, sampled every 0.25 s), slot-seconds (those slots integrated over time) and CPU seconds
 of the workers, the triggerer and the scheduler (user + system of every process of the component,
 including reaped children). All three poll every 2 s.
 
-    .venv/bin/python bench/deployment.py            # 200 files, all four ways (about 20 minutes here)
+    .venv/bin/python bench/deployment.py            # 200 files, all five ways (about 25 minutes here)
     .venv/bin/python bench/deployment.py --files 40 --modes deferrable,naive
     .venv/bin/python bench/deployment.py --files 48 --brain-latency 30   # a service that takes 30 s a file
 """
@@ -36,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from deploy.stack import WORKERS, Stack  # noqa: E402
 
 BUCKET = "bench-audio"
-MODES = ("deferrable", "reschedule", "naive", "batch")
+MODES = ("deferrable", "reschedule", "naive", "batch", "trigger")
 POLL = 2
 
 DAGS = '''
@@ -65,6 +67,11 @@ with DAG(dag_id="bench_deferrable", **COMMON):
     BrainTranscribeOperator.partial(task_id="transcribe", deferrable=True, poll_interval=POLL).expand(
         s3_uri=audio_uris()
     )
+
+with DAG(dag_id="bench_trigger", **COMMON):
+    BrainTranscribeOperator.partial(
+        task_id="transcribe", start_from_trigger=True, deferrable=True, poll_interval=POLL
+    ).expand(s3_uri=audio_uris())
 
 with DAG(dag_id="bench_reschedule", **COMMON):
 

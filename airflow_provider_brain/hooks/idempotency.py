@@ -8,6 +8,7 @@ below (``find_keys``/``afind_keys``, ``submit_once``/``asubmit_once``) differ on
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,14 @@ CLOCK_SLACK = timedelta(seconds=60)
 LOOKUP_PAGE_SIZE = 100
 
 log = logging.getLogger(__name__)
+
+
+def task_key(dag_id: str, run_id: str, task_id: str, map_index: int | None, source: str) -> str:
+    """The idempotency key of one task instance across its tries, and its audio: dag id, run id, task id, map
+    index and a hash of the source (so a cleared mapped task whose index now names another file is not
+    confused with its earlier self). No secrets: the source is already stripped of query strings."""
+    digest = hashlib.sha256(source.encode()).hexdigest()[:12]
+    return f"{dag_id}/{run_id}/{task_id}/{map_index}/{digest}"
 
 
 class KeyScan:

@@ -182,6 +182,22 @@ class AssetPoller:
         finally:
             self._forget(asset_id, waiter)
 
+    async def wait_until(self, asset_id: str, poll_interval: float, end_time: float | None) -> Asset | None:
+        """``wait``, up to the wall-clock deadline ``end_time`` (``time.time()`` seconds; ``None``: for ever).
+
+        ``None`` if the asset was still processing at the deadline. Wall-clock, not monotonic: a deadline a
+        trigger serialised must survive a triggerer restart. One last fetch at the deadline, so an asset
+        that finished just then is not a timeout.
+        """
+        if end_time is None:
+            return await self.wait(asset_id, poll_interval)
+        try:
+            return await asyncio.wait_for(self.wait(asset_id, poll_interval), max(0.0, end_time - time.time()))
+        except TimeoutError:
+            pass
+        asset = await self.hook.aget_asset(asset_id)
+        return None if asset.is_processing else asset
+
     def _forget(self, asset_id: str, waiter: _Waiter) -> None:
         waiters = self._waiters.get(asset_id)
         if waiters and waiter in waiters:

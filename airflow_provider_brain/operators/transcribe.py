@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -11,14 +10,23 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow.sdk import BaseOperator, ResumableJobMixin, conf
+from airflow.sdk.definitions.mappedoperator import OperatorPartial
 
 from airflow_provider_brain.exceptions import BrainAssetFailed, BrainNotFound, BrainTimeout
 from airflow_provider_brain.hooks.brain import IDEMPOTENCY_METADATA_KEY, BrainHook
+from airflow_provider_brain.hooks.idempotency import task_key
 from airflow_provider_brain.hooks.uploads import SizedStream
 from airflow_provider_brain.links import ASSET_URL_XCOM_KEY, BrainAssetLink
 from airflow_provider_brain.models import Asset, AssetStatus
+from airflow_provider_brain.operators import trigger_start
 from airflow_provider_brain.triggers.asset import BrainAssetTrigger, raise_for_event
-from airflow_provider_brain.utils.audio_sources import mask_url_secrets, parse_s3_uri, presigned_get_url, public_url
+from airflow_provider_brain.utils.audio_sources import (
+    AudioLocation,
+    existing_s3_object,
+    mask_url_secrets,
+    presigned_get_url,
+    public_url,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -33,8 +41,7 @@ def idempotency_key(context: Context, source: str) -> str:
     hash of the source (so a cleared mapped task whose index now names another file is not confused
     with its earlier self). No secrets: the source is already stripped of query strings."""
     ti = context["ti"]
-    digest = hashlib.sha256(source.encode()).hexdigest()[:12]
-    return f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{ti.map_index}/{digest}"
+    return task_key(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, source)
 
 
 def _asset_id_of(external_id: Any) -> str:
@@ -102,26 +109,11 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         times: bool = False,
         return_transcript: bool = False,
         metadata: Mapping[str, Any] | None = None,
+        start_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        given = [
-            name
-            for name, value in (
-                ("s3_uri", s3_uri),
-                ("s3_bucket/s3_key", s3_bucket or s3_key),
-                ("audio_url", audio_url),
-                ("local_path", local_path),
-            )
-            if value
-        ]
-        if len(given) != 1:
-            raise ValueError(
-                "BrainTranscribeOperator needs exactly one audio source: s3_uri (or s3_bucket with s3_key), "
-                f"audio_url or local_path; got {', '.join(given) if given else 'none'}"
-            )
-        if (s3_bucket or s3_key) and not (s3_bucket and s3_key):
-            raise ValueError("BrainTranscribeOperator: s3_bucket and s3_key go together; give both, or use s3_uri")
+        AudioLocation(s3_uri, s3_bucket, s3_key, audio_url, local_path).check("BrainTranscribeOperator")
         if s3_transfer not in S3_TRANSFERS:
             raise ValueError(f"s3_transfer must be one of {S3_TRANSFERS}, not {s3_transfer!r}")
         if poll_interval <= 0 or timeout <= 0:
@@ -143,6 +135,18 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         self.return_transcript = return_transcript
         self.metadata = dict(metadata or {})
         self._last_result: dict[str, Any] | None = None
+        self._start_from_trigger_asked = start_from_trigger
+        self.start_from_trigger = start_from_trigger and trigger_start.blocker(vars(self)) is None
+        if self.start_from_trigger:
+            self.start_trigger_args = trigger_start.start_trigger_args(vars(self))
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
+        """``BaseOperator.partial``, whose ``expand()`` also sets up ``start_from_trigger`` for the mapped task
+        (Airflow runs no ``__init__`` per map index at parse time)."""
+        from airflow.sdk.bases.operator import partial as sdk_partial
+
+        return _TriggerStartPartial.wrap(sdk_partial(cls, **kwargs))
 
     @cached_property
     def hook(self) -> BrainHook:
@@ -150,21 +154,17 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
 
     # ------------------------------------------------------------------ the source
 
+    @property
+    def location(self) -> AudioLocation:
+        return AudioLocation(self.s3_uri, self.s3_bucket, self.s3_key, self.audio_url, self.local_path)
+
     def _s3_location(self) -> tuple[str, str] | None:
-        if self.s3_uri:
-            return parse_s3_uri(self.s3_uri)
-        if self.s3_bucket and self.s3_key:
-            return self.s3_bucket, self.s3_key
-        return None
+        return self.location.s3
 
     @property
     def source(self) -> str:
         """Where the audio comes from, safe to log and store (no presigned query string)."""
-        if location := self._s3_location():
-            return f"s3://{location[0]}/{location[1]}"
-        if self.audio_url:
-            return public_url(self.audio_url)
-        return str(self.local_path)
+        return self.location.label
 
     def _submit(self, metadata: dict[str, Any]) -> Asset:
         if location := self._s3_location():
@@ -177,13 +177,7 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         return self.hook.submit_file(str(self.local_path), async_=True, metadata=metadata)
 
     def _submit_s3(self, bucket: str, key: str, *, metadata: dict[str, Any]) -> Asset:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        s3 = S3Hook(aws_conn_id=self.aws_conn_id)
-        if not s3.check_for_key(key, bucket):
-            raise FileNotFoundError(
-                f"s3://{bucket}/{key} does not exist, or connection {self.aws_conn_id!r} may not read it"
-            )
+        s3 = existing_s3_object(self.aws_conn_id, bucket, key)
         if self.s3_transfer == "stream":
 
             def open_object() -> SizedStream:
@@ -197,6 +191,12 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
     # ------------------------------------------------------------------ ResumableJobMixin
 
     def execute(self, context: Context) -> Any:
+        if self._start_from_trigger_asked:
+            why = trigger_start.blocker(vars(self)) or (
+                "Airflow started it in a worker (`airflow dags test` ignores start_from_trigger, and a mapped "
+                "expansion the triggerer cannot resolve per index is started in a worker: see the DAG processor's log)"
+            )
+            self.log.info("start_from_trigger=True, but this task runs in a worker: %s", why)
         return self.execute_resumable(context)
 
     def submit_job(self, context: Context) -> Any:
@@ -303,13 +303,7 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
             raise BrainAssetFailed(asset.asset_id, asset.error or "")
         if not asset.is_done and self.wait_for_completion:
             raise BrainTimeout(asset.asset_id, self.timeout)
-        result: dict[str, Any] = {**asset.summary(), "source": self.source}
-        if self.return_transcript:
-            result["transcript"] = asset.transcript
-        if self.times and asset.words is not None:
-            result["words"] = [
-                {"word": w.word, "start": w.start, "end": w.end, "confidence": w.confidence} for w in asset.words
-            ]
+        result = asset.task_result(source=self.source, times=self.times, transcript=self.return_transcript)
         self.log.info(
             "Brain asset %s: %s, %.1f s of audio, %d words",
             asset.asset_id,
@@ -319,3 +313,17 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         )
         self._last_result = result
         return result
+
+
+class _TriggerStartPartial(OperatorPartial):
+    """``OperatorPartial`` whose ``expand()``/``expand_kwargs()`` let the mapped task start in the triggerer."""
+
+    @classmethod
+    def wrap(cls, partial: OperatorPartial) -> _TriggerStartPartial:
+        partial._expand_called = True  # Replaced by this one: no "never mapped" warning for it.
+        return cls(operator_class=partial.operator_class, kwargs=partial.kwargs, params=partial.params)
+
+    def _expand(self, expand_input: Any, *, strict: bool) -> Any:
+        mapped = super()._expand(expand_input, strict=strict)
+        trigger_start.start_mapped_in_triggerer(mapped)
+        return mapped

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,8 +9,8 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_brain.exceptions import BrainAssetFailed, BrainError, BrainTimeout, redact_urls
 from airflow_provider_brain.hooks.brain import BrainHook
-from airflow_provider_brain.hooks.poller import AssetPoller, shared_poller
-from airflow_provider_brain.models import Asset, validate_asset_id
+from airflow_provider_brain.hooks.poller import shared_poller
+from airflow_provider_brain.models import validate_asset_id
 
 #: Event statuses the trigger can yield; operators and sensors resume on them.
 DONE, FAILED, TIMEOUT, ERROR = "done", "failed", "timeout", "error"
@@ -75,7 +73,7 @@ class BrainAssetTrigger(BaseTrigger):
         poller = shared_poller(self.brain_conn_id)
         self.log.info("BrainAssetTrigger waiting for asset %s, polling every %g s", self.asset_id, self.poll_interval)
         try:
-            asset = await self._wait(poller)
+            asset = await poller.wait_until(self.asset_id, self.poll_interval, self.end_time)
             if asset is None:
                 yield self._event(TIMEOUT, f"Brain asset {self.asset_id} was still processing at the deadline")
             elif asset.is_done:
@@ -86,21 +84,6 @@ class BrainAssetTrigger(BaseTrigger):
                 )
         except Exception as err:  # One event, with a message, rather than a crashed trigger.
             yield self._event(ERROR, f"Waiting for Brain asset {self.asset_id} failed: {type(err).__name__}: {err}")
-
-    async def _wait(self, poller: AssetPoller) -> Asset | None:
-        """The asset once done or failed; ``None`` if it was still processing at the deadline."""
-        if self.end_time is None:
-            return await poller.wait(self.asset_id, self.poll_interval)
-        # Wall-clock, not monotonic: the deadline must survive a triggerer restart.
-        try:
-            return await asyncio.wait_for(
-                poller.wait(self.asset_id, self.poll_interval), max(0.0, self.end_time - time.time())
-            )
-        except TimeoutError:
-            pass
-        # One last look at the deadline: an asset that finished just now is not a timeout.
-        asset = await poller.hook.aget_asset(self.asset_id)
-        return None if asset.is_processing else asset
 
 
 def raise_for_event(event: dict[str, Any] | None, *, timeout: float | None = None) -> str:

@@ -3,6 +3,7 @@ and URLs made safe to log and store (no query string: a presigned URL's signatur
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -52,3 +53,64 @@ def mask_url_secrets(url: str) -> None:
         for _, value in parse_qsl(query):
             if len(value) >= 8:
                 mask_secret(value)
+
+
+@dataclass(frozen=True)
+class AudioLocation:
+    """Where one file's audio is, as a transcribe task names it: exactly one of an ``s3://`` URI, an S3 bucket
+    and key, an http(s) URL, or a file on the worker. Shared by the operator and the trigger that starts the
+    task in the triggerer, so both check and name a source alike."""
+
+    s3_uri: str | None = None
+    s3_bucket: str | None = None
+    s3_key: str | None = None
+    audio_url: str | None = None
+    local_path: str | None = None
+
+    def check(self, owner: str) -> None:
+        """Raise ``ValueError``, naming ``owner`` and the parameters, unless exactly one source is given."""
+        given = [
+            name
+            for name, value in (
+                ("s3_uri", self.s3_uri),
+                ("s3_bucket/s3_key", self.s3_bucket or self.s3_key),
+                ("audio_url", self.audio_url),
+                ("local_path", self.local_path),
+            )
+            if value
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                f"{owner} needs exactly one audio source: s3_uri (or s3_bucket with s3_key), "
+                f"audio_url or local_path; got {', '.join(given) if given else 'none'}"
+            )
+        if (self.s3_bucket or self.s3_key) and not (self.s3_bucket and self.s3_key):
+            raise ValueError(f"{owner}: s3_bucket and s3_key go together; give both, or use s3_uri")
+
+    @property
+    def s3(self) -> tuple[str, str] | None:
+        """``(bucket, key)`` for an S3 source, else ``None``."""
+        if self.s3_uri:
+            return parse_s3_uri(self.s3_uri)
+        if self.s3_bucket and self.s3_key:
+            return self.s3_bucket, self.s3_key
+        return None
+
+    @property
+    def label(self) -> str:
+        """Where the audio comes from, safe to log and store (no presigned query string)."""
+        if location := self.s3:
+            return f"s3://{location[0]}/{location[1]}"
+        if self.audio_url:
+            return public_url(self.audio_url)
+        return str(self.local_path)
+
+
+def existing_s3_object(aws_conn_id: str | None, bucket: str, key: str) -> Any:
+    """An ``S3Hook`` on ``aws_conn_id`` once the object is known to exist; a clear ``FileNotFoundError`` if not."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    s3 = S3Hook(aws_conn_id=aws_conn_id)
+    if not s3.check_for_key(key, bucket):
+        raise FileNotFoundError(f"s3://{bucket}/{key} does not exist, or connection {aws_conn_id!r} may not read it")
+    return s3

@@ -103,3 +103,29 @@ with DAG(dag_id="brain_mapped", **COMMON):
     BrainTranscribeOperator.partial(task_id="transcribe", deferrable=True, poll_interval=0.5).expand(
         s3_uri=to_uris(keys.output)
     )
+
+# start_from_trigger asked for where `airflow dags test` (which ignores it) or the source keeps the task in
+# a worker: each task runs as it would without it, and says why in its log.
+with DAG(dag_id="brain_trigger_start_fallback", **COMMON):
+    BrainTranscribeOperator(
+        task_id="presigned", s3_uri=f"s3://{BUCKET}/{KEY}", start_from_trigger=True, poll_interval=0.5
+    )
+    BrainTranscribeOperator(
+        task_id="streamed",
+        s3_bucket=BUCKET,
+        s3_key=f"{PREFIX}clip-0.mp3",
+        s3_transfer="stream",
+        start_from_trigger=True,
+        poll_interval=0.5,
+    )
+    BrainTranscribeOperator(
+        task_id="local", local_path=os.environ.get("BRAIN_TEST_LOCAL_PATH", "/nonexistent.wav"), start_from_trigger=True
+    )
+
+    @task
+    def more_uris() -> list[str]:
+        return [f"s3://{BUCKET}/{PREFIX}clip-{i}.mp3" for i in (1, 2)]
+
+    BrainTranscribeOperator.partial(task_id="mapped", start_from_trigger=True, poll_interval=0.5).expand(
+        s3_uri=more_uris()
+    )

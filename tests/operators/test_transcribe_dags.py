@@ -120,3 +120,18 @@ def test_mapped_over_s3_keys(dag_runner, s3_bucket, speech):
         (asset,) = assets_for(f"s3://{s3_bucket}/audio/clip-{i}.mp3")
         done = BrainHook().get_asset(asset.asset_id)
         assert jiwer.wer(speech.text([i]).lower(), done.transcript) <= WER_BOUND
+
+
+def test_start_from_trigger_falls_back_to_the_worker_and_says_why(dag_runner, s3_bucket, speech):
+    local = speech.file(3)
+    dag_runner.env["BRAIN_TEST_LOCAL_PATH"] = str(local)
+    code, output = dag_runner.test("brain_trigger_start_fallback")
+    assert_succeeded(code, output)
+    said = "start_from_trigger=True, but this task runs in a worker: "
+    assert output.count(said + "Airflow started it in a worker (`airflow dags test` ignores") == 3  # 1 + 2 mapped
+    assert output.count(said + "s3_transfer='stream' streams the object through a worker") == 1
+    assert output.count(said + "local_path names a file on a worker") == 1
+    sources = [f"s3://{s3_bucket}/calls/one.wav", *(f"s3://{s3_bucket}/audio/clip-{i}.mp3" for i in range(3))]
+    for source in [*sources, str(local)]:
+        (asset,) = assets_for(source)
+        assert BrainHook().get_asset(asset.asset_id).is_done, source

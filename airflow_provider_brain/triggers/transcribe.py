@@ -1,0 +1,263 @@
+"""Transcribe one file entirely in the triggerer: presign, submit, wait and end the task, with no worker.
+
+``BrainTranscribeOperator(start_from_trigger=True)`` defers straight from the scheduler to this trigger
+(Airflow 3.3+). The triggerer renders its templated arguments per task instance (map index included), then
+``run()`` does what the operator does in a worker: the same idempotency key, the same XComs, the same
+return value. It ends the task itself with ``TaskSuccessEvent`` or ``TaskFailedEvent``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TaskFailedEvent, TaskSuccessEvent, TriggerEvent
+
+from airflow_provider_brain.exceptions import BrainNotFound, redact_urls
+from airflow_provider_brain.hooks.brain import BrainHook
+from airflow_provider_brain.hooks.idempotency import IDEMPOTENCY_METADATA_KEY, task_key
+from airflow_provider_brain.hooks.poller import shared_poller
+from airflow_provider_brain.links import ASSET_URL_XCOM_KEY, BrainAssetLink
+from airflow_provider_brain.models import Asset, parse_api_time
+from airflow_provider_brain.utils.audio_sources import (
+    AudioLocation,
+    existing_s3_object,
+    mask_url_secrets,
+    presigned_get_url,
+)
+
+#: Private XCom of a task started in the triggerer: its idempotency key and, once submitted, its asset id.
+#: A trigger run again (triggerer restart, a retry) reads it to resume the asset instead of submitting again.
+SUBMISSION_XCOM_KEY = "brain_submission"
+
+
+class BrainTranscribeTrigger(BaseTrigger):
+    """Submit one file to Brain and wait for its transcript in the triggerer, then end the task.
+
+    Not deferred to by hand: ``BrainTranscribeOperator(start_from_trigger=True)`` names it in its
+    ``start_trigger_args``. Its arguments are the operator's, by the same names; the audio source and
+    ``metadata`` may be Jinja templates, rendered by the triggerer for each task instance.
+
+    What it does, in order: resume the asset an earlier run of this task instance submitted (its
+    ``brain_submission`` XCom, or a lookup by idempotency key on a retry); else presign the S3 object (or take
+    ``audio_url``) and submit it with ``BrainHook.asubmit_url`` and the operator's idempotency key; push
+    ``asset_id`` and the asset URL (the extra link) to XCom; wait through the connection's shared poller until
+    ``timeout`` seconds after the asset's creation (one deadline for every try); push the return value and
+    yield ``TaskSuccessEvent``. A failed asset, a timeout or an error is logged with its reason (URL query
+    strings redacted) and yields ``TaskFailedEvent``, so no worker starts just to fail the task; retries
+    start in the triggerer again.
+    """
+
+    def __init__(
+        self,
+        *,
+        s3_uri: str | None = None,
+        s3_bucket: str | None = None,
+        s3_key: str | None = None,
+        audio_url: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        brain_conn_id: str = BrainHook.default_conn_name,
+        aws_conn_id: str | None = "aws_default",
+        presigned_url_expires: int = 3600,
+        wait_for_completion: bool = True,
+        poll_interval: float = 10.0,
+        timeout: float = 3600.0,
+        times: bool = False,
+        return_transcript: bool = False,
+    ) -> None:
+        super().__init__()
+        self.s3_uri = s3_uri
+        self.s3_bucket = s3_bucket
+        self.s3_key = s3_key
+        self.audio_url = audio_url
+        self.metadata = dict(metadata or {})
+        self.brain_conn_id = brain_conn_id
+        self.aws_conn_id = aws_conn_id
+        self.presigned_url_expires = int(presigned_url_expires)
+        self.wait_for_completion = bool(wait_for_completion)
+        self.poll_interval = float(poll_interval)
+        self.timeout = float(timeout)
+        self.times = bool(times)
+        self.return_transcript = bool(return_transcript)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "s3_uri": self.s3_uri,
+                "s3_bucket": self.s3_bucket,
+                "s3_key": self.s3_key,
+                "audio_url": self.audio_url,
+                "metadata": self.metadata,
+                "brain_conn_id": self.brain_conn_id,
+                "aws_conn_id": self.aws_conn_id,
+                "presigned_url_expires": self.presigned_url_expires,
+                "wait_for_completion": self.wait_for_completion,
+                "poll_interval": self.poll_interval,
+                "timeout": self.timeout,
+                "times": self.times,
+                "return_transcript": self.return_transcript,
+            },
+        )
+
+    @property
+    def location(self) -> AudioLocation:
+        """The rendered audio source (a template that rendered to nothing counts as not given)."""
+        return AudioLocation(
+            s3_uri=_given(self.s3_uri),
+            s3_bucket=_given(self.s3_bucket),
+            s3_key=_given(self.s3_key),
+            audio_url=_given(self.audio_url),
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        ti = self.task_instance
+        if ti is None:
+            # Only Airflow's start-from-trigger path runs this trigger; it always sets the task instance.
+            self.log.error("BrainTranscribeTrigger runs only as a task started in the triggerer")
+            yield TaskFailedEvent()
+            return
+        try:
+            succeeded = await self._transcribe(ti)
+        except Exception as err:  # Fail the task here: a raising trigger would start a worker just to fail it.
+            self.log.error("Transcribing %s failed: %s: %s", self._label(), type(err).__name__, redact_urls(str(err)))
+            succeeded = False
+        yield TaskSuccessEvent() if succeeded else TaskFailedEvent()
+
+    def _label(self) -> str:
+        try:
+            return self.location.label
+        except ValueError:
+            return "the audio"
+
+    async def _transcribe(self, ti: Any) -> bool:
+        location = self.location
+        location.check("BrainTranscribeOperator")
+        source = location.label
+        key = task_key(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, source)
+        poller = shared_poller(self.brain_conn_id)
+        asset = await self._resume(ti, poller.hook, key) or await self._submit(ti, poller.hook, location, key)
+        await self._xcom_set(ti, "asset_id", asset.asset_id)
+        url = (await poller.hook.aget_settings()).url(f"/assets/{asset.asset_id}")
+        await self._xcom_set(ti, ASSET_URL_XCOM_KEY, url)
+        # A worker stores each extra link's URL under the link's XCom key when a task ends; no worker ends this one.
+        await self._xcom_set(ti, BrainAssetLink().xcom_key, url)
+        if self.wait_for_completion:
+            settled = await poller.wait_until(asset.asset_id, self.poll_interval, self._deadline(asset))
+            if settled is None:
+                waited = time.time() - (_created(asset) or time.time())
+                self.log.error(
+                    "Brain asset %s of %s was still processing %.0f s after it was created (timeout %g s)",
+                    asset.asset_id,
+                    source,
+                    waited,
+                    self.timeout,
+                )
+                return False
+            asset = settled
+        if asset.is_failed:
+            self.log.error(
+                "Brain asset %s of %s failed: %s", asset.asset_id, source, redact_urls(asset.error or "no reason given")
+            )
+            return False
+        if asset.is_done:
+            asset = await poller.hook.aget_asset(asset.asset_id, times=self.times)
+        result = asset.task_result(source=source, times=self.times, transcript=self.return_transcript)
+        await self._xcom_set(ti, "return_value", result)
+        self.log.info(
+            "Brain asset %s: %s, %.1f s of audio, %d words",
+            asset.asset_id,
+            asset.status.value,
+            asset.duration or 0.0,
+            asset.word_count,
+        )
+        return True
+
+    def _deadline(self, asset: Asset) -> float:
+        """``timeout`` seconds after the asset was created: a retry or a restarted trigger waits no longer."""
+        return (_created(asset) or time.time()) + self.timeout
+
+    async def _resume(self, ti: Any, hook: BrainHook, key: str) -> Asset | None:
+        """The asset an earlier run of this task instance submitted for this source, if it is not failed."""
+        state = await self._xcom_get(ti, SUBMISSION_XCOM_KEY)
+        if isinstance(state, Mapping) and state.get("idempotency_key") == key and state.get("asset_id"):
+            try:
+                asset = await hook.aget_asset(str(state["asset_id"]))
+            except BrainNotFound:
+                asset = None  # Deleted since: transcribe afresh.
+            if asset is not None and not asset.is_failed:
+                self.log.info("Resuming Brain asset %s, submitted by an earlier run of this task", asset.asset_id)
+                return asset
+            return None
+        started = isinstance(state, Mapping) and state.get("idempotency_key") == key
+        if not started and int(getattr(ti, "try_number", 1) or 1) <= 1:
+            return None
+        # A run that stopped between submitting and recording the asset, or a retry whose XComs are gone.
+        found = await hook.afind_asset_by_idempotency_key(key, created_after=_run_start(ti))
+        if found is not None:
+            self.log.info("Resuming Brain asset %s, found by this task's idempotency key", found.asset_id)
+        return found
+
+    async def _submit(self, ti: Any, hook: BrainHook, location: AudioLocation, key: str) -> Asset:
+        await self._xcom_set(ti, SUBMISSION_XCOM_KEY, {"idempotency_key": key, "asset_id": None})
+        url = await asyncio.to_thread(self._media_url, location)
+        metadata = {**self.metadata, "source": location.label, IDEMPOTENCY_METADATA_KEY: key}
+        asset = await hook.asubmit_url(url, metadata=metadata, idempotency_key=key)
+        await self._xcom_set(ti, SUBMISSION_XCOM_KEY, {"idempotency_key": key, "asset_id": asset.asset_id})
+        self.log.info("Submitted %s to Brain as asset %s", location.label, asset.asset_id)
+        return asset
+
+    def _media_url(self, location: AudioLocation) -> str:
+        """The URL Brain downloads (a presigned GET for S3). Sync (boto3 and connection lookups): run in a thread."""
+        if s3 := location.s3:
+            bucket, key = s3
+            return presigned_get_url(
+                existing_s3_object(self.aws_conn_id, bucket, key),
+                bucket,
+                key,
+                expires_in=self.presigned_url_expires,
+                hint="s3_transfer='stream' streams it through a worker instead",
+            )
+        url = str(location.audio_url)
+        mask_url_secrets(url)
+        return url
+
+    # XComs go through the triggerer's supervisor; its sync client works from a thread without blocking the loop.
+    # (TaskSuccessEvent(xcoms=...) would store each value as a JSON string, and ti.xcom_push fails for mapped tasks.)
+
+    async def _xcom_set(self, ti: Any, key: str, value: Any) -> None:
+        from airflow.sdk.execution_time.xcom import XCom
+
+        await asyncio.to_thread(
+            XCom.set, key, value, dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index
+        )
+
+    async def _xcom_get(self, ti: Any, key: str) -> Any:
+        from airflow.sdk.execution_time.xcom import XCom
+
+        return await asyncio.to_thread(
+            XCom.get_one, key=key, dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index
+        )
+
+
+def _given(value: str | None) -> str | None:
+    """A rendered template that came out empty (or ``None``) means the source was not given."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text if text and text != "None" else None
+
+
+def _created(asset: Asset) -> float | None:
+    created = parse_api_time(asset.created)
+    return created.timestamp() if created else None
+
+
+def _run_start(ti: Any) -> Any:
+    """When the task's DAG run started, to bound a lookup by idempotency key; ``None`` if unknown."""
+    try:
+        return getattr(ti.get_template_context().get("dag_run"), "start_date", None)
+    except Exception:
+        return None
