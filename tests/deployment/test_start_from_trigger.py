@@ -22,6 +22,7 @@ from tests.deployment.conftest import (
 )
 from tests.deployment.dags.brain_deploy_trigger import LITERAL_URIS
 from tests.deployment.test_faults import assert_exactly_once, keep_brain_busy
+from tests.fixtures.faults import Fault
 
 pytestmark = [pytest.mark.deployment, pytest.mark.timeout(480)]
 DAG_ID = "brain_deploy_trigger"
@@ -105,6 +106,25 @@ def test_a_file_that_is_not_audio_fails_its_task_with_the_reason(stack, upload_a
         log = task_log(stack, DAG_ID, run_id, "transcribe", 3, 1)
         time.sleep(2)
     assert "failed: audio could not be decoded" in log, log[-3000:]
+
+
+def test_a_try_failed_after_submitting_is_retried_in_the_triggerer_on_the_same_asset(stack, stack_proxy, upload_audio):
+    uris = upload_audio(2)
+    dag_id = "brain_deploy_trigger_retried"
+    wait_for_dag(stack, dag_id)
+    # The first status poll after the submissions is refused: both first tries fail after submitting.
+    stack_proxy.add(Fault("status", status=401, path_prefix="/assets"))
+    run_id = trigger(stack, dag_id, {"s3_uris": uris})
+    watch = follow(stack, dag_id, run_id, timeout=300)
+
+    assert watch.state == "success", watch.seen
+    assert_never_on_a_worker(stack, dag_id, run_id, watch, {"transcribe"})
+    assert sorted(a["metadata"]["source"] for a in brain_assets(stack, uris)) == sorted(uris), "one asset per file"
+    retried = [i for i in range(len(uris)) if len(tries(stack, dag_id, run_id, "transcribe", i)) == 2]
+    assert retried, "the refused poll failed a first try"
+    for i in retried:
+        assert [t["state"] for t in tries(stack, dag_id, run_id, "transcribe", i)] == ["failed", "success"]
+        assert "Resuming Brain asset" in task_log(stack, dag_id, run_id, "transcribe", i, 2)
 
 
 def test_literal_lists_and_templates_reach_each_task_instance(stack, speech):

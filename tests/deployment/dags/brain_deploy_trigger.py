@@ -5,6 +5,9 @@ run's conf through an upstream task (``{"s3_uris": [...]}``), each file is trans
 ``BrainTranscribeOperator(start_from_trigger=True)`` and the transcripts are loaded into the warehouse from
 the mapped task's XComs. No retries: a failed file fails its task once, with the server's reason.
 
+``brain_deploy_trigger_retried`` is the same through the test's fault proxy (``brain_proxied``), with one
+retry: a try the proxy fails after it submitted is retried in the triggerer and must resume its asset.
+
 ``brain_deploy_trigger_forms`` checks the other ways a value reaches the trigger per task instance: a
 literal list (files under ``LITERAL_PREFIX``, uploaded by the test) and a templated, unmapped source; a
 downstream task checks that every return value arrived as a dict.
@@ -12,7 +15,7 @@ downstream task checks that every return value arrived as a dict.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, task
 
@@ -46,6 +49,28 @@ with DAG(
         table="deploy_transcripts",
         words_table=None,
     )
+
+with DAG(
+    dag_id="brain_deploy_trigger_retried",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    tags=["brain", "deployment-test"],
+):
+
+    @task
+    def retried_uris(dag_run=None) -> list[str]:
+        return list(dag_run.conf["s3_uris"])
+
+    BrainTranscribeOperator.partial(
+        task_id="transcribe",
+        brain_conn_id="brain_proxied",
+        start_from_trigger=True,
+        poll_interval=2,
+        timeout=600,
+        retries=1,
+        retry_delay=timedelta(seconds=2),
+    ).expand(s3_uri=retried_uris())
 
 with DAG(
     dag_id="brain_deploy_trigger_forms",
