@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from airflow.sdk.exceptions import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException
 
 #: How much of an error response body an exception message may quote.
 BODY_EXCERPT_CHARS = 200

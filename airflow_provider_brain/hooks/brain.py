@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import requests
 import tenacity
-from airflow.sdk import BaseHook
+from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_brain.exceptions import (
     BrainAPIError,

@@ -9,7 +9,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from airflow.sdk import BaseOperator, ResumableJobMixin, conf
+from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
 from airflow.sdk.definitions.mappedoperator import OperatorPartial
 
 from airflow_provider_brain.exceptions import BrainAssetFailed, BrainNotFound, BrainTimeout

@@ -7,8 +7,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, conf
-from airflow.sdk.exceptions import AirflowSensorTimeout
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensorOperator, conf
 
 from airflow_provider_brain.exceptions import BrainAssetFailed, BrainError, BrainTimeout
 from airflow_provider_brain.hooks.brain import BrainHook, is_retryable

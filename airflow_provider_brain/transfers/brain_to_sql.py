@@ -11,8 +11,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseHook, BaseOperator
-from airflow.sdk.exceptions import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException, BaseHook, BaseOperator
 
 from airflow_provider_brain.hooks.brain import BrainHook
 from airflow_provider_brain.models import Asset

@@ -228,14 +228,14 @@ class BrainTranscribeTrigger(BaseTrigger):
     # (TaskSuccessEvent(xcoms=...) would store each value as a JSON string, and ti.xcom_push fails for mapped tasks.)
 
     async def _xcom_set(self, ti: Any, key: str, value: Any) -> None:
-        from airflow.sdk.execution_time.xcom import XCom
+        from airflow.providers.common.compat.sdk import XCom
 
         await asyncio.to_thread(
             XCom.set, key, value, dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index
         )
 
     async def _xcom_get(self, ti: Any, key: str) -> Any:
-        from airflow.sdk.execution_time.xcom import XCom
+        from airflow.providers.common.compat.sdk import XCom
 
         return await asyncio.to_thread(
             XCom.get_one, key=key, dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index

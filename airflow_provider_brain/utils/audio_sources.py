@@ -44,7 +44,7 @@ def presigned_get_url(s3: Any, bucket: str, key: str, *, expires_in: int, hint: 
 
 def mask_url_secrets(url: str) -> None:
     """Have Airflow's log masker hide a URL's query string (a presigned URL's signature) wherever it appears."""
-    from airflow.sdk.log import mask_secret
+    from airflow.providers.common.compat.sdk import mask_secret
 
     query = urlsplit(url).query
     if query:
