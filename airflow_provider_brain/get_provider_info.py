@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_brain import __version__
+from airflow_provider_brain import __version__, config
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -22,9 +22,16 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "Brain",
                 "external-doc-url": "https://brain.deepgram.com",
+                "how-to-guide": ["README.md#using-it"],
                 "tags": ["service"],
             }
         ],
+        "config": {
+            config.SECTION: {
+                "description": "Defaults for the Brain provider's operators and triggers.\n",
+                "options": config.OPTIONS,
+            }
+        },
         "hooks": [
             {"integration-name": "Brain", "python-modules": ["airflow_provider_brain.hooks.brain"]},
         ],

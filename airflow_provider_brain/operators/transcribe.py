@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
 from airflow.sdk.definitions.mappedoperator import OperatorPartial
 
+from airflow_provider_brain.config import default_poll_interval
 from airflow_provider_brain.exceptions import BrainAssetFailed, BrainNotFound, BrainTimeout
 from airflow_provider_brain.hooks.brain import IDEMPOTENCY_METADATA_KEY, BrainHook
 from airflow_provider_brain.hooks.idempotency import task_key
@@ -76,7 +77,7 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         (for buckets that may not be presigned).
     :param wait_for_completion: wait until the transcript is done; if ``False``, return once submitted.
     :param deferrable: wait in the triggerer instead of the worker.
-    :param poll_interval: seconds between two status checks.
+    :param poll_interval: seconds between two status checks (default: ``[brain] default_poll_interval``, 10).
     :param timeout: seconds to wait for the transcript before failing.
     :param times: fetch word timings and include them (``words``) in the return value.
     :param return_transcript: include the transcript text in the return value.
@@ -104,7 +105,7 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         presigned_url_expires: int = 3600,
         wait_for_completion: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        poll_interval: float = 10.0,
+        poll_interval: float | None = None,
         timeout: float = 3600.0,
         times: bool = False,
         return_transcript: bool = False,
@@ -116,6 +117,7 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         AudioLocation(s3_uri, s3_bucket, s3_key, audio_url, local_path).check("BrainTranscribeOperator")
         if s3_transfer not in S3_TRANSFERS:
             raise ValueError(f"s3_transfer must be one of {S3_TRANSFERS}, not {s3_transfer!r}")
+        poll_interval = default_poll_interval() if poll_interval is None else poll_interval
         if poll_interval <= 0 or timeout <= 0:
             raise ValueError("poll_interval and timeout must be positive numbers of seconds")
         self.s3_uri = s3_uri

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import requests
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
+from airflow_provider_brain.config import default_poll_interval
 from airflow_provider_brain.exceptions import (
     BrainAuthError,
     BrainBatchFailed,
@@ -64,7 +65,7 @@ class BrainTranscribeBatchOperator(BaseOperator):
     :param presigned_url_expires: how long each presigned S3 URL stays valid, in seconds; Brain must start
         downloading within that time, so raise it for a batch that queues for long.
     :param deferrable: wait in the triggerer (one trigger for the whole batch) instead of the worker.
-    :param poll_interval: seconds between two status checks of the batch.
+    :param poll_interval: seconds between two status checks of the batch (default: ``[brain] default_poll_interval``).
     :param timeout: seconds to wait for the whole batch before failing.
     :param times: include each done file's word timings (``words``) in its summary (one request per file).
     :param metadata: extra metadata stored with every asset.
@@ -86,7 +87,7 @@ class BrainTranscribeBatchOperator(BaseOperator):
         aws_conn_id: str | None = "aws_default",
         presigned_url_expires: int = 3600,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        poll_interval: float = 10.0,
+        poll_interval: float | None = None,
         timeout: float = 3600.0,
         times: bool = False,
         metadata: Mapping[str, Any] | None = None,
@@ -100,6 +101,7 @@ class BrainTranscribeBatchOperator(BaseOperator):
                 "BrainTranscribeBatchOperator needs exactly one list of audio: s3_uris or audio_urls; got "
                 + ("both" if s3_uris is not None else "neither")
             )
+        poll_interval = default_poll_interval() if poll_interval is None else poll_interval
         if poll_interval <= 0 or timeout <= 0:
             raise ValueError("poll_interval and timeout must be positive numbers of seconds")
         if max_concurrent_submissions < 1:

@@ -15,6 +15,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TaskFailedEvent, TaskSuccessEvent, TriggerEvent
 
+from airflow_provider_brain.config import default_poll_interval
 from airflow_provider_brain.exceptions import BrainNotFound, redact_urls
 from airflow_provider_brain.hooks.brain import BrainHook
 from airflow_provider_brain.hooks.idempotency import IDEMPOTENCY_METADATA_KEY, task_key
@@ -62,7 +63,7 @@ class BrainTranscribeTrigger(BaseTrigger):
         aws_conn_id: str | None = "aws_default",
         presigned_url_expires: int = 3600,
         wait_for_completion: bool = True,
-        poll_interval: float = 10.0,
+        poll_interval: float | None = None,
         timeout: float = 3600.0,
         times: bool = False,
         return_transcript: bool = False,
@@ -77,7 +78,7 @@ class BrainTranscribeTrigger(BaseTrigger):
         self.aws_conn_id = aws_conn_id
         self.presigned_url_expires = int(presigned_url_expires)
         self.wait_for_completion = bool(wait_for_completion)
-        self.poll_interval = float(poll_interval)
+        self.poll_interval = default_poll_interval() if poll_interval is None else float(poll_interval)
         self.timeout = float(timeout)
         self.times = bool(times)
         self.return_transcript = bool(return_transcript)

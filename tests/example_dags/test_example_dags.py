@@ -20,7 +20,10 @@ FILES = 3
 
 @pytest.fixture(scope="module")
 def dagbag():
-    from airflow.dag_processing.dagbag import DagBag
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow before 3.2
+        from airflow.models.dagbag import DagBag
 
     return DagBag(dag_folder=str(EXAMPLES))
 

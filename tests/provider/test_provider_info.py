@@ -72,3 +72,20 @@ def test_airflow_connections_test(airflow_cli, brain_server):
     output = bad.stdout + bad.stderr
     assert "Connection failed!" in output and "Check the Brain connection's login and password" in output
     assert "wrong-pass" not in output
+
+
+def test_airflow_knows_the_brain_config_section(airflow_cli):
+    """The provider's ``[brain]`` options reach Airflow's configuration through the provider metadata."""
+    value = airflow_cli.run("config", "get-value", "brain", "default_poll_interval").stdout.strip().splitlines()[-1]
+    assert float(value) == 10.0
+
+
+def test_default_poll_interval_comes_from_the_config(monkeypatch):
+    from airflow_provider_brain.operators.transcribe import BrainTranscribeOperator
+    from airflow_provider_brain.operators.transcribe_batch import BrainTranscribeBatchOperator
+
+    monkeypatch.setenv("AIRFLOW__BRAIN__DEFAULT_POLL_INTERVAL", "3")
+    single = BrainTranscribeOperator(task_id="t", s3_uri="s3://b/k.wav")
+    batch = BrainTranscribeBatchOperator(task_id="b", s3_uris=["s3://b/k.wav"])
+    given = BrainTranscribeOperator(task_id="g", s3_uri="s3://b/k.wav", poll_interval=1)
+    assert (single.poll_interval, batch.poll_interval, given.poll_interval) == (3.0, 3.0, 1)
