@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from airflow_provider_brain.exceptions import BrainAPIError
+from airflow_provider_brain.exceptions import BrainAPIError, redact_urls
 
 ASSET_ID_PATTERN = re.compile(r"[0-9a-f]{16}")
 
@@ -81,6 +81,16 @@ class Asset:
     error: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
+    def __repr__(self) -> str:
+        # Ids, status and sizes only: a transcript, its words or metadata values in a log line, a debugger or an
+        # exception message would leak what was said (often personal data).
+        words = "None" if self.words is None else str(len(self.words))
+        return (
+            f"Asset(asset_id={self.asset_id!r}, status={self.status.value!r}, duration={self.duration!r}, "
+            f"word_count={self.word_count}, words={words}, metadata_keys={sorted(self.metadata)!r}, "
+            f"error={self.error!r})"
+        )
+
     @property
     def is_done(self) -> bool:
         return self.status is AssetStatus.DONE
@@ -145,7 +155,8 @@ class Asset:
             content_url=data.get("content_url"),
             created=data.get("created"),
             completed=data.get("completed"),
-            error=data.get("error"),
+            # Untrusted server text: a download error may quote the presigned URL it was given.
+            error=redact_urls(str(data["error"])) if data.get("error") else None,
             raw=dict(data),
         )
 

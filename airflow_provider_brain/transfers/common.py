@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow_provider_brain.exceptions import BrainError
+from airflow_provider_brain.exceptions import BrainError, redact_urls
 from airflow_provider_brain.hooks.brain import BrainHook
 from airflow_provider_brain.models import Asset, parse_api_time, validate_asset_id
 
@@ -111,7 +111,7 @@ def fetch_done_assets(
         else:
             status = asset.status.value
             if asset.is_failed and asset.error:
-                status = f"{status}: {asset.error}"
+                status = f"{status}: {redact_urls(asset.error)}"
             fetched.skipped[asset_id] = status
     if fetched.skipped:
         if not skip_unfinished:

@@ -87,6 +87,11 @@ def test_submit_async_then_wait_with_times_and_metadata(brain_conn, speech):
     assert [w.word for w in done.words] == done.transcript.split()
     starts = [w.start for w in done.words]
     assert starts == sorted(starts) and all(0 <= w.start <= w.end <= done.duration + 0.01 for w in done.words)
+    # What a debugger, a `%r` in a log line or an exception message shows: ids and sizes, never what was said.
+    shown = repr(done)
+    assert done.asset_id in shown and f"word_count={done.word_count}" in shown and "'filename'" in shown
+    assert not any(word in shown for word in done.transcript.split() if len(word) > 3)
+    assert "call-17.mp3" not in shown
 
 
 def test_submit_iterator_of_chunks(brain_conn, speech):

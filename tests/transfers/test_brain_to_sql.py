@@ -14,6 +14,7 @@ from airflow_provider_brain.hooks.brain import BrainHook
 from airflow_provider_brain.transfers import brain_to_sql
 from airflow_provider_brain.transfers.brain_to_sql import BrainToSqlOperator, TranscriptLoader, get_db_hook
 from airflow_provider_brain.transfers.common import BrainAssetsNotDone
+from tests.fixtures.faults import Fault
 
 #: "postgres" goes through psycopg 3 (what PostgresHook picks when it is installed), "postgres-psycopg2" through
 #: psycopg2 (``copy_expert`` of a streamed text COPY).
@@ -247,6 +248,31 @@ def test_skip_unfinished_loads_the_done_ones(warehouse, brain_assets, brain_conn
     assert summary["assets"] == 2
     assert summary["skipped"] == sorted([brain_assets.processing_id, brain_assets.failed_id])
     assert sorted(warehouse.transcripts()) == sorted(brain_assets.done_ids)
+
+
+@pytest.mark.parametrize("skip_unfinished", [True, False])
+def test_a_failure_reason_quoting_a_presigned_url_loses_its_signature(
+    brain_assets, brain_conn, fault_proxy, caplog, capsys, tmp_path, monkeypatch, skip_unfinished
+):
+    """A real service's reason may quote the URL it could not download: no signature reaches a load's log or error."""
+    brain_conn(url=fault_proxy.url)
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "w.db")}))
+    failed = brain_assets.failed_id
+    url = "https://calls.s3.amazonaws.com/a.wav?X-Amz-Credential=AKIAEXAMPLE&X-Amz-Signature=5ecret5ignature"
+    answer = {"asset_id": failed, "status": "failed", "error": f"could not download {url}: 403 Forbidden"}
+    fault_proxy.add(Fault("status", status=200, body=json.dumps(answer).encode(), path_prefix=f"/assets/{failed}"))
+    caplog.set_level("DEBUG")
+
+    if skip_unfinished:
+        summary = run(asset_ids=[failed], skip_unfinished=True)
+        assert summary["skipped"] == [failed]
+        said = caplog.text + "".join(capsys.readouterr())
+    else:
+        with pytest.raises(BrainAssetsNotDone) as excinfo:
+            run(asset_ids=[failed])
+        said = str(excinfo.value) + caplog.text + "".join(capsys.readouterr())
+    assert "could not download https://calls.s3.amazonaws.com/a.wav?<redacted>" in said
+    assert "5ecret5ignature" not in said and "AKIAEXAMPLE" not in said
 
 
 def test_custom_table_names_and_transcripts_only(warehouse, brain_assets, brain_conn):
