@@ -17,7 +17,7 @@ from airflow.providers.common.compat.sdk import AirflowException
 BODY_EXCERPT_CHARS = 200
 
 
-_URL_QUERY = re.compile(r"(https?://[^\s?#\"'<>]+)\?[^\s\"'<>]*")
+_URL_QUERY = re.compile(r"(https?://[^\s?#\"'<>]+)\?(?!<redacted>)[^\s\"'<>]*")
 
 
 def redact_urls(text: str) -> str:

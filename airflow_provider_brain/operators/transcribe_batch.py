@@ -24,8 +24,8 @@ from airflow_provider_brain.exceptions import (
 from airflow_provider_brain.hooks.brain import IDEMPOTENCY_METADATA_KEY, BrainHook
 from airflow_provider_brain.models import Asset
 from airflow_provider_brain.operators.transcribe import idempotency_key
-from airflow_provider_brain.triggers.asset import DONE, ERROR, TIMEOUT
 from airflow_provider_brain.triggers.batch import BrainBatchTrigger
+from airflow_provider_brain.triggers.events import BatchEvent, EventStatus
 from airflow_provider_brain.utils.audio_sources import mask_url_secrets, parse_s3_uri, presigned_get_url, public_url
 
 if TYPE_CHECKING:
@@ -256,17 +256,15 @@ class BrainTranscribeBatchOperator(BaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the batch trigger: build the summaries from its event and the ids in XCom."""
-        if not isinstance(event, Mapping) or event.get("status") not in (DONE, TIMEOUT, ERROR):
-            raise BrainError(f"Brain batch trigger sent an event this task cannot read: {event!r}")
-        if event["status"] == ERROR:
-            raise BrainError(str(event.get("message")))
+        ended = BatchEvent.parse(event)
+        if ended.status is EventStatus.ERROR:
+            raise BrainError(ended.message)
         sources = self.sources()
         ti = context["ti"]
         asset_ids = ti.xcom_pull(task_ids=ti.task_id, key=ASSET_IDS_XCOM_KEY, map_indexes=ti.map_index)
         if not isinstance(asset_ids, list) or len(asset_ids) != len(sources):
             raise BrainError("The batch's asset ids are missing from XCom (key 'asset_ids'): cannot match files")
-        failed = {str(k): str(v) for k, v in dict(event.get("failed") or {}).items()}
-        processing = [str(a) for a in event.get("processing") or []]
+        failed, processing = ended.failed, ended.processing
         submit_errors = {
             s: "it could not be submitted (the reason is in the task log)"
             for s, a in zip(sources, asset_ids, strict=True)

@@ -7,13 +7,14 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_brain.exceptions import BrainAssetFailed, BrainError, BrainTimeout, redact_urls
+from airflow_provider_brain.exceptions import redact_urls
 from airflow_provider_brain.hooks.brain import BrainHook
 from airflow_provider_brain.hooks.poller import shared_poller
 from airflow_provider_brain.models import validate_asset_id
+from airflow_provider_brain.triggers.events import AssetEvent, EventStatus
 
-#: Event statuses the trigger can yield; operators and sensors resume on them.
-DONE, FAILED, TIMEOUT, ERROR = "done", "failed", "timeout", "error"
+#: The event statuses, by their old names (``EventStatus`` is the contract).
+DONE, FAILED, TIMEOUT, ERROR = EventStatus.DONE, EventStatus.FAILED, EventStatus.TIMEOUT, EventStatus.ERROR
 
 
 class BrainAssetTrigger(BaseTrigger):
@@ -64,8 +65,8 @@ class BrainAssetTrigger(BaseTrigger):
             },
         )
 
-    def _event(self, status: str, message: str) -> TriggerEvent:
-        return TriggerEvent({"status": status, "asset_id": self.asset_id, "message": message})
+    def _event(self, status: EventStatus, message: str, reason: str | None = None) -> TriggerEvent:
+        return TriggerEvent(AssetEvent(status, self.asset_id, message, reason).payload())
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         # Every trigger of this connection in the triggerer's event loop shares one poller (one listing
@@ -79,9 +80,8 @@ class BrainAssetTrigger(BaseTrigger):
             elif asset.is_done:
                 yield self._event(DONE, f"Brain asset {self.asset_id} is done")
             else:
-                yield self._event(
-                    FAILED, f"Brain asset {self.asset_id} failed: {redact_urls(asset.error or 'no reason given')}"
-                )
+                reason = redact_urls(asset.error or "no reason given")
+                yield self._event(FAILED, f"Brain asset {self.asset_id} failed: {reason}", reason)
         except Exception as err:  # One event, with a message, rather than a crashed trigger.
             yield self._event(ERROR, f"Waiting for Brain asset {self.asset_id} failed: {type(err).__name__}: {err}")
 
@@ -89,16 +89,6 @@ class BrainAssetTrigger(BaseTrigger):
 def raise_for_event(event: dict[str, Any] | None, *, timeout: float | None = None) -> str:
     """Turn a trigger event back into the task's outcome: return the asset id if done, else raise.
 
-    Shared by the operator and the sensor so both fail the same way, with the trigger's message.
+    Shared by the operator and the sensor so both check the event (``AssetEvent.parse``) and fail alike.
     """
-    if not event or "status" not in event:
-        raise BrainError(f"Brain trigger sent an event this task cannot read: {event!r}")
-    asset_id = str(event.get("asset_id", ""))
-    status = event["status"]
-    if status == DONE:
-        return asset_id
-    if status == FAILED:
-        raise BrainAssetFailed(asset_id, str(event.get("message", "")).split(": ", 1)[-1])
-    if status == TIMEOUT:
-        raise BrainTimeout(asset_id, timeout or 0.0)
-    raise BrainError(str(event.get("message") or f"Brain trigger reported {status!r} for asset {asset_id}"))
+    return AssetEvent.parse(event).outcome(timeout=timeout)

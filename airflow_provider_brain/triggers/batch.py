@@ -13,7 +13,7 @@ from airflow_provider_brain.exceptions import redact_urls
 from airflow_provider_brain.hooks.brain import BrainHook
 from airflow_provider_brain.hooks.poller import shared_poller
 from airflow_provider_brain.models import Asset, validate_asset_id
-from airflow_provider_brain.triggers.asset import DONE, ERROR, TIMEOUT
+from airflow_provider_brain.triggers.events import BatchEvent, EventStatus
 
 
 class BrainBatchTrigger(BaseTrigger):
@@ -75,24 +75,18 @@ class BrainBatchTrigger(BaseTrigger):
                 if not wait.done():
                     processing.append(asset_id)
                 elif (err := wait.exception()) is not None:
-                    yield TriggerEvent(
-                        {
-                            "status": ERROR,
-                            "failed": {},
-                            "processing": [],
-                            "message": f"Waiting for {count} Brain assets failed: {type(err).__name__}: {err}",
-                        }
-                    )
+                    message = f"Waiting for {count} Brain assets failed: {type(err).__name__}: {err}"
+                    yield TriggerEvent(BatchEvent(EventStatus.ERROR, message).payload())
                     return
                 else:
                     asset: Asset = wait.result()
                     if asset.is_failed:
                         failed[asset_id] = redact_urls(asset.error or "no reason given")
-            status = TIMEOUT if processing else DONE
+            status = EventStatus.TIMEOUT if processing else EventStatus.DONE
             message = f"{count - len(failed) - len(processing)} of {count} Brain assets done, {len(failed)} failed"
             if processing:
                 message += f", {len(processing)} still processing at the deadline"
-            yield TriggerEvent({"status": status, "failed": failed, "processing": processing, "message": message})
+            yield TriggerEvent(BatchEvent(status, message, failed, processing).payload())
         finally:
             for wait in waits.values():
                 wait.cancel()

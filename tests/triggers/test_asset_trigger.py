@@ -63,9 +63,10 @@ def test_failed_event_carries_the_reason(brain_conn):
     (event,) = run_trigger(BrainAssetTrigger(asset.asset_id, poll_interval=0.2))
     assert event["status"] == "failed" and asset.asset_id in event["message"]
     reason = BrainHook().get_asset(asset.asset_id).error
-    assert reason and reason in event["message"]
-    with pytest.raises(BrainAssetFailed, match=asset.asset_id):
+    assert reason and event["reason"] == reason and reason in event["message"], "the reason is its own field"
+    with pytest.raises(BrainAssetFailed, match=asset.asset_id) as failed:
         raise_for_event(event)
+    assert failed.value.reason == reason
 
 
 def test_timeout_event_after_one_last_poll(brain_conn, fault_proxy, speech):
