@@ -125,21 +125,41 @@ def normalise(token: str) -> str:
     return _PUNCTUATION.sub("", token.lower())
 
 
+def search_text(words: list[str]) -> str:
+    """Words as search compares them, in one string: each normalised, joined and framed by single spaces.
+
+    A normalised word holds no space, so a phrase occurs in the words exactly where
+    ``search_text(query)`` occurs in this string: SQLite can find the candidates with ``instr``.
+    """
+    return " " + " ".join(normalise(w) for w in words) + " "
+
+
+def phrase_hits(asset_id: str, text: str, words: list[Any], query: list[str]) -> list[dict[str, Any]]:
+    """Every place the normalised ``query`` words occur in order in an asset's words, first to last.
+
+    ``text`` is ``search_text`` of the words; ``words`` are ``(word, start, end, confidence)`` sequences.
+    """
+    needle = search_text(query)
+    n = len(query)
+    hits: list[dict[str, Any]] = []
+    at = text.find(needle)
+    while at >= 0:
+        first = text.count(" ", 0, at)  # the words before the match, each followed by one space
+        matched = words[first : first + n]
+        hits.append(
+            {
+                "asset_id": asset_id,
+                "start": matched[0][1],
+                "end": matched[-1][2],
+                "confidence": round(sum(w[3] for w in matched) / n, 6),
+                "text": " ".join(w[0] for w in matched),
+            }
+        )
+        at = text.find(needle, at + 1)  # from the next character: overlapping matches count too
+    return hits
+
+
 def search_words(asset: Asset, query: list[str]) -> list[dict[str, Any]]:
     """Every place the ``query`` words occur in order in ``asset``'s words."""
-    texts = [normalise(w.word) for w in asset.words]
-    hits: list[dict[str, Any]] = []
-    n = len(query)
-    for i in range(len(texts) - n + 1):
-        if texts[i : i + n] == query:
-            matched = asset.words[i : i + n]
-            hits.append(
-                {
-                    "asset_id": asset.asset_id,
-                    "start": matched[0].start,
-                    "end": matched[-1].end,
-                    "confidence": round(sum(w.confidence for w in matched) / n, 6),
-                    "text": " ".join(w.word for w in matched),
-                }
-            )
-    return hits
+    words = [(w.word, w.start, w.end, w.confidence) for w in asset.words]
+    return phrase_hits(asset.asset_id, search_text([w.word for w in asset.words]), words, query)

@@ -2,7 +2,8 @@
 
 Only http and https; at most 5 redirects; a per-read timeout and a wall-clock limit for the whole
 download; the body size limit checked against ``Content-Length`` and while streaming. Error messages go
-back to the client and never contain the URL (it may carry credentials or signatures).
+back to the client and never contain the URL (it may carry credentials or signatures). The file is
+written by threads (``FileWriter``), never on the event loop.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import certifi
 import httpx
 
 from airflow_provider_brain.local.errors import DownloadError
+from airflow_provider_brain.local.offload import FileWriter, unlink
 
 MAX_REDIRECTS = 5
 CHUNK_BYTES = 1024 * 1024
@@ -39,19 +41,19 @@ async def download_to_file(url: str, dest: Path, *, max_bytes: int, timeout: flo
         async with asyncio.timeout(timeout):
             return await _download(url, dest, max_bytes)
     except TimeoutError:
-        dest.unlink(missing_ok=True)
+        await unlink(dest)
         raise DownloadError(f"could not download audio.url: timed out after {timeout:g} s") from None
     except DownloadError:
-        dest.unlink(missing_ok=True)
+        await unlink(dest)
         raise
     except httpx.TooManyRedirects:
-        dest.unlink(missing_ok=True)
+        await unlink(dest)
         raise DownloadError(f"could not download audio.url: more than {MAX_REDIRECTS} redirects") from None
     except httpx.UnsupportedProtocol:
-        dest.unlink(missing_ok=True)
+        await unlink(dest)
         raise DownloadError("could not download audio.url: redirected to a non-http(s) URL") from None
     except (httpx.HTTPError, OSError) as exc:
-        dest.unlink(missing_ok=True)
+        await unlink(dest)
         raise DownloadError(f"could not download audio.url: {exc.__class__.__name__}") from None
 
 
@@ -77,11 +79,11 @@ async def _download(url: str, dest: Path, max_bytes: int) -> str | None:
             if declared and declared.isdigit() and int(declared) > max_bytes:
                 raise _too_large(max_bytes)
             received = 0
-            with dest.open("wb") as handle:
+            async with await FileWriter.create(dest) as out:
                 async for chunk in response.aiter_bytes(CHUNK_BYTES):
                     received += len(chunk)
                     if received > max_bytes:
                         raise _too_large(max_bytes)
-                    handle.write(chunk)
+                    await out.write(chunk)
             content_type: str | None = response.headers.get("content-type")
             return content_type

@@ -1,8 +1,13 @@
 """Durable asset storage: metadata in SQLite, media files beside it, both in the data dir.
 
 The database is also the work queue: an asset is ``processing`` until a worker marks it ``done`` or
-``failed``, so after a restart every asset still ``processing`` is simply picked up again. All calls are
-short single-row statements, made under one lock from the event loop thread.
+``failed``, so after a restart every asset still ``processing`` is simply picked up again.
+
+Every method blocks (SQLite, the disk) and is safe from any thread: the server calls them through
+``StoreThreads`` (``local/offload.py``), never on its event loop. Each thread has its own connection;
+in WAL mode readers never wait for each other or for the writer, and writes take one lock (a queue in
+Python, not SQLite's sleeping busy handler). Each done asset also keeps its words normalised as search
+compares them (``search_text``), so a search finds its candidates in SQL without parsing every asset.
 """
 
 from __future__ import annotations
@@ -12,11 +17,12 @@ import json
 import secrets
 import sqlite3
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from airflow_provider_brain.local.assets import DONE, FAILED, PROCESSING, Asset
+from airflow_provider_brain.local.assets import DONE, FAILED, PROCESSING, Asset, search_text
 from airflow_provider_brain.local.recognizer import Word
 
 _SCHEMA = """
@@ -36,10 +42,13 @@ CREATE TABLE IF NOT EXISTS assets (
     media_path TEXT,
     media_type TEXT,
     source_url TEXT,
-    callback TEXT
+    callback TEXT,
+    search_text TEXT
 );
 CREATE INDEX IF NOT EXISTS assets_owner ON assets (owner, seq);
 CREATE INDEX IF NOT EXISTS assets_status ON assets (status, seq);
+-- A user's done assets, newest first: the listing and search walk it, whatever other users hold.
+CREATE INDEX IF NOT EXISTS assets_owner_status ON assets (owner, status, seq);
 """
 
 
@@ -74,6 +83,14 @@ def _words_json(words: list[Word]) -> str:
     return json.dumps([[w.word, w.start, w.end, w.confidence] for w in words])
 
 
+def _search_text(words: list[Word]) -> str:
+    return search_text([w.word for w in words])
+
+
+#: Most asset ids in one ``IN (...)`` (SQLite limits the parameters of one statement).
+_IDS_PER_STATEMENT = 500
+
+
 class DataDirInUse(Exception):
     """Another server already runs on this data dir (two would recognise the same assets twice)."""
 
@@ -105,25 +122,60 @@ class AssetStore:
         # Partial uploads from a previous run are garbage: no asset refers to them.
         for leftover in self.tmp_dir.iterdir():
             leftover.unlink(missing_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(data_dir / "brain.sqlite3", check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._path = data_dir / "brain.sqlite3"
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._closed = False
+        db = self._db()
+        db.execute("PRAGMA journal_mode=WAL")
+        with self._write_lock:
+            db.executescript(_SCHEMA)
+            self._add_search_text(db)
+
+    def _db(self) -> sqlite3.Connection:
+        """This thread's connection (opened on its first call)."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            with self._connections_lock:
+                if self._closed:
+                    raise sqlite3.ProgrammingError("the asset store is closed")
+                db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None, timeout=30.0)
+                self._connections.append(db)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+        return db
+
+    @staticmethod
+    def _add_search_text(db: sqlite3.Connection) -> None:
+        """Give a data dir from before ``search_text`` existed its column, filled for its done assets."""
+        columns = {row["name"] for row in db.execute("PRAGMA table_info(assets)")}
+        if "search_text" not in columns:
+            db.execute("ALTER TABLE assets ADD COLUMN search_text TEXT")
+        rows = db.execute("SELECT asset_id, words FROM assets WHERE search_text IS NULL AND words IS NOT NULL")
+        filled = [(search_text([w[0] for w in json.loads(words)]), asset_id) for asset_id, words in rows]
+        if filled:
+            db.execute("BEGIN")
+            db.executemany("UPDATE assets SET search_text = ? WHERE asset_id = ?", filled)
+            db.execute("COMMIT")
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        """Close every thread's connection; calls after this raise."""
+        with self._connections_lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        for db in connections:
+            db.close()
 
     def _one(self, sql: str, args: tuple[Any, ...]) -> Asset | None:
-        with self._lock:
-            row = self._db.execute(sql, args).fetchone()
+        row = self._db().execute(sql, args).fetchone()
         return _to_asset(row) if row else None
 
     def _exec(self, sql: str, args: tuple[Any, ...]) -> int:
-        with self._lock:
-            return self._db.execute(sql, args).rowcount
+        with self._write_lock:
+            return self._db().execute(sql, args).rowcount
 
     def adopt_media(self, asset_id: str, tmp_file: Path) -> str:
         """Move a finished upload or download into place; return its path relative to the data dir."""
@@ -167,40 +219,49 @@ class AssetStore:
     def page(self, owner: str, done_only: bool, limit: int, offset: int) -> tuple[list[Asset], bool]:
         """One page of the owner's assets, newest first, and whether more follow."""
         where = "owner = ?" + (" AND status = 'done'" if done_only else "")
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT * FROM assets WHERE {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
-                (owner, limit + 1, offset),
-            ).fetchall()
+        sql = f"SELECT * FROM assets WHERE {where} ORDER BY seq DESC LIMIT ? OFFSET ?"
+        rows = self._db().execute(sql, (owner, limit + 1, offset)).fetchall()
         return [_to_asset(r) for r in rows[:limit]], len(rows) > limit
 
-    def owned(self, owner: str, asset_ids: list[str] | None) -> list[Asset]:
-        """The owner's done assets among ``asset_ids`` (all of them if None)."""
-        with self._lock:
-            if asset_ids is None:
-                rows = self._db.execute(
-                    "SELECT * FROM assets WHERE owner = ? AND status = 'done' ORDER BY seq DESC", (owner,)
+    def search_candidates(
+        self, owner: str, needle: str, asset_ids: list[str] | None, chunk: int
+    ) -> Iterator[list[tuple[int, str, str, str]]]:
+        """The owner's done assets whose ``search_text`` holds ``needle``, as ``(seq, asset_id, search_text,
+        words JSON)`` rows in chunks of at most ``chunk`` (all of them, or those among ``asset_ids``).
+
+        Each chunk is its own short statement, matched in SQLite's C code, so a long scan holds no read
+        transaction open and lets other threads run between chunks.
+        """
+        db = self._db()
+        base = (
+            "SELECT seq, asset_id, search_text, words FROM assets WHERE owner = ? AND status = 'done'"
+            " AND instr(search_text, ?) > 0"
+        )
+        if asset_ids is not None:
+            unique = list(dict.fromkeys(asset_ids))
+            for i in range(0, len(unique), _IDS_PER_STATEMENT):
+                ids = unique[i : i + _IDS_PER_STATEMENT]
+                rows = db.execute(
+                    f"{base} AND asset_id IN ({','.join('?' * len(ids))})", (owner, needle, *ids)
                 ).fetchall()
-            else:
-                marks = ",".join("?" * len(asset_ids))
-                rows = self._db.execute(
-                    f"SELECT * FROM assets WHERE owner = ? AND status = 'done' AND asset_id IN ({marks})"
-                    " ORDER BY seq DESC",
-                    (owner, *asset_ids),
-                ).fetchall()
-        return [_to_asset(r) for r in rows]
+                for j in range(0, len(rows), chunk):
+                    yield [tuple(r) for r in rows[j : j + chunk]]
+            return
+        before = 2**63 - 1  # past the largest seq SQLite can hand out
+        while rows := db.execute(
+            f"{base} AND seq < ? ORDER BY seq DESC LIMIT ?", (owner, needle, before, chunk)
+        ).fetchall():
+            yield [tuple(r) for r in rows]
+            before = rows[-1]["seq"]
 
     def pending_after(self, seq: int) -> tuple[int, Asset] | None:
         """The oldest ``processing`` asset created after the one numbered ``seq``, with its number."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT * FROM assets WHERE status = 'processing' AND seq > ? ORDER BY seq LIMIT 1", (seq,)
-            ).fetchone()
+        sql = "SELECT * FROM assets WHERE status = 'processing' AND seq > ? ORDER BY seq LIMIT 1"
+        row = self._db().execute(sql, (seq,)).fetchone()
         return (int(row["seq"]), _to_asset(row)) if row else None
 
     def pending_count(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM assets WHERE status = 'processing'").fetchone()[0])
+        return int(self._db().execute("SELECT COUNT(*) FROM assets WHERE status = 'processing'").fetchone()[0])
 
     def set_media(self, asset_id: str, media_path: str, media_type: str) -> None:
         self._exec(
@@ -210,9 +271,9 @@ class AssetStore:
 
     def mark_done(self, asset_id: str, duration: float, words: list[Word]) -> None:
         self._exec(
-            "UPDATE assets SET status = ?, completed = ?, duration = ?, words = ?, error = NULL"
+            "UPDATE assets SET status = ?, completed = ?, duration = ?, words = ?, search_text = ?, error = NULL"
             " WHERE asset_id = ? AND status = ?",
-            (DONE, utc_now(), duration, _words_json(words), asset_id, PROCESSING),
+            (DONE, utc_now(), duration, _words_json(words), _search_text(words), asset_id, PROCESSING),
         )
 
     def mark_failed(self, asset_id: str, error: str, error_status: int, duration: float | None = None) -> None:
@@ -225,7 +286,10 @@ class AssetStore:
     def update(self, asset_id: str, words: list[Word] | None, metadata: dict[str, Any] | None) -> None:
         """Apply a ``PUT``: new words (from a corrected transcript) and/or new metadata."""
         if words is not None:
-            self._exec("UPDATE assets SET words = ? WHERE asset_id = ?", (_words_json(words), asset_id))
+            self._exec(
+                "UPDATE assets SET words = ?, search_text = ? WHERE asset_id = ?",
+                (_words_json(words), _search_text(words), asset_id),
+            )
         if metadata is not None:
             self._exec("UPDATE assets SET metadata = ? WHERE asset_id = ?", (json.dumps(metadata), asset_id))
 

@@ -5,6 +5,7 @@ asset, downloads its media if it was submitted by URL asynchronously, runs ``rec
 pool (so the event loop, and with it the API, never waits on recognition) and records the result. The
 database is the queue, so nothing is lost on a restart and memory does not grow with the backlog.
 Synchronous requests wait for their asset with ``wait_for``; callbacks are POSTed after completion.
+Every store call runs on the store's threads (``StoreThreads``), never on the event loop.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from airflow_provider_brain.local.assets import PROCESSING, Asset
 from airflow_provider_brain.local.audio import AudioDecodeError, probe
 from airflow_provider_brain.local.download import download_to_file
 from airflow_provider_brain.local.errors import DownloadError
+from airflow_provider_brain.local.offload import StoreThreads, unlink
 from airflow_provider_brain.local.settings import ServerSettings
-from airflow_provider_brain.local.store import AssetStore
 
 log = logging.getLogger("brain_local.worker")
 
@@ -45,8 +46,9 @@ DOWNLOAD_SLOTS = 8
 class Dispatcher:
     """Owns the recognition process pool and the coroutines that feed it from the store."""
 
-    def __init__(self, store: AssetStore, settings: ServerSettings) -> None:
-        self._store = store
+    def __init__(self, db: StoreThreads, settings: ServerSettings) -> None:
+        self._db = db
+        self._store = db.store
         self._settings = settings
         self._claimed: set[str] = set()
         #: The newest asset (by ``seq``) handed to a dispatcher: the next claim looks only past it.
@@ -82,7 +84,7 @@ class Dispatcher:
             asyncio.create_task(self._run(), name=f"brain-dispatch-{i}")
             for i in range(self._settings.workers + DOWNLOAD_SLOTS)
         ]
-        pending = self._store.pending_count()
+        pending = await self._db.call(self._store.pending_count)
         if pending:
             log.info("resuming %d asset(s) left processing by a previous run", pending)
 
@@ -115,7 +117,7 @@ class Dispatcher:
         """Return once ``asset_id`` is no longer ``processing`` (register before ``notify``)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(asset_id, []).append(future)
-        asset = self._store.get(asset_id)
+        asset = await self._db.call(self._store.get, asset_id)
         if asset is None or asset.status != "processing":
             self._resolve(asset_id)
         await future
@@ -128,7 +130,7 @@ class Dispatcher:
     async def _claim(self) -> Asset:
         async with self._wake:
             while True:
-                asset = self._next_pending()
+                asset = await self._next_pending()
                 if asset is not None:
                     self._claimed.add(asset.asset_id)
                     return asset
@@ -136,14 +138,14 @@ class Dispatcher:
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=5.0)
 
-    def _next_pending(self) -> Asset | None:
+    async def _next_pending(self) -> Asset | None:
         """The next ``processing`` asset no dispatcher works on: one released for another try, else the
         oldest past the cursor. An index lookup, however many assets are held back (``--min-latency``)."""
         while self._again:
-            asset = self._store.get(self._again.popleft())
+            asset = await self._db.call(self._store.get, self._again.popleft())
             if asset is not None and asset.status == PROCESSING and asset.asset_id not in self._claimed:
                 return asset
-        while (found := self._store.pending_after(self._cursor)) is not None:
+        while (found := await self._db.call(self._store.pending_after, self._cursor)) is not None:
             self._cursor, asset = found
             if asset.asset_id not in self._claimed:
                 return asset
@@ -165,7 +167,7 @@ class Dispatcher:
                     self._claimed.discard(asset.asset_id)
             if held:
                 continue  # ``_complete_later`` finishes it; this dispatcher takes the next asset.
-            current = self._store.get(asset.asset_id)
+            current = await self._db.call(self._store.get, asset.asset_id)
             # Still processing means "try again" (a pool crash): the loop claims it anew.
             if current is None or current.status != PROCESSING:
                 self._resolve(asset.asset_id)
@@ -186,7 +188,7 @@ class Dispatcher:
         except DownloadError as exc:
             outcome = functools.partial(self._fail, asset, str(exc), exc.status)
         except BrokenProcessPool:
-            self._on_pool_crash(pool, asset)
+            await self._on_pool_crash(pool, asset)
             return False
         except asyncio.CancelledError:
             raise
@@ -203,11 +205,12 @@ class Dispatcher:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
             return True
-        outcome()
+        await self._db.call(outcome)
         self._send_callback(asset.asset_id)
         return False
 
     def _complete(self, asset: Asset, result: recognizer.Recognition, elapsed: float) -> None:
+        """Record ``asset`` as done (blocking: run on a store thread)."""
         self._store.mark_done(asset.asset_id, result.duration, result.words)
         log.info(
             "asset %s done: %.2f s of audio in %.2f s (%d words)",
@@ -223,7 +226,7 @@ class Dispatcher:
         the next start."""
         try:
             await asyncio.sleep(hold)
-            outcome()
+            await self._db.call(outcome)
         except asyncio.CancelledError:
             self._claimed.discard(asset.asset_id)
             raise
@@ -237,7 +240,7 @@ class Dispatcher:
         self._send_callback(asset.asset_id)
         self._resolve(asset.asset_id)
 
-    def _on_pool_crash(self, pool: ProcessPoolExecutor, asset: Asset) -> None:
+    async def _on_pool_crash(self, pool: ProcessPoolExecutor, asset: Asset) -> None:
         """A worker process died (a crash, the OOM killer): every task in that pool is lost.
 
         The pool is replaced once, however many tasks report it. Which asset caused the crash is
@@ -251,7 +254,7 @@ class Dispatcher:
         self._crashes[asset.asset_id] = crashes
         if crashes >= MAX_CRASHES:
             self._crashes.pop(asset.asset_id, None)
-            self._fail(asset, "the recognizer crashed on this media", 500)
+            await self._db.call(self._fail, asset, "the recognizer crashed on this media", 500)
             self._send_callback(asset.asset_id)
         else:
             log.warning("asset %s: recognition process died (%d); trying again", asset.asset_id, crashes)
@@ -271,26 +274,27 @@ class Dispatcher:
         try:
             info = await asyncio.to_thread(probe, tmp)
         except AudioDecodeError:
-            tmp.unlink(missing_ok=True)
+            await unlink(tmp)
             raise
-        relative = self._store.adopt_media(asset.asset_id, tmp)
-        self._store.set_media(asset.asset_id, relative, info.mime_type)
+        relative = await self._db.call(self._store.adopt_media, asset.asset_id, tmp)
+        await self._db.call(self._store.set_media, asset.asset_id, relative, info.mime_type)
         return self._store.data_dir / relative
 
     def _fail(self, asset: Asset, message: str, status: int) -> None:
+        """Record ``asset`` as failed (blocking: run on a store thread)."""
         log.info("asset %s failed (%d): %s", asset.asset_id, status, message)
         self._store.mark_failed(asset.asset_id, message, status)
 
     def _send_callback(self, asset_id: str) -> None:
-        asset = self._store.get(asset_id)
-        if asset is None or not asset.callback:
-            return
-        task = asyncio.create_task(self._post_callback(asset))
+        """POST the asset to its callback URL, if it has one, in the background."""
+        task = asyncio.create_task(self._post_callback(asset_id))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _post_callback(self, asset: Asset) -> None:
-        assert asset.callback is not None
+    async def _post_callback(self, asset_id: str) -> None:
+        asset = await self._db.call(self._store.get, asset_id)
+        if asset is None or asset.callback is None:
+            return
         host = urlsplit(asset.callback).hostname
         body = asset.to_json()
         async with httpx.AsyncClient(timeout=self._settings.callback_timeout) as client:

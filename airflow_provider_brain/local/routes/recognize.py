@@ -1,0 +1,198 @@
+"""``POST /speech:recognize``: a raw media upload, a JSON body naming a URL, or inline base64 content.
+
+Bodies and downloads are streamed to a temporary file by threads, checked to be decodable audio, then
+made a ``processing`` asset; synchronous calls wait for the dispatcher to finish it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+
+from airflow_provider_brain.local.assets import DONE, PROCESSING, Asset, new_asset_id
+from airflow_provider_brain.local.audio import AudioDecodeError, probe
+from airflow_provider_brain.local.download import check_media_url, download_to_file
+from airflow_provider_brain.local.errors import ApiError, DownloadError
+from airflow_provider_brain.local.http_input import base_url, flag, read_json, receive_body
+from airflow_provider_brain.local.offload import unlink
+from airflow_provider_brain.local.state import Brain, brain_of
+from airflow_provider_brain.local.store import utc_now
+
+log = logging.getLogger("brain_local.api")
+
+RETRY_AFTER_SECONDS = 5
+_JSON_TYPES = ("application/json", "application/x-www-form-urlencoded", "text/json")
+
+
+async def _admit_media(
+    brain: Brain, tmp: Path, user: str, request: Request, metadata: dict[str, Any] | None, callback: str | None
+) -> Asset:
+    """Check that ``tmp`` is decodable audio, then make it a new ``processing`` asset."""
+    try:
+        info = await asyncio.to_thread(probe, tmp)
+    except AudioDecodeError as exc:
+        raise ApiError(400, str(exc)) from None
+    asset_id = new_asset_id()
+    relative = await brain.db.call(brain.store.adopt_media, asset_id, tmp)
+    asset = Asset(
+        asset_id=asset_id,
+        owner=user,
+        status=PROCESSING,
+        created=utc_now(),
+        base_url=base_url(request),
+        duration=round(info.duration, 3) if info.duration else None,
+        metadata=metadata,
+        media_path=relative,
+        media_type=info.mime_type,
+        callback=callback,
+    )
+    await brain.db.call(brain.store.create, asset)
+    log.info("asset %s: %s media from user %s queued", asset_id, info.format, user)
+    return asset
+
+
+async def _answer(brain: Brain, asset: Asset, is_async: bool) -> Response:
+    """Queue ``asset``; answer at once (async) or when it is recognised (sync)."""
+    dispatcher = brain.dispatcher
+    assert dispatcher is not None
+    if is_async:
+        await dispatcher.notify()
+        return JSONResponse({"asset_id": asset.asset_id, "status": PROCESSING})
+    waiting = asyncio.ensure_future(dispatcher.wait_for(asset.asset_id))
+    await dispatcher.notify()
+    await waiting
+    final = await brain.db.call(brain.store.get, asset.asset_id)
+    if final is None:
+        raise ApiError(404, "asset was deleted while it was being recognised")
+    if final.status == DONE:
+        return JSONResponse(final.to_json())
+    # The failed asset itself, whose "error" says why, under the status that fits the cause.
+    return JSONResponse(final.to_json(), status_code=final.error_status or 500)
+
+
+async def _check_capacity(brain: Brain) -> None:
+    if await brain.db.call(brain.store.pending_count) >= brain.settings.max_queue:
+        raise ApiError(429, "too many assets are waiting; retry later", {"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+async def recognize(request: Request) -> Response:
+    """``POST /speech:recognize``: a raw media upload, or a JSON body naming a URL or inline content."""
+    brain = brain_of(request)
+    user = brain.auth.authenticate(request)
+    await _check_capacity(brain)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type in _JSON_TYPES or content_type.endswith("+json"):
+        return await _recognize_json(request, brain, user)
+    is_async = flag(request.query_params.get("async"), "async")
+    tmp = brain.store.new_tmp_file()
+    try:
+        size = await receive_body(request, tmp, brain.settings.max_body_bytes)
+        if size == 0:
+            raise ApiError(400, "empty request body: send the media file as the body")
+        asset = await _admit_media(brain, tmp, user, request, None, None)
+    except ClientDisconnect:
+        log.info("upload from user %s cut off by the client; no asset created", user)
+        return Response(status_code=400)
+    finally:
+        await unlink(tmp)
+    return await _answer(brain, asset, is_async)
+
+
+async def _recognize_json(request: Request, brain: Brain, user: str) -> Response:
+    try:
+        body = await read_json(request, brain.settings.max_json_bytes)
+    except ClientDisconnect:
+        return Response(status_code=400)
+    if not isinstance(body, dict):
+        raise ApiError(400, "the JSON body must be an object")
+    audio = body.get("audio")
+    config = body.get("config") or {}
+    metadata = body.get("metadata")
+    if not isinstance(audio, dict):
+        raise ApiError(400, 'audio is required: {"audio": {"url": "https://..."}}')
+    if not isinstance(config, dict):
+        raise ApiError(400, "config must be an object")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise ApiError(400, "metadata must be an object")
+    is_async = flag(config["async"] if "async" in config else config.get("isAsync"), "config.async")
+    callback = config.get("callback")
+    if callback is not None:
+        try:
+            check_media_url(callback)
+        except DownloadError:
+            raise ApiError(400, "config.callback must be an absolute http or https URL") from None
+    url = audio.get("url", audio.get("uri"))
+    content = audio.get("content")
+    if content is not None:
+        return await _recognize_inline(request, brain, user, content, metadata, callback, is_async)
+    if url is None:
+        raise ApiError(400, "audio.url is required")
+    try:
+        check_media_url(url)
+    except DownloadError as exc:
+        raise ApiError(400, str(exc)) from None
+    if is_async:
+        # Download in the worker stage, so the caller gets its asset id at once.
+        asset = Asset(
+            asset_id=new_asset_id(),
+            owner=user,
+            status=PROCESSING,
+            created=utc_now(),
+            base_url=base_url(request),
+            metadata=metadata,
+            source_url=url,
+            callback=callback,
+        )
+        await brain.db.call(brain.store.create, asset)
+        log.info("asset %s: URL submission from user %s queued", asset.asset_id, user)
+        return await _answer(brain, asset, True)
+    tmp = brain.store.new_tmp_file()
+    try:
+        await download_to_file(
+            url, tmp, max_bytes=brain.settings.max_body_bytes, timeout=brain.settings.download_timeout
+        )
+        asset = await _admit_media(brain, tmp, user, request, metadata, callback)
+    except DownloadError as exc:
+        raise ApiError(exc.status, str(exc)) from None
+    finally:
+        await unlink(tmp)
+    return await _answer(brain, asset, False)
+
+
+def _write_base64(content: str, dest: Path) -> None:
+    """Decode ``audio.content`` into ``dest`` (blocking: up to the JSON limit of base64, so on a thread)."""
+    try:
+        # Line breaks are common in base64 (MIME style); anything else outside the alphabet is an error.
+        media = base64.b64decode("".join(content.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(400, "audio.content is not valid base64") from None
+    if not media:
+        raise ApiError(400, "audio.content is not valid base64")
+    dest.write_bytes(media)
+
+
+async def _recognize_inline(
+    request: Request,
+    brain: Brain,
+    user: str,
+    content: Any,
+    metadata: dict[str, Any] | None,
+    callback: str | None,
+    is_async: bool,
+) -> Response:
+    if not isinstance(content, str) or not content:
+        raise ApiError(400, "audio.content must be a non-empty base64 string")
+    tmp = brain.store.new_tmp_file()
+    try:
+        await asyncio.to_thread(_write_base64, content, tmp)
+        asset = await _admit_media(brain, tmp, user, request, metadata, callback)
+    finally:
+        await unlink(tmp)
+    return await _answer(brain, asset, is_async)
