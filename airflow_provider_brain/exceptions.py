@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from airflow.providers.common.compat.sdk import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 #: How much of an error response body an exception message may quote.
 BODY_EXCERPT_CHARS = 200
@@ -91,13 +91,19 @@ class BrainAssetFailed(BrainError):
 class BrainTimeout(BrainError):
     """An asset was still processing when the wait's deadline passed."""
 
-    def __init__(self, asset_id: str, timeout: float) -> None:
+    def __init__(self, asset_id: str, timeout: float, waited: float | None = None) -> None:
         self.asset_id = asset_id
         self.timeout = timeout
+        self.waited = timeout if waited is None else waited
         super().__init__(
-            f"Brain asset {asset_id} was still processing after {timeout:g} s; "
-            "raise the timeout, or wait for it later with BrainAssetSensor"
+            f"Brain asset {asset_id} was still processing {self.waited:.0f} s after it was submitted "
+            f"(timeout {timeout:g} s); raise the timeout, or wait for it later with BrainAssetSensor"
         )
+
+
+class BrainDeadlinePassed(BrainTimeout, AirflowFailException):
+    """A transcribe task's ``timeout``, counted from its asset's creation, passed: the task fails without retries
+    (a retry would only wait past the deadline again)."""
 
 
 class BrainUploadNotRewindable(BrainError):

@@ -8,6 +8,7 @@ are kept in ``raw`` rather than rejected.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -110,6 +111,12 @@ class Asset:
     @property
     def mean_confidence(self) -> float | None:
         return sum(self.confidence) / len(self.confidence) if self.confidence else None
+
+    def deadline(self, timeout: float) -> float:
+        """When a wait of ``timeout`` seconds from the asset's creation ends (``time.time()`` seconds): one
+        deadline for every try of a task and every restart of a trigger. From now if the server gave no time."""
+        created = parse_api_time(self.created)
+        return (created.timestamp() if created else time.time()) + timeout
 
     def summary(self) -> dict[str, Any]:
         """A small JSON-serialisable description for XCom and logs: ids, status, sizes; no transcript."""

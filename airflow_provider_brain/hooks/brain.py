@@ -358,6 +358,11 @@ class BrainHook(BaseHook):
         data = self._request(Call("DELETE", asset_path(asset_id)))
         return bool(isinstance(data, Mapping) and data.get("deleted"))
 
+    async def adelete_asset(self, asset_id: str) -> bool:
+        """Async ``delete_asset`` (a trigger cancelling its asset when a user ends the task)."""
+        data = await self._arequest(Call("DELETE", asset_path(asset_id)))
+        return bool(isinstance(data, Mapping) and data.get("deleted"))
+
     def wait_for_asset(
         self,
         asset_id: str,

@@ -6,21 +6,28 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
 from airflow.sdk.definitions.mappedoperator import OperatorPartial
 
 from airflow_provider_brain.config import default_poll_interval
-from airflow_provider_brain.exceptions import BrainAssetFailed, BrainNotFound, BrainTimeout
+from airflow_provider_brain.exceptions import (
+    BrainAssetFailed,
+    BrainDeadlinePassed,
+    BrainError,
+    BrainNotFound,
+    BrainTimeout,
+)
 from airflow_provider_brain.hooks.brain import IDEMPOTENCY_METADATA_KEY, BrainHook
 from airflow_provider_brain.hooks.idempotency import task_key
 from airflow_provider_brain.hooks.uploads import SizedStream
 from airflow_provider_brain.links import ASSET_URL_XCOM_KEY, BrainAssetLink
-from airflow_provider_brain.models import Asset, AssetStatus
+from airflow_provider_brain.models import Asset, AssetStatus, parse_api_time
 from airflow_provider_brain.operators import trigger_start
-from airflow_provider_brain.triggers.asset import BrainAssetTrigger, raise_for_event
+from airflow_provider_brain.triggers.asset import BrainAssetTrigger
+from airflow_provider_brain.triggers.events import AssetEvent, EventStatus
 from airflow_provider_brain.utils.audio_sources import (
     AudioLocation,
     existing_s3_object,
@@ -78,11 +85,17 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
     :param wait_for_completion: wait until the transcript is done; if ``False``, return once submitted.
     :param deferrable: wait in the triggerer instead of the worker.
     :param poll_interval: seconds between two status checks (default: ``[brain] default_poll_interval``, 10).
-    :param timeout: seconds to wait for the transcript before failing.
+    :param timeout: seconds to wait for the transcript before failing, counted from the asset's creation: one
+        deadline for all tries.
     :param times: fetch word timings and include them (``words``) in the return value.
     :param return_transcript: include the transcript text in the return value.
     :param metadata: extra metadata stored with the asset.
     :param durable: keep the asset id in the task state store across retries (Airflow 3.3+).
+    :param start_from_trigger: run the whole task in the triggerer, with no worker (Airflow 3.3+; S3 presign or
+        ``audio_url``; see ``operators/trigger_start.py`` for what stays in a worker).
+    :param cancel_on_kill: when a user ends the task while it waits (in the worker or deferred), or a deadline
+        passes, delete its asset on Brain, the API's only way to stop one. Not on a worker crash or a triggerer
+        restart: those resume.
     """
 
     template_fields: Sequence[str] = ("s3_uri", "s3_bucket", "s3_key", "audio_url", "local_path", "metadata")
@@ -111,6 +124,7 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         return_transcript: bool = False,
         metadata: Mapping[str, Any] | None = None,
         start_from_trigger: bool = False,
+        cancel_on_kill: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -136,7 +150,9 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         self.times = times
         self.return_transcript = return_transcript
         self.metadata = dict(metadata or {})
+        self.cancel_on_kill = cancel_on_kill
         self._last_result: dict[str, Any] | None = None
+        self._asset_id: str | None = None
         self._start_from_trigger_asked = start_from_trigger
         self.start_from_trigger = start_from_trigger and trigger_start.blocker(vars(self)) is None
         if self.start_from_trigger:
@@ -247,20 +263,29 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
             raise BrainAssetFailed(asset_id, asset.error or "")
         if asset.is_done:
             return self._result(asset)
+        # One deadline for every try: `timeout` seconds from the asset's creation, not from this try's start.
+        end_time = asset.deadline(self.timeout)
+        if time.time() >= end_time:
+            self._give_up(asset_id, end_time)
         if self.deferrable:
             self.defer(
                 trigger=BrainAssetTrigger(
                     asset_id=asset_id,
                     brain_conn_id=self.brain_conn_id,
                     poll_interval=self.poll_interval,
-                    end_time=time.time() + self.timeout,
+                    end_time=end_time,
+                    cancel_on_kill=self.cancel_on_kill,
                 ),
                 method_name="execute_complete",
             )
         self.log.info("Waiting for Brain asset %s in the worker", asset_id)
-        return self._result(
-            self.hook.wait_for_asset(asset_id, poll_interval=self.poll_interval, timeout=self.timeout, times=self.times)
-        )
+        try:
+            done = self.hook.wait_for_asset(
+                asset_id, poll_interval=self.poll_interval, timeout=end_time - time.time(), times=self.times
+            )
+        except BrainTimeout:
+            self._give_up(asset_id, end_time)
+        return self._result(done)
 
     def get_job_result(self, external_id: Any, context: Context) -> Any:
         asset_id = _asset_id_of(external_id)
@@ -271,8 +296,59 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the trigger: fail with the server's reason, or return the summary."""
-        asset_id = raise_for_event(event, timeout=self.timeout)
+        ended = AssetEvent.parse(event)
+        self._asset_id = ended.asset_id
+        if ended.status is EventStatus.TIMEOUT:
+            self._give_up(ended.asset_id, None)
+        asset_id = ended.outcome(timeout=self.timeout)
         return self._result(self.hook.get_asset(asset_id, times=self.times))
+
+    # ------------------------------------------------------------------ the end of a task's life
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        """Airflow's own timeout of a deferred task (``execution_timeout``) also gives the asset up."""
+        try:
+            from airflow.sdk.exceptions import TaskDeferralTimeout
+        except ImportError:  # Airflow before 3.2
+            from airflow.exceptions import TaskDeferralTimeout  # type: ignore[no-redef]
+
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except TaskDeferralTimeout:
+            ti = context["ti"]
+            asset_id = ti.xcom_pull(task_ids=ti.task_id, key="asset_id", map_indexes=ti.map_index)
+            if not asset_id:
+                raise
+            self._give_up(str(asset_id), None)
+
+    def _give_up(self, asset_id: str, end_time: float | None) -> NoReturn:
+        """Fail on a deadline, naming the asset and how long it has been processing; with ``cancel_on_kill``
+        delete it first, so Brain stops working on audio nobody waits for."""
+        try:
+            created = parse_api_time(self.hook.get_asset(asset_id).created)
+        except BrainNotFound:
+            created = None
+        waited = time.time() - created.timestamp() if created else self.timeout
+        self._cancel(asset_id, "its deadline passed")
+        raise BrainDeadlinePassed(asset_id, self.timeout, waited)
+
+    def on_kill(self) -> None:
+        """A user ended the task while it waited in the worker (or ``execution_timeout`` passed): cancel its asset."""
+        if self._asset_id:
+            self._cancel(self._asset_id, "the task was killed")
+
+    def _cancel(self, asset_id: str, why: str) -> None:
+        if not self.cancel_on_kill:
+            return
+        try:
+            deleted = self.hook.delete_asset(asset_id)
+        except BrainNotFound:
+            return
+        except BrainError as err:
+            self.log.warning("Could not delete Brain asset %s after %s: %s", asset_id, why, err)
+            return
+        if deleted:
+            self.log.info("Deleted Brain asset %s because %s (cancel_on_kill=True)", asset_id, why)
 
     # ------------------------------------------------------------------ lineage
 
@@ -296,6 +372,7 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
     # ------------------------------------------------------------------ results
 
     def _publish(self, context: Context, asset_id: str) -> None:
+        self._asset_id = asset_id
         ti = context["ti"]
         ti.xcom_push(key="asset_id", value=asset_id)
         ti.xcom_push(key=ASSET_URL_XCOM_KEY, value=self.hook.settings.url(f"/assets/{asset_id}"))

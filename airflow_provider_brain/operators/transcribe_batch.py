@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -72,6 +73,8 @@ class BrainTranscribeBatchOperator(BaseOperator):
     :param fail_on_asset_failure: fail the task, after every file has settled, naming each file that failed;
         with ``False`` the failures come back in the summaries and the task succeeds.
     :param max_concurrent_submissions: how many submissions are in flight at once (HTTP connections).
+    :param cancel_on_kill: when a user ends the task while it waits (in the worker or deferred), delete its assets
+        still processing on Brain. Not on a worker crash or a triggerer restart: those resume.
     """
 
     template_fields: Sequence[str] = ("s3_uris", "audio_urls", "metadata")
@@ -93,6 +96,7 @@ class BrainTranscribeBatchOperator(BaseOperator):
         metadata: Mapping[str, Any] | None = None,
         fail_on_asset_failure: bool = True,
         max_concurrent_submissions: int = 8,
+        cancel_on_kill: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -118,7 +122,9 @@ class BrainTranscribeBatchOperator(BaseOperator):
         self.metadata = dict(metadata or {})
         self.fail_on_asset_failure = fail_on_asset_failure
         self.max_concurrent_submissions = max_concurrent_submissions
+        self.cancel_on_kill = cancel_on_kill
         self._given: list[str] = []
+        self._waiting_for: list[str] = []
 
     @cached_property
     def hook(self) -> BrainHook:
@@ -172,11 +178,14 @@ class BrainTranscribeBatchOperator(BaseOperator):
                     brain_conn_id=self.brain_conn_id,
                     poll_interval=self.poll_interval,
                     end_time=time.time() + self.timeout,
+                    cancel_on_kill=self.cancel_on_kill,
                 ),
                 method_name="execute_complete",
             )
         self.log.info("Waiting for %d Brain assets in the worker", len(live))
+        self._waiting_for = live
         settled = self.hook.wait_for_assets(live, poll_interval=self.poll_interval, timeout=self.timeout)
+        self._waiting_for = []
         failed = {a.asset_id: redact_urls(a.error or "") for a in settled.values() if a.is_failed}
         processing = [a for a in live if a not in settled]
         return self._finish(sources, asset_ids, submit_errors, failed, processing, settled)
@@ -253,6 +262,17 @@ class BrainTranscribeBatchOperator(BaseOperator):
         return self.hook.find_assets_by_idempotency_keys(keys.values(), created_after=started)
 
     # ------------------------------------------------------------------ wait and finish
+
+    def on_kill(self) -> None:
+        """A user ended the task while it waited in the worker: delete its assets that are still processing."""
+        if not (self.cancel_on_kill and self._waiting_for):
+            return
+        settled = self.hook.wait_for_assets(self._waiting_for, poll_interval=self.poll_interval, timeout=0)
+        for asset_id in self._waiting_for:
+            if asset_id not in settled:
+                with contextlib.suppress(BrainError):
+                    self.hook.delete_asset(asset_id)
+                    self.log.info("Deleted Brain asset %s because the task was killed (cancel_on_kill=True)", asset_id)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the batch trigger: build the summaries from its event and the ids in XCom."""

@@ -37,6 +37,7 @@ TRIGGER_ARGUMENTS = (
     "timeout",
     "times",
     "return_transcript",
+    "cancel_on_kill",
 )
 #: Sources a mapped task may expand over and still start in the triggerer.
 EXPANDABLE_SOURCES = ("s3_uri", "s3_bucket", "s3_key", "audio_url")

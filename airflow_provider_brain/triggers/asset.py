@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_brain.exceptions import redact_urls
+from airflow_provider_brain.exceptions import BrainNotFound, redact_urls
 from airflow_provider_brain.hooks.brain import BrainHook
 from airflow_provider_brain.hooks.poller import shared_poller
 from airflow_provider_brain.models import validate_asset_id
@@ -39,6 +39,8 @@ class BrainAssetTrigger(BaseTrigger):
     :param brain_conn_id: the Brain connection.
     :param poll_interval: seconds between two polls.
     :param end_time: wall-clock deadline (``time.time()`` seconds); ``None`` waits for ever.
+    :param cancel_on_kill: delete the asset when a user ends the deferred task (Airflow 3.3 calls ``on_kill``
+        then, and not on a triggerer restart). At the deadline the resumed task decides (it names the wait).
     """
 
     def __init__(
@@ -47,12 +49,14 @@ class BrainAssetTrigger(BaseTrigger):
         brain_conn_id: str = BrainHook.default_conn_name,
         poll_interval: float = 10.0,
         end_time: float | None = None,
+        cancel_on_kill: bool = False,
     ) -> None:
         super().__init__()
         self.asset_id = validate_asset_id(asset_id)
         self.brain_conn_id = brain_conn_id
         self.poll_interval = float(poll_interval)
         self.end_time = None if end_time is None else float(end_time)
+        self.cancel_on_kill = bool(cancel_on_kill)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -62,11 +66,16 @@ class BrainAssetTrigger(BaseTrigger):
                 "brain_conn_id": self.brain_conn_id,
                 "poll_interval": self.poll_interval,
                 "end_time": self.end_time,
+                "cancel_on_kill": self.cancel_on_kill,
             },
         )
 
     def _event(self, status: EventStatus, message: str, reason: str | None = None) -> TriggerEvent:
         return TriggerEvent(AssetEvent(status, self.asset_id, message, reason).payload())
+
+    async def on_kill(self) -> None:
+        """A user ended the deferred task (marked it failed or success, or cleared it): cancel its asset."""
+        await cancel_asset(self, self.asset_id, "the task was ended by a user")
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         # Every trigger of this connection in the triggerer's event loop shares one poller (one listing
@@ -84,6 +93,22 @@ class BrainAssetTrigger(BaseTrigger):
                 yield self._event(FAILED, f"Brain asset {self.asset_id} failed: {reason}", reason)
         except Exception as err:  # One event, with a message, rather than a crashed trigger.
             yield self._event(ERROR, f"Waiting for Brain asset {self.asset_id} failed: {type(err).__name__}: {err}")
+
+
+async def cancel_asset(trigger: Any, asset_id: str, why: str) -> None:
+    """Delete ``asset_id`` if ``trigger.cancel_on_kill``, best effort (logged, never raised): the API's only way to
+    stop Brain working on audio nobody waits for any more."""
+    if not getattr(trigger, "cancel_on_kill", False):
+        return
+    try:
+        deleted = await shared_poller(trigger.brain_conn_id).hook.adelete_asset(asset_id)
+    except BrainNotFound:
+        return
+    except Exception as err:
+        trigger.log.warning("Could not delete Brain asset %s after %s: %s", asset_id, why, err)
+        return
+    if deleted:
+        trigger.log.info("Deleted Brain asset %s because %s (cancel_on_kill=True)", asset_id, why)
 
 
 def raise_for_event(event: dict[str, Any] | None, *, timeout: float | None = None) -> str:

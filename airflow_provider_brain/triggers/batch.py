@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -13,6 +14,7 @@ from airflow_provider_brain.exceptions import redact_urls
 from airflow_provider_brain.hooks.brain import BrainHook
 from airflow_provider_brain.hooks.poller import shared_poller
 from airflow_provider_brain.models import Asset, validate_asset_id
+from airflow_provider_brain.triggers.asset import cancel_asset
 from airflow_provider_brain.triggers.events import BatchEvent, EventStatus
 
 
@@ -32,6 +34,7 @@ class BrainBatchTrigger(BaseTrigger):
     :param brain_conn_id: the Brain connection.
     :param poll_interval: seconds between two polls.
     :param end_time: wall-clock deadline (``time.time()`` seconds); ``None`` waits for ever.
+    :param cancel_on_kill: when a user ends the deferred task, delete the assets still processing.
     """
 
     def __init__(
@@ -40,12 +43,15 @@ class BrainBatchTrigger(BaseTrigger):
         brain_conn_id: str = BrainHook.default_conn_name,
         poll_interval: float = 10.0,
         end_time: float | None = None,
+        cancel_on_kill: bool = False,
     ) -> None:
         super().__init__()
         self.asset_ids = list(dict.fromkeys(validate_asset_id(a) for a in asset_ids))
         self.brain_conn_id = brain_conn_id
         self.poll_interval = float(poll_interval)
         self.end_time = None if end_time is None else float(end_time)
+        self.cancel_on_kill = bool(cancel_on_kill)
+        self._settled: set[str] = set()
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -55,8 +61,19 @@ class BrainBatchTrigger(BaseTrigger):
                 "brain_conn_id": self.brain_conn_id,
                 "poll_interval": self.poll_interval,
                 "end_time": self.end_time,
+                "cancel_on_kill": self.cancel_on_kill,
             },
         )
+
+    def _note_settled(self, asset_id: str, wait: asyncio.Future[Asset]) -> None:
+        if not wait.cancelled() and wait.exception() is None:
+            self._settled.add(asset_id)
+
+    async def on_kill(self) -> None:
+        """A user ended the deferred batch task: delete its assets still processing (with ``cancel_on_kill``)."""
+        for asset_id in self.asset_ids:
+            if asset_id not in self._settled:
+                await cancel_asset(self, asset_id, "the task was ended by a user")
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         poller = shared_poller(self.brain_conn_id)
@@ -65,6 +82,8 @@ class BrainBatchTrigger(BaseTrigger):
         waits = {
             asset_id: asyncio.ensure_future(poller.wait(asset_id, self.poll_interval)) for asset_id in self.asset_ids
         }
+        for asset_id, wait in waits.items():
+            wait.add_done_callback(functools.partial(self._note_settled, asset_id))
         try:
             timeout = None if self.end_time is None else max(0.0, self.end_time - time.time())
             if waits:

@@ -22,6 +22,7 @@ from airflow_provider_brain.hooks.idempotency import IDEMPOTENCY_METADATA_KEY, t
 from airflow_provider_brain.hooks.poller import shared_poller
 from airflow_provider_brain.links import ASSET_URL_XCOM_KEY, BrainAssetLink
 from airflow_provider_brain.models import Asset, parse_api_time
+from airflow_provider_brain.triggers.asset import cancel_asset
 from airflow_provider_brain.utils.audio_sources import (
     AudioLocation,
     existing_s3_object,
@@ -29,8 +30,9 @@ from airflow_provider_brain.utils.audio_sources import (
     presigned_get_url,
 )
 
-#: Private XCom of a task started in the triggerer: its idempotency key and, once submitted, its asset id.
-#: A trigger run again (triggerer restart, a retry) reads it to resume the asset instead of submitting again.
+#: Private XCom of a task started in the triggerer: its idempotency key and, once submitted, its asset id and
+#: deadline. A trigger run again (triggerer restart, a retry) reads it to resume the asset instead of submitting
+#: again, and to keep one deadline for every try.
 SUBMISSION_XCOM_KEY = "brain_submission"
 
 
@@ -48,7 +50,8 @@ class BrainTranscribeTrigger(BaseTrigger):
     ``timeout`` seconds after the asset's creation (one deadline for every try); push the return value and
     yield ``TaskSuccessEvent``. A failed asset, a timeout or an error is logged with its reason (URL query
     strings redacted) and yields ``TaskFailedEvent``, so no worker starts just to fail the task; retries
-    start in the triggerer again.
+    start in the triggerer again. With ``cancel_on_kill`` (the default) the asset is deleted at the deadline
+    and when a user ends the task (``on_kill``), never on a triggerer restart.
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class BrainTranscribeTrigger(BaseTrigger):
         timeout: float = 3600.0,
         times: bool = False,
         return_transcript: bool = False,
+        cancel_on_kill: bool = True,
     ) -> None:
         super().__init__()
         self.s3_uri = s3_uri
@@ -82,6 +86,8 @@ class BrainTranscribeTrigger(BaseTrigger):
         self.timeout = float(timeout)
         self.times = bool(times)
         self.return_transcript = bool(return_transcript)
+        self.cancel_on_kill = bool(cancel_on_kill)
+        self._asset_id: str | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -100,6 +106,7 @@ class BrainTranscribeTrigger(BaseTrigger):
                 "timeout": self.timeout,
                 "times": self.times,
                 "return_transcript": self.return_transcript,
+                "cancel_on_kill": self.cancel_on_kill,
             },
         )
 
@@ -112,6 +119,11 @@ class BrainTranscribeTrigger(BaseTrigger):
             s3_key=_given(self.s3_key),
             audio_url=_given(self.audio_url),
         )
+
+    async def on_kill(self) -> None:
+        """A user ended the task (marked it failed or success, or cleared it): cancel its asset, if submitted."""
+        if self._asset_id:
+            await cancel_asset(self, self._asset_id, "the task was ended by a user")
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         ti = self.task_instance
@@ -139,14 +151,31 @@ class BrainTranscribeTrigger(BaseTrigger):
         source = location.label
         key = task_key(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, source)
         poller = shared_poller(self.brain_conn_id)
-        asset = await self._resume(ti, poller.hook, key) or await self._submit(ti, poller.hook, location, key)
+        state = await self._xcom_get(ti, SUBMISSION_XCOM_KEY)
+        state = dict(state) if isinstance(state, Mapping) and state.get("idempotency_key") == key else {}
+        if state.get("deadline") and time.time() >= float(state["deadline"]):
+            # An earlier try gave its asset up at the deadline (and deleted it): one deadline for every try.
+            self.log.error(
+                "The deadline of %s passed in an earlier try (timeout %g s); not submitting it again",
+                source,
+                self.timeout,
+            )
+            return False
+        asset = await self._resume(ti, poller.hook, key, state) or await self._submit(ti, poller.hook, location, key)
+        self._asset_id = asset.asset_id
+        # One deadline per asset, from its creation, whichever try or trigger run waits for it (as in a worker).
+        same = state.get("asset_id") == asset.asset_id and state.get("deadline")
+        deadline = float(state["deadline"]) if same else asset.deadline(self.timeout)
+        if (state.get("asset_id"), state.get("deadline")) != (asset.asset_id, deadline):
+            state = {"idempotency_key": key, "asset_id": asset.asset_id, "deadline": deadline}
+            await self._xcom_set(ti, SUBMISSION_XCOM_KEY, state)
         await self._xcom_set(ti, "asset_id", asset.asset_id)
         url = (await poller.hook.aget_settings()).url(f"/assets/{asset.asset_id}")
         await self._xcom_set(ti, ASSET_URL_XCOM_KEY, url)
         # A worker stores each extra link's URL under the link's XCom key when a task ends; no worker ends this one.
         await self._xcom_set(ti, BrainAssetLink().xcom_key, url)
         if self.wait_for_completion:
-            settled = await poller.wait_until(asset.asset_id, self.poll_interval, self._deadline(asset))
+            settled = await poller.wait_until(asset.asset_id, self.poll_interval, deadline)
             if settled is None:
                 waited = time.time() - (_created(asset) or time.time())
                 self.log.error(
@@ -156,6 +185,7 @@ class BrainTranscribeTrigger(BaseTrigger):
                     waited,
                     self.timeout,
                 )
+                await cancel_asset(self, asset.asset_id, "its deadline passed")
                 return False
             asset = settled
         if asset.is_failed:
@@ -176,14 +206,12 @@ class BrainTranscribeTrigger(BaseTrigger):
         )
         return True
 
-    def _deadline(self, asset: Asset) -> float:
-        """``timeout`` seconds after the asset was created: a retry or a restarted trigger waits no longer."""
-        return (_created(asset) or time.time()) + self.timeout
+    async def _resume(self, ti: Any, hook: BrainHook, key: str, state: Mapping[str, Any]) -> Asset | None:
+        """The asset an earlier run of this task instance submitted for this source, if it is not failed.
 
-    async def _resume(self, ti: Any, hook: BrainHook, key: str) -> Asset | None:
-        """The asset an earlier run of this task instance submitted for this source, if it is not failed."""
-        state = await self._xcom_get(ti, SUBMISSION_XCOM_KEY)
-        if isinstance(state, Mapping) and state.get("idempotency_key") == key and state.get("asset_id"):
+        :param state: this task instance's ``brain_submission`` XCom, if it names this source (else empty).
+        """
+        if state.get("asset_id"):
             try:
                 asset = await hook.aget_asset(str(state["asset_id"]))
             except BrainNotFound:
@@ -192,8 +220,7 @@ class BrainTranscribeTrigger(BaseTrigger):
                 self.log.info("Resuming Brain asset %s, submitted by an earlier run of this task", asset.asset_id)
                 return asset
             return None
-        started = isinstance(state, Mapping) and state.get("idempotency_key") == key
-        if not started and int(getattr(ti, "try_number", 1) or 1) <= 1:
+        if not state and int(getattr(ti, "try_number", 1) or 1) <= 1:
             return None
         # A run that stopped between submitting and recording the asset, or a retry whose XComs are gone.
         found = await hook.afind_asset_by_idempotency_key(key, created_after=_run_start(ti))
@@ -206,7 +233,6 @@ class BrainTranscribeTrigger(BaseTrigger):
         url = await asyncio.to_thread(self._media_url, location)
         metadata = {**self.metadata, "source": location.label, IDEMPOTENCY_METADATA_KEY: key}
         asset = await hook.asubmit_url(url, metadata=metadata, idempotency_key=key)
-        await self._xcom_set(ti, SUBMISSION_XCOM_KEY, {"idempotency_key": key, "asset_id": asset.asset_id})
         self.log.info("Submitted %s to Brain as asset %s", location.label, asset.asset_id)
         return asset
 

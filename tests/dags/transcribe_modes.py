@@ -129,3 +129,17 @@ with DAG(dag_id="brain_trigger_start_fallback", **COMMON):
     BrainTranscribeOperator.partial(task_id="mapped", start_from_trigger=True, poll_interval=0.5).expand(
         s3_uri=more_uris()
     )
+
+# One deadline across tries: `timeout` counts from the asset's creation, and passing it fails the task for
+# good (no retry waits again) after deleting the asset (cancel_on_kill, the default).
+for dag_id, deferrable in (("brain_deadline_worker", False), ("brain_deadline_deferred", True)):
+    with DAG(dag_id=dag_id, **COMMON):
+        BrainTranscribeOperator(
+            task_id="transcribe",
+            s3_uri=f"s3://{BUCKET}/{KEY}",
+            deferrable=deferrable,
+            poll_interval=0.5,
+            timeout=6,
+            retries=2,
+            retry_delay=timedelta(seconds=0),
+        )

@@ -7,6 +7,7 @@ connection with ``endpoint_url``; the transcription comes from the local Brain s
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from airflow_provider_brain.hooks.brain import BrainHook
 from airflow_provider_brain.operators import trigger_start
 from airflow_provider_brain.operators.transcribe import IDEMPOTENCY_KEY
+from tests.fixtures.brain import start_brain_server
 from tests.fixtures.connections import brain_connection_json
 
 DAG_FILE = Path(__file__).parents[1] / "dags" / "transcribe_modes.py"
@@ -139,3 +141,26 @@ def test_start_from_trigger_falls_back_to_the_worker_and_says_why(dag_runner, s3
     for source in [*sources, str(local)]:
         (asset,) = assets_for(source)
         assert BrainHook().get_asset(asset.asset_id).is_done, source
+
+
+@pytest.mark.parametrize("dag_id", ["brain_deadline_worker", "brain_deadline_deferred"])
+def test_the_deadline_spans_all_tries_and_cancels_the_asset(dag_runner, tmp_path, dag_id):
+    """timeout=6 s, retries=2, an asset that stays processing 120 s: one try, about 6 s, one asset, deleted."""
+    slow = start_brain_server(tmp_path / "slow", workers=1, extra_args=["--min-latency", "120"])
+    try:
+        dag_runner.env["AIRFLOW_CONN_BRAIN_DEFAULT"] = brain_connection_json(slow.url, *slow.auth)
+        code, output = dag_runner.test(dag_id)
+        access = re.findall(r"brain_local\.access: (\w+) (\S+) (\d+)", slow.log_text())
+        with slow.client() as client:
+            listed = client.get("/assets", params={"done": "false"}).json()["results"]
+    finally:
+        slow.stop()
+    finished = [line for line in output.splitlines() if "DagRun Finished" in line]
+    assert finished and "state=failed" in finished[-1], output[-5000:]
+    submissions = [path for method, path, _ in access if method == "POST" and path.startswith("/speech:recognize")]
+    deletions = [path for method, path, status in access if method == "DELETE" and status == "200"]
+    assert len(submissions) == 1, "no retry submitted the audio again, nor waited again"
+    assert len(deletions) == 1 and listed == [], "the asset was deleted on Brain"
+    waited = [int(w) for w in re.findall(r"still processing (\d+) s after it was submitted \(timeout 6 s\)", output)]
+    assert waited and max(waited) <= 15, output[-5000:]
+    assert "Deleted Brain asset" in output and "because its deadline passed" in output

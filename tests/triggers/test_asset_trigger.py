@@ -36,8 +36,9 @@ def test_serialize_round_trip_holds_only_primitives():
         "brain_conn_id": "brain_x",
         "poll_interval": 3.0,
         "end_time": 1_900_000_000.5,
+        "cancel_on_kill": False,
     }
-    assert all(isinstance(v, (str, int, float, type(None))) for v in kwargs.values())
+    assert all(isinstance(v, (str, int, float, bool, type(None))) for v in kwargs.values())
     assert rebuild(trigger).serialize() == trigger.serialize()
 
 
