@@ -50,16 +50,20 @@ def assert_exactly_once(stack, dag_id, watch, uris):
     return {s: ids[0] for s, ids in by_source.items()}
 
 
-def keep_brain_busy(stack, speech, files: int = BACKLOG_FILES) -> None:
+def keep_brain_busy(stack, speech, files: int = BACKLOG_FILES) -> list[str]:
     """Queue ``files`` long recordings (six sentences, about 25 s of speech each) on the stack's Brain server,
     as other users' work would: Brain processes assets in order, so whatever is submitted next stays
-    ``processing`` until this backlog has been recognised (about ``files`` x 4 s with two recognisers)."""
+    ``processing`` until this backlog has been recognised (about ``files`` x 4 s with two recognisers).
+    Returns the backlog's asset ids."""
     audio = speech.joined([0, 1, 2, 3, 4, 5]).read_bytes()
     headers = {"Content-Type": "application/octet-stream"}
     with httpx.Client(base_url=stack.brain_url, auth=(BRAIN_USER, BRAIN_PASSWORD), timeout=60) as client:
+        ids = []
         for _ in range(files):
             response = client.post("/speech:recognize", params={"async": "true"}, content=audio, headers=headers)
             response.raise_for_status()
+            ids.append(response.json()["asset_id"])
+    return ids
 
 
 def test_normal_run_waits_in_the_triggerer_not_in_a_worker(stack, upload_audio, speech):

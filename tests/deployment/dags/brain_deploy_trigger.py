@@ -101,3 +101,21 @@ with DAG(
         return {"sources": [r["source"] for r in results], "statuses": [r["status"] for r in results]}
 
     check(literal.output, templated.output)
+
+# cancel_on_kill (the default): a user who ends a waiting task has its asset deleted on Brain, whether the task
+# waits deferred, in a worker, or started in the triggerer. One file from the run's conf ({"s3_uri": ...}).
+for dag_id, waiting in (
+    ("brain_deploy_cancel_deferred", {"deferrable": True}),
+    ("brain_deploy_cancel_worker", {"deferrable": False}),
+    ("brain_deploy_cancel_triggerer", {"start_from_trigger": True}),
+):
+    with DAG(
+        dag_id=dag_id,
+        schedule=None,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        tags=["brain", "deployment-test"],
+    ):
+        BrainTranscribeOperator(
+            task_id="transcribe", s3_uri="{{ dag_run.conf['s3_uri'] }}", poll_interval=1, timeout=900, **waiting
+        )
