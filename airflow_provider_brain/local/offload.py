@@ -1,25 +1,33 @@
-"""Blocking work off the event loop: SQLite on the store's threads, searches on one of their own, files
-written by threads.
+"""Blocking work away from the event loop: SQLite on the store's threads, searches in a process of their
+own, files written by threads.
 
 The event loop serves every request, so it must never wait on the disk: a slow disk, or a search over
-thousands of assets, would stall every other request. SQLite calls go to ``StoreThreads``; file writes
-go through ``FileWriter`` (the loop's default executor, as ``asyncio.to_thread``), so a burst of uploads
-to a slow disk holds no thread a ``GET`` needs.
+thousands of assets, would stall every other request. Store calls and searches go through
+``StoreAccess``; file writes through ``FileWriter`` (the loop's default executor, as ``asyncio.to_thread``),
+so a burst of uploads to a slow disk holds no thread a ``GET`` needs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
+import multiprocessing
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import suppress
 from pathlib import Path
 from typing import IO, ParamSpec, TypeVar
 
+from airflow_provider_brain.local import search
+from airflow_provider_brain.local.errors import ApiError
 from airflow_provider_brain.local.store import AssetStore
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+log = logging.getLogger("brain_local.api")
 
 #: Threads for the store's short calls (one row, one file move): enough that a few slow ones (a WAL
 #: checkpoint's fsync) leave others free.
@@ -28,31 +36,70 @@ STORE_THREADS = 4
 WRITE_BLOCK_BYTES = 1024 * 1024
 
 
-class StoreThreads:
-    """The asset store as the event loop calls it: ``await db.call(db.store.get, asset_id)``.
+class StoreAccess:
+    """The asset store as the event loop uses it: ``await db.call(db.store.get, asset_id)`` runs a short
+    call on one of ``STORE_THREADS`` threads; ``await db.search(owner, query)`` runs a search in the search
+    process.
 
-    Short calls share ``STORE_THREADS`` threads. Searches, which may read thousands of assets, run one at
-    a time on a thread of their own: they queue behind each other, never in front of a ``GET``.
+    Searches may read every asset of a user. They take turns in one process of their own (started at the
+    first search, replaced if it dies): on a thread they would share the GIL with the event loop's thread,
+    which would then wait for them, for milliseconds at a time, on every request it serves.
     """
 
     def __init__(self, store: AssetStore, threads: int = STORE_THREADS) -> None:
         self.store = store
         self._calls = ThreadPoolExecutor(threads, thread_name_prefix="brain-store")
-        self._searches = ThreadPoolExecutor(1, thread_name_prefix="brain-search")
+        self._searches = self._new_search_pool()
+        self._closed = False
+
+    def _new_search_pool(self) -> ProcessPoolExecutor:
+        # 'spawn', as for recognition: a clean interpreter, no copy of the server's loop, sockets or SQLite.
+        return ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=search.open_reader,
+            initargs=(self.store.data_dir,),
+        )
 
     async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(*args, **kwargs)`` on a store thread and return its result."""
         return await asyncio.get_running_loop().run_in_executor(self._calls, functools.partial(fn, *args, **kwargs))
 
-    async def search(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run ``fn(*args, **kwargs)`` on the search thread, after any search before it."""
-        return await asyncio.get_running_loop().run_in_executor(self._searches, functools.partial(fn, *args, **kwargs))
+    async def search(self, owner: str, query: search.SearchQuery) -> bytes:
+        """The JSON body answering ``query`` over ``owner``'s assets, after any search before it.
+
+        If the search process has died (say the OOM killer took it while idle), a new one runs the search;
+        a search that kills two processes in a row answers 500.
+        """
+        loop = asyncio.get_running_loop()
+        for _ in range(2):
+            pool = self._searches
+            try:
+                return await loop.run_in_executor(pool, search.search_in_process, owner, query)
+            except BrokenProcessPool:
+                if self._closed:
+                    break
+                if self._searches is pool:
+                    log.error("the search process died; starting a new one")
+                    self._searches = self._new_search_pool()
+                    _end_pool(pool)
+        raise ApiError(500, "the search process stopped during this search")
 
     def close(self) -> None:
-        """Wait for the calls under way, then close the store."""
-        self._searches.shutdown(wait=True, cancel_futures=True)
+        """End the search process, wait for the store calls under way, then close the store."""
+        self._closed = True
+        _end_pool(self._searches)
         self._calls.shutdown(wait=True, cancel_futures=True)
         self.store.close()
+
+
+def _end_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop ``pool`` now: a search minutes into a huge account is not worth waiting for (SIGKILL, since the
+    process ignores SIGTERM and SIGINT)."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        with suppress(Exception):
+            process.kill()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 class FileWriter:

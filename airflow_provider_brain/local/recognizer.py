@@ -52,7 +52,7 @@ class Recognition:
     words: list[Word]
 
 
-def _exit_with_parent() -> None:
+def exit_with_parent() -> None:
     """End this worker when the server process dies, even by SIGKILL, instead of lingering as an orphan."""
     parent = os.getppid()
     if sys.platform.startswith("linux"):
@@ -76,7 +76,7 @@ def init_worker() -> None:
     global _decoder
     from pocketsphinx import Decoder
 
-    _exit_with_parent()
+    exit_with_parent()
     # Ctrl-C in a terminal, or a SIGTERM to the whole process group, must not kill a worker under the
     # server's feet (its asset would count as crashed); the server ends its workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

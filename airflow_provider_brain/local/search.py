@@ -1,21 +1,25 @@
-"""``POST /assets/search`` off the event loop, however many assets the caller has.
+"""``POST /assets/search`` away from the event loop, however many assets the caller has.
 
-``SearchQuery.parse`` checks the body on the loop (cheap); ``run_search`` does the rest on the search
-thread (``StoreThreads.search``): SQLite picks the candidates (``instr`` on each done asset's normalised
+``SearchQuery.parse`` checks the body on the loop (cheap); ``run_search`` does the rest in the search
+process (``StoreAccess.search``): SQLite picks the candidates (``instr`` on each done asset's normalised
 words, in C, in chunks of ``CHUNK_ASSETS``), Python finds the hits in those only, keeps the best
 ``limit``/page of them when the request bounds it, and renders the JSON body there too. Searches take
-turns on that one thread, so one search over a large account delays other searches, never other requests.
+turns in that one process, so one search over a large account delays other searches, never other
+requests: a process, not a thread, because a thread would share the GIL with the event loop's thread.
 """
 
 from __future__ import annotations
 
 import heapq
 import json
+import signal
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from airflow_provider_brain.local.assets import ASSET_ID_PATTERN, normalise, phrase_hits, search_text
 from airflow_provider_brain.local.errors import ApiError
+from airflow_provider_brain.local.recognizer import exit_with_parent
 from airflow_provider_brain.local.store import AssetStore
 
 #: Candidate assets read from SQLite per statement (each chunk is parsed before the next is read).
@@ -75,26 +79,72 @@ def run_search(store: AssetStore, owner: str, query: SearchQuery) -> bytes:
 
     Hits are ranked by confidence, highest first; equal confidences keep the order of a scan of the
     newest asset first, word by word (what sorting every hit with a stable sort gives).
+
+    The event loop's thread needs the GIL too, and a single long call into C (sorting, encoding or
+    freeing every hit at once) holds it until it returns. So each hit is encoded to JSON as it is
+    found (a string: nothing for the garbage collector to walk), chunks are sorted apart and merged,
+    and the runs are freed one by one.
     """
     kept = query.most_kept()
-    ranked: list[tuple[float, int, int, dict[str, Any]]] = []
+    best: list[_Ranked] = []  # a heap of the ``kept`` best, when the request bounds them
+    runs: list[list[_Ranked]] = []  # else every hit, one sorted run per chunk
     if kept != 0:
         for chunk in store.search_candidates(owner, search_text(query.words), query.asset_ids, CHUNK_ASSETS):
-            for seq, asset_id, text, words_json in chunk:
-                for at, hit in enumerate(phrase_hits(asset_id, text, json.loads(words_json), query.words)):
-                    entry = (hit["confidence"], seq, -at, hit)  # seq and at tell every hit apart
-                    if kept is None:
-                        ranked.append(entry)
-                    elif len(ranked) < kept:
-                        heapq.heappush(ranked, entry)
-                    else:
-                        heapq.heappushpop(ranked, entry)
-    ranked.sort(key=lambda entry: entry[:3], reverse=True)
-    hits = [entry[3] for entry in ranked]
+            run = [
+                (hit["confidence"], seq, -at, _encode(hit))  # seq and at tell every hit apart
+                for seq, asset_id, text, words_json in chunk
+                for at, hit in enumerate(phrase_hits(asset_id, text, json.loads(words_json), query.words))
+            ]
+            if kept is None:
+                run.sort(reverse=True)
+                runs.append(run)
+                continue
+            for entry in run:
+                if len(best) < kept:
+                    heapq.heappush(best, entry)
+                else:
+                    heapq.heappushpop(best, entry)
+    if kept is None:
+        hits = [entry[3] for entry in heapq.merge(*runs, reverse=True)]
+        while runs:
+            runs.pop()
+    else:
+        best.sort(reverse=True)  # at most one page or ``limit``
+        hits = [entry[3] for entry in best]
     if query.limit is not None:
         hits = hits[: query.limit]
     if query.npp is not None:
         start = query.page * query.npp
         hits = hits[start : start + query.npp]
-    # As Starlette's JSONResponse renders it, but here, off the event loop: a body can be megabytes.
-    return json.dumps({"results": hits}, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    # As Starlette's JSONResponse renders {"results": hits}, but here, off the event loop.
+    return ('{"results":[' + ",".join(hits) + "]}").encode()
+
+
+#: A hit as ranked: confidence, the asset's seq, minus its position in the asset, and its JSON.
+_Ranked = tuple[float, int, int, str]
+
+
+def _encode(hit: dict[str, Any]) -> str:
+    return json.dumps(hit, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+# --- in the search process ---------------------------------------------------------------------------
+
+_reader: AssetStore | None = None
+
+
+def open_reader(data_dir: Path) -> None:
+    """The search process's initializer: read ``data_dir``'s store; stop only when the server says so."""
+    global _reader
+    exit_with_parent()
+    # Ctrl-C in a terminal, or a SIGTERM to the whole process group, is for the server, which ends this
+    # process itself (a search cut off would answer 500).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _reader = AssetStore(data_dir, reader=True)
+
+
+def search_in_process(owner: str, query: SearchQuery) -> bytes:
+    """``run_search`` on the store that ``open_reader`` opened."""
+    assert _reader is not None, "open_reader is the search pool's initializer"
+    return run_search(_reader, owner, query)

@@ -5,14 +5,14 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from airflow_provider_brain.local.auth import Authenticator, load_or_create_secret
-from airflow_provider_brain.local.offload import StoreThreads
+from airflow_provider_brain.local.offload import StoreAccess
 from airflow_provider_brain.local.settings import ServerSettings
 from airflow_provider_brain.local.store import AssetStore
 from airflow_provider_brain.local.worker import Dispatcher
 
 
 class Brain:
-    """The server's state for one run: settings, store (behind its threads), dispatcher and authenticator.
+    """The server's state for one run: settings, store (behind ``StoreAccess``), dispatcher and authenticator.
 
     Built on a thread (it opens SQLite and reads the secret), then given its dispatcher on the loop.
     """
@@ -20,7 +20,7 @@ class Brain:
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.db = StoreThreads(AssetStore(settings.data_dir))
+        self.db = StoreAccess(AssetStore(settings.data_dir))
         self.auth = Authenticator(settings.users, load_or_create_secret(settings.data_dir))
         self.dispatcher: Dispatcher | None = None
 

@@ -4,7 +4,7 @@ The database is also the work queue: an asset is ``processing`` until a worker m
 ``failed``, so after a restart every asset still ``processing`` is simply picked up again.
 
 Every method blocks (SQLite, the disk) and is safe from any thread: the server calls them through
-``StoreThreads`` (``local/offload.py``), never on its event loop. Each thread has its own connection;
+``StoreAccess`` (``local/offload.py``), never on its event loop. Each thread has its own connection;
 in WAL mode readers never wait for each other or for the writer, and writes take one lock (a queue in
 Python, not SQLite's sleeping busy handler). Each done asset also keeps its words normalised as search
 compares them (``search_text``), so a search finds its candidates in SQL without parsing every asset.
@@ -113,21 +113,25 @@ def lock_data_dir(data_dir: Path) -> IO[str]:
 class AssetStore:
     """Assets in ``<data_dir>/brain.sqlite3`` and media under ``<data_dir>/media``."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, reader: bool = False) -> None:
+        """Open (and create or upgrade) the store of ``data_dir``; with ``reader``, only open it for another
+        process that reads beside the server (the search process): it creates and cleans nothing."""
         self.data_dir = data_dir
         self.media_dir = data_dir / "media"
         self.tmp_dir = data_dir / "tmp"
-        self.media_dir.mkdir(parents=True, exist_ok=True)
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        # Partial uploads from a previous run are garbage: no asset refers to them.
-        for leftover in self.tmp_dir.iterdir():
-            leftover.unlink(missing_ok=True)
         self._path = data_dir / "brain.sqlite3"
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._closed = False
+        if reader:
+            return
+        self.media_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        # Partial uploads from a previous run are garbage: no asset refers to them.
+        for leftover in self.tmp_dir.iterdir():
+            leftover.unlink(missing_ok=True)
         db = self._db()
         db.execute("PRAGMA journal_mode=WAL")
         with self._write_lock:

@@ -5,7 +5,7 @@ asset, downloads its media if it was submitted by URL asynchronously, runs ``rec
 pool (so the event loop, and with it the API, never waits on recognition) and records the result. The
 database is the queue, so nothing is lost on a restart and memory does not grow with the backlog.
 Synchronous requests wait for their asset with ``wait_for``; callbacks are POSTed after completion.
-Every store call runs on the store's threads (``StoreThreads``), never on the event loop.
+Every store call runs on the store's threads (``StoreAccess``), never on the event loop.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from airflow_provider_brain.local.assets import PROCESSING, Asset
 from airflow_provider_brain.local.audio import AudioDecodeError, probe
 from airflow_provider_brain.local.download import download_to_file
 from airflow_provider_brain.local.errors import DownloadError
-from airflow_provider_brain.local.offload import StoreThreads, unlink
+from airflow_provider_brain.local.offload import StoreAccess, unlink
 from airflow_provider_brain.local.settings import ServerSettings
 
 log = logging.getLogger("brain_local.worker")
@@ -46,7 +46,7 @@ DOWNLOAD_SLOTS = 8
 class Dispatcher:
     """Owns the recognition process pool and the coroutines that feed it from the store."""
 
-    def __init__(self, db: StoreThreads, settings: ServerSettings) -> None:
+    def __init__(self, db: StoreAccess, settings: ServerSettings) -> None:
         self._db = db
         self._store = db.store
         self._settings = settings

@@ -12,6 +12,8 @@ import json
 import select
 from urllib.parse import urlsplit
 
+import psutil
+
 from airflow_provider_brain.local.assets import Asset, new_asset_id
 from airflow_provider_brain.local.recognizer import Word
 from airflow_provider_brain.local.store import AssetStore, utc_now
@@ -85,5 +87,30 @@ def test_get_answers_while_searches_read_thousands_of_assets(tmp_path):
             assert confidences == sorted(confidences, reverse=True)
             assert {h["text"] for h in hits} == {"the lazy dog"}
             connection.close()
+    finally:
+        assert server.stop() == 0
+
+
+def test_search_survives_the_death_of_its_process(tmp_path):
+    """Searches run in a process of their own; if it dies, the next search starts another."""
+    data_dir = tmp_path / "data"
+    seed(data_dir, "demo", 20)
+    server = start_brain_server(data_dir, workers=1)
+    try:
+        server_process = psutil.Process(server.process.pid)
+        before = {p.pid for p in server_process.children(recursive=True)}
+        with server.client() as client:
+            first = client.post("/assets/search", json={"query": "quick fox"})
+            assert first.status_code == 200
+            assert len(first.json()["results"]) == 20
+            started = [p for p in server_process.children(recursive=True) if p.pid not in before]
+            assert len(started) == 1  # the search process, started by the first search
+            started[0].kill()
+            started[0].wait(10)
+            again = client.post("/assets/search", json={"query": "quick fox"})
+            assert again.status_code == 200
+            assert again.json() == first.json()
+            assert client.get("/assets", params={"limit": 1}).status_code == 200
+        assert "the search process died; starting a new one" in server.log_text()
     finally:
         assert server.stop() == 0

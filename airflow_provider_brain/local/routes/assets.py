@@ -1,6 +1,6 @@
 """``/assets``: one asset (get, correct, delete), its media, the listing, and search.
 
-Every store call runs on the store's threads and a search on the search thread (``local/offload.py``),
+Every store call runs on the store's threads and a search in the search process (``local/offload.py``),
 so none of these handlers holds the event loop while SQLite or the disk works.
 """
 
@@ -16,7 +16,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from airflow_provider_brain.local.assets import ASSET_ID_PATTERN, DONE, Asset, realign
 from airflow_provider_brain.local.errors import ApiError
 from airflow_provider_brain.local.http_input import flag, int_param, read_json
-from airflow_provider_brain.local.search import SearchQuery, run_search
+from airflow_provider_brain.local.search import SearchQuery
 from airflow_provider_brain.local.state import Brain, brain_of
 
 log = logging.getLogger("brain_local.api")
@@ -109,5 +109,5 @@ async def search_assets(request: Request) -> Response:
     brain = brain_of(request)
     user = brain.auth.authenticate(request)
     query = SearchQuery.parse(await read_json(request, brain.settings.max_json_bytes))
-    body = await brain.db.search(run_search, brain.store, user, query)
+    body = await brain.db.search(user, query)
     return Response(body, media_type="application/json")
