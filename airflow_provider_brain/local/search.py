@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import heapq
 import json
+import os
 import signal
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,8 @@ from airflow_provider_brain.local.store import AssetStore
 
 #: Candidate assets read from SQLite per statement (each chunk is parsed before the next is read).
 CHUNK_ASSETS = 256
+#: How much lower than the server the search process runs (``nice``): searches yield the CPUs to requests.
+SEARCH_NICENESS = 10
 
 
 @dataclass(frozen=True)
@@ -138,9 +142,14 @@ def open_reader(data_dir: Path) -> None:
     global _reader
     exit_with_parent()
     # Ctrl-C in a terminal, or a SIGTERM to the whole process group, is for the server, which ends this
-    # process itself (a search cut off would answer 500).
+    # process itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Searches are the server's batch work: when the CPUs are busy, the event loop (and so every other
+    # request) goes first. Safe in a process of its own: it holds no GIL or lock the server waits for
+    # (a WAL reader blocks no writer).
+    with suppress(OSError):
+        os.nice(SEARCH_NICENESS)
     _reader = AssetStore(data_dir, reader=True)
 
 
