@@ -79,15 +79,13 @@ class SearchQuery:
 
 
 def run_search(store: AssetStore, owner: str, query: SearchQuery) -> bytes:
-    """The JSON body answering ``query`` over ``owner``'s done assets (blocking: run it on a thread).
+    """The JSON body answering ``query`` over ``owner``'s done assets (blocking: the search process runs it).
 
     Hits are ranked by confidence, highest first; equal confidences keep the order of a scan of the
-    newest asset first, word by word (what sorting every hit with a stable sort gives).
-
-    The event loop's thread needs the GIL too, and a single long call into C (sorting, encoding or
-    freeing every hit at once) holds it until it returns. So each hit is encoded to JSON as it is
-    found (a string: nothing for the garbage collector to walk), chunks are sorted apart and merged,
-    and the runs are freed one by one.
+    newest asset first, word by word (what sorting every hit with a stable sort gives). A request with
+    ``limit`` or ``npp`` keeps only the hits it can show, in a heap; one without keeps every hit, each
+    encoded to JSON as it is found (a small string, not a dict for the garbage collector to walk), in
+    runs sorted per chunk and merged at the end.
     """
     kept = query.most_kept()
     best: list[_Ranked] = []  # a heap of the ``kept`` best, when the request bounds them
