@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
-# Install everything the demo and the tests need on a fresh Debian machine: system packages
-# (Festival voices for test speech, sox, PostgreSQL, curl) and a virtualenv with the provider.
-# Safe to run again: it skips what is already there.
+# Install what one command needs on a fresh Debian machine; safe to run again (it skips what is there).
+#
+#   scripts/setup.sh demo    Festival and one voice, sox, curl, and .venv with the provider (make demo)
+#   scripts/setup.sh test    all of it: a second voice, PostgreSQL, Redis, Chromium and its driver (make test)
+#   scripts/setup.sh floor   .venv-floor: the oldest supported Airflow (FLOOR_AIRFLOW, default 3.1.8) with the
+#                            provider installed from its built wheel and the fast suite's dependencies
 set -euo pipefail
 cd "$(dirname "$0")/.."
+target=${1:-test}
 
-DEB_PACKAGES=(festival festvox-us-slt-hts festvox-kallpc16k sox postgresql curl redis-server chromium chromium-driver)
+DEMO_PACKAGES=(festival festvox-us-slt-hts sox curl)
+TEST_PACKAGES=("${DEMO_PACKAGES[@]}" festvox-kallpc16k postgresql redis-server chromium chromium-driver)
+case "$target" in
+  demo) DEB_PACKAGES=("${DEMO_PACKAGES[@]}") ;;
+  test | floor) DEB_PACKAGES=("${TEST_PACKAGES[@]}") ;;
+  *) echo "usage: scripts/setup.sh [demo|test|floor]" >&2; exit 2 ;;
+esac
+
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -19,6 +30,30 @@ fi
 
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
+
+if [ "$target" = floor ]; then
+  FLOOR_AIRFLOW=${FLOOR_AIRFLOW:-3.1.8}
+  venv=.venv-floor
+  [ -x "$venv/bin/python" ] || { "$PYTHON" -m venv "$venv" && "$venv/bin/pip" install -q --upgrade pip; }
+  stamp=$venv/.installed-$( (cat pyproject.toml; git ls-files -s airflow_provider_brain 2>/dev/null; echo "$FLOOR_AIRFLOW") | sha1sum | cut -c1-12)
+  if [ ! -f "$stamp" ]; then
+    echo "==> Building the provider's wheel and installing it into $venv with Airflow $FLOOR_AIRFLOW"
+    rm -rf dist/floor
+    "$venv/bin/pip" wheel -q --no-deps -w dist/floor .
+    wheel=$(ls dist/floor/airflow_provider_brain-*.whl)
+    # The fast suite's dependencies, without the deployment stage's (Celery, Redis, Selenium): pip resolves the
+    # providers that support this Airflow.
+    "$venv/bin/pip" install -q "apache-airflow==$FLOOR_AIRFLOW" "${wheel}[local]" \
+      apache-airflow-providers-postgres apache-airflow-providers-sqlite apache-airflow-providers-duckdb \
+      apache-airflow-providers-common-messaging apache-airflow-providers-openlineage \
+      "apache-airflow-providers-amazon[aiobotocore]" "moto[server]>=5.0" "jiwer>=3.0" "pytest>=8" \
+      "pytest-timeout>=2.3" "pytest-xdist>=3.6" "psutil>=5.9"
+    rm -f "$venv"/.installed-*
+    touch "$stamp"
+  fi
+  exit 0
+fi
+
 if [ ! -x .venv/bin/python ]; then
   echo "==> Creating .venv with $($PYTHON --version)"
   "$PYTHON" -m venv .venv

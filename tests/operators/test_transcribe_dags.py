@@ -133,10 +133,10 @@ def test_start_from_trigger_falls_back_to_the_worker_and_says_why(dag_runner, s3
     said = "start_from_trigger=True, but this task runs in a worker: "
     if trigger_start.triggerer_can_start_tasks():
         assert output.count(said + "Airflow started it in a worker (`airflow dags test` ignores") == 3  # 1 + 2 mapped
-    else:
-        assert output.count(said + "this Airflow cannot start a task in the triggerer") == 3
-    assert output.count(said + "s3_transfer='stream' streams the object through a worker") == 1
-    assert output.count(said + "local_path names a file on a worker") == 1
+        assert output.count(said + "s3_transfer='stream' streams the object through a worker") == 1
+        assert output.count(said + "local_path names a file on a worker") == 1
+    else:  # Before Airflow 3.3 every task says so first.
+        assert output.count(said + "this Airflow cannot start a task in the triggerer") == 5
     sources = [f"s3://{s3_bucket}/calls/one.wav", *(f"s3://{s3_bucket}/audio/clip-{i}.mp3" for i in range(3))]
     for source in [*sources, str(local)]:
         (asset,) = assets_for(source)
