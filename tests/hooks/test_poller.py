@@ -50,6 +50,7 @@ def submit_many(server, count: int, speech) -> tuple[list[str], list[str]]:
     return done, failing
 
 
+@pytest.mark.alone  # Asserts how soon each waiter hears of its asset: about one interval, measured in wall time.
 def test_many_concurrent_triggers_share_one_listing_per_interval(slow_brain, speech):
     done, failing = submit_many(slow_brain, 200, speech)
     offset = len(slow_brain.log_text())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.fixtures.brain import start_brain_server
 from tests.local.conftest import wait_done, wer
 
@@ -11,6 +13,7 @@ LATENCY = 6.0
 FILES = 4
 
 
+@pytest.mark.alone  # Asserts when the assets finish: another worker's load would slow the one recogniser.
 def test_assets_wait_out_the_latency_without_holding_the_recogniser(tmp_path, speech):
     server = start_brain_server(tmp_path / "data", workers=1, extra_args=["--min-latency", str(LATENCY)])
     try:
