@@ -34,8 +34,9 @@ def live_ids(server) -> set[str]:
         return {a["asset_id"] for a in client.get("/assets", params={"done": "false"}).json()["results"]}
 
 
-def end_like_a_user(trigger) -> None:
-    """Run the trigger a moment, cancel it, then call ``on_kill``, as Airflow 3.3's triggerer does."""
+def end_like_a_user(trigger, *, user_action: bool = True) -> None:
+    """Run the trigger a moment, cancel it, then (for a user's action, not a triggerer stopping) call
+    ``on_kill``, as Airflow 3.3's triggerer does."""
 
     async def scenario():
         running = asyncio.ensure_future(anext(trigger.run()))
@@ -43,7 +44,8 @@ def end_like_a_user(trigger) -> None:
         running.cancel()
         with pytest.raises(asyncio.CancelledError):
             await running
-        await trigger.on_kill()
+        if user_action:
+            await trigger.on_kill()
 
     asyncio.run(scenario())
 
@@ -64,14 +66,5 @@ def test_batch_trigger_deletes_the_assets_still_processing(slow_brain, speech):
 def test_a_restart_is_not_a_kill(slow_brain, speech):
     """A triggerer that stops cancels the run but calls no on_kill: the asset stays, for the next triggerer."""
     (asset_id,) = submit(speech, 1)
-    trigger = BrainAssetTrigger(asset_id, poll_interval=0.5, cancel_on_kill=True)
-
-    async def stop():
-        running = asyncio.ensure_future(anext(trigger.run()))
-        await asyncio.sleep(1.5)
-        running.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await running
-
-    asyncio.run(stop())
+    end_like_a_user(BrainAssetTrigger(asset_id, poll_interval=0.5, cancel_on_kill=True), user_action=False)
     assert asset_id in live_ids(slow_brain)
