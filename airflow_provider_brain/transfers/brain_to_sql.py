@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -179,19 +180,32 @@ class TranscriptLoader:
     def create_tables(self) -> None:
         """Create the tables if they are missing (each in its own transaction, before any load)."""
         for statement, table in zip(self.ddl(), (self.table, self.words_table), strict=False):
-            try:
-                with self._transaction() as (_, cur):
-                    cur.execute(statement)
-            except Exception:
-                # Two mapped tasks racing on CREATE TABLE IF NOT EXISTS can both miss the table and one
-                # fails, at the statement (PostgreSQL: duplicate pg_type) or at its commit (DuckDB: a
-                # write-write conflict on the catalog). If the table is there now, that is success.
-                if not self._table_exists(table):  # type: ignore[arg-type]
-                    raise
-                self.log.info("Table %s was created concurrently by another load", table)
+            self._create_table(statement, table)  # type: ignore[arg-type]
 
         if self.replace_by_source:
             self._create_source_index()
+
+    def _create_table(self, statement: str, table: str, attempts: int = 6) -> None:
+        """Run one ``CREATE TABLE IF NOT EXISTS``, surviving a concurrent creator.
+
+        Two mapped tasks racing on it can both miss the table and one fails, at the statement (PostgreSQL:
+        duplicate pg_type) or at its commit (DuckDB: a write-write conflict on the catalog), sometimes
+        before the winner has committed, so the table is not visible yet. If the table is there, that is
+        success; otherwise try again shortly: by then the other creator has committed (and ``IF NOT
+        EXISTS`` does nothing) or rolled back (and this one creates it).
+        """
+        for attempt in range(attempts):
+            try:
+                with self._transaction() as (_, cur):
+                    cur.execute(statement)
+                return
+            except Exception:
+                if self._table_exists(table):
+                    self.log.info("Table %s was created concurrently by another load", table)
+                    return
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.05 * 2**attempt)
 
     def _create_source_index(self) -> None:
         """Index ``source`` where ``CREATE INDEX IF NOT EXISTS`` is understood, so replace_by_source's lookup
