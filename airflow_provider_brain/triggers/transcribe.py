@@ -26,8 +26,8 @@ from airflow_provider_brain.triggers.asset import cancel_asset
 from airflow_provider_brain.utils.audio_sources import (
     AudioLocation,
     existing_s3_object,
-    mask_url_secrets,
     presigned_get_url,
+    shared_s3_hook,
 )
 
 #: Private XCom of a task started in the triggerer: its idempotency key and, once submitted, its asset id and
@@ -237,19 +237,22 @@ class BrainTranscribeTrigger(BaseTrigger):
         return asset
 
     def _media_url(self, location: AudioLocation) -> str:
-        """The URL Brain downloads (a presigned GET for S3). Sync (boto3 and connection lookups): run in a thread."""
+        """The URL Brain downloads (a presigned GET for S3). Sync (boto3 and connection lookups): run in a thread.
+
+        The triggerer's hook is shared by every trigger on the connection, and the URL is not registered with
+        the log masker (see ``presigned_get_url``): nothing here logs it, and errors are redacted.
+        """
         if s3 := location.s3:
             bucket, key = s3
             return presigned_get_url(
-                existing_s3_object(self.aws_conn_id, bucket, key),
+                existing_s3_object(self.aws_conn_id, bucket, key, s3=shared_s3_hook(self.aws_conn_id)),
                 bucket,
                 key,
                 expires_in=self.presigned_url_expires,
                 hint="s3_transfer='stream' streams it through a worker instead",
+                mask=False,
             )
-        url = str(location.audio_url)
-        mask_url_secrets(url)
-        return url
+        return str(location.audio_url)
 
     # XComs go through the triggerer's supervisor; its sync client works from a thread without blocking the loop.
     # (TaskSuccessEvent(xcoms=...) would store each value as a JSON string, and ti.xcom_push fails for mapped tasks.)

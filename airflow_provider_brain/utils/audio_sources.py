@@ -3,6 +3,8 @@ and URLs made safe to log and store (no query string: a presigned URL's signatur
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -27,18 +29,24 @@ def parse_s3_uri(uri: str, name: str = "s3_uri") -> tuple[str, str]:
     return parts.netloc, parts.path.lstrip("/")
 
 
-def presigned_get_url(s3: Any, bucket: str, key: str, *, expires_in: int, hint: str = "") -> str:
-    """A presigned GET URL for the object, already registered with Airflow's log masker.
+def presigned_get_url(s3: Any, bucket: str, key: str, *, expires_in: int, hint: str = "", mask: bool = True) -> str:
+    """A presigned GET URL for the object, registered with Airflow's log masker unless ``mask`` is false.
 
     :param s3: an ``S3Hook``.
     :param hint: what to try instead, appended to the error when the object cannot be presigned.
+    :param mask: register the URL's secrets with the masker. A task process should (it ends soon, and its log
+        must not show them). The triggerer should not: its masker lives as long as the process, each mask
+        recompiles one pattern of all of them and every log line is matched against it, so thousands of
+        presigned URLs would slow every trigger's logging and grow without end. There the URL must simply
+        never be logged (errors go through ``redact_urls``).
     """
     url = s3.generate_presigned_url(
         client_method="get_object", params={"Bucket": bucket, "Key": key}, expires_in=expires_in
     )
     if not url:
         raise BrainError(f"Could not presign s3://{bucket}/{key}{'; ' + hint if hint else ''}")
-    mask_url_secrets(url)
+    if mask:
+        mask_url_secrets(url)
     return str(url)
 
 
@@ -106,11 +114,41 @@ class AudioLocation:
         return str(self.local_path)
 
 
-def existing_s3_object(aws_conn_id: str | None, bucket: str, key: str) -> Any:
-    """An ``S3Hook`` on ``aws_conn_id`` once the object is known to exist; a clear ``FileNotFoundError`` if not."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+def existing_s3_object(aws_conn_id: str | None, bucket: str, key: str, *, s3: Any = None) -> Any:
+    """An ``S3Hook`` on ``aws_conn_id`` once the object is known to exist; a clear ``FileNotFoundError`` if not.
 
-    s3 = S3Hook(aws_conn_id=aws_conn_id)
+    :param s3: the ``S3Hook`` to use (e.g. ``shared_s3_hook``'s); a new one if not given.
+    """
+    if s3 is None:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        s3 = S3Hook(aws_conn_id=aws_conn_id)
     if not s3.check_for_key(key, bucket):
         raise FileNotFoundError(f"s3://{bucket}/{key} does not exist, or connection {aws_conn_id!r} may not read it")
     return s3
+
+
+#: How long ``shared_s3_hook`` keeps one connection's hook: an edited connection is picked up after this.
+SHARED_S3_HOOK_SECONDS = 600.0
+_shared_s3_hooks: dict[str | None, tuple[float, Any]] = {}
+_shared_s3_hooks_lock = threading.Lock()
+
+
+def shared_s3_hook(aws_conn_id: str | None) -> Any:
+    """One ``S3Hook`` per connection for a long-lived process (the triggerer), renewed every 10 minutes.
+
+    A new hook costs a connection lookup and a boto3 client (about 0.2 CPU seconds: botocore loads and parses
+    its service models), which a triggerer presigning thousands of files would pay for each one. boto3 clients
+    are thread-safe, so the threads that presign share it. Its credentials are the connection's (a role's are
+    refreshed by botocore as usual).
+    """
+    now = time.monotonic()
+    with _shared_s3_hooks_lock:
+        entry = _shared_s3_hooks.get(aws_conn_id)
+        if entry is None or now - entry[0] > SHARED_S3_HOOK_SECONDS:
+            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+            hook = S3Hook(aws_conn_id=aws_conn_id)
+            hook.get_conn()  # Build the client here, under the lock, not once per racing thread.
+            entry = _shared_s3_hooks[aws_conn_id] = (now, hook)
+        return entry[1]

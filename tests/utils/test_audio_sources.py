@@ -1,0 +1,59 @@
+"""Presigning S3 audio in a long-lived process: one hook per connection, and no masks that pile up."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from airflow_provider_brain.utils import audio_sources
+from airflow_provider_brain.utils.audio_sources import existing_s3_object, presigned_get_url, shared_s3_hook
+
+
+@pytest.fixture(autouse=True)
+def _no_shared_hooks():
+    audio_sources._shared_s3_hooks.clear()
+    yield
+    audio_sources._shared_s3_hooks.clear()
+
+
+def test_threads_presign_through_one_hook_per_connection(s3_server, s3_bucket, aws_connection):
+    client = s3_server.client()
+    for i in range(8):
+        client.put_object(Bucket=s3_bucket, Key=f"clip-{i}.wav", Body=f"audio {i}".encode())
+
+    def presign(i: int) -> tuple[int, str]:
+        hook = shared_s3_hook(aws_connection)
+        s3 = existing_s3_object(aws_connection, s3_bucket, f"clip-{i}.wav", s3=hook)
+        return id(s3), presigned_get_url(s3, s3_bucket, f"clip-{i}.wav", expires_in=60, mask=False)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(presign, range(8)))
+
+    assert len({hook_id for hook_id, _ in results}) == 1
+    assert [requests.get(url, timeout=10).content for _, url in results] == [f"audio {i}".encode() for i in range(8)]
+    with pytest.raises(FileNotFoundError, match="missing.wav does not exist"):
+        existing_s3_object(aws_connection, s3_bucket, "missing.wav", s3=shared_s3_hook(aws_connection))
+
+
+def test_the_shared_hook_is_renewed_after_its_lifetime(aws_connection, monkeypatch):
+    first = shared_s3_hook(aws_connection)
+    assert shared_s3_hook(aws_connection) is first
+    monkeypatch.setattr(audio_sources, "SHARED_S3_HOOK_SECONDS", 0.0)
+    assert shared_s3_hook(aws_connection) is not first
+
+
+def test_the_triggerer_registers_no_masks(s3_server, s3_bucket, aws_connection, monkeypatch):
+    from airflow.providers.common.compat import sdk
+
+    masked: list[str] = []
+    monkeypatch.setattr(sdk, "mask_secret", masked.append)
+    s3_server.client().put_object(Bucket=s3_bucket, Key="clip.wav", Body=b"audio")
+    hook = shared_s3_hook(aws_connection)
+
+    presigned_get_url(hook, s3_bucket, "clip.wav", expires_in=60, mask=False)
+    assert masked == []
+    # A task process (the default) does register it: its log must not show the signature.
+    url = presigned_get_url(hook, s3_bucket, "clip.wav", expires_in=60)
+    assert url in masked and url.split("?", 1)[1] in masked
