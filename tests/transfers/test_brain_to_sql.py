@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_brain.hooks.brain import BrainHook
-from airflow_provider_brain.transfers import brain_to_sql
+from airflow_provider_brain.transfers import brain_to_sql, sql_loader
 from airflow_provider_brain.transfers.brain_to_sql import BrainToSqlOperator, TranscriptLoader, get_db_hook
 from airflow_provider_brain.transfers.common import BrainAssetsNotDone
 from tests.fixtures.faults import Fault
@@ -198,7 +198,7 @@ def test_failure_half_way_leaves_previous_rows_intact(warehouse, brain_assets, b
     before_rows = warehouse.transcripts()
     before_words = {asset_id: warehouse.words(asset_id) for asset_id in ids}
 
-    real_word_rows = brain_to_sql._word_rows
+    real_word_rows = sql_loader._word_rows
 
     def failing_word_rows(assets):
         # Some good rows reach the database first, then the load breaks.
@@ -213,7 +213,7 @@ def test_failure_half_way_leaves_previous_rows_intact(warehouse, brain_assets, b
         else:
             raise RuntimeError("worker lost half-way")
 
-    monkeypatch.setattr(brain_to_sql, "_word_rows", failing_word_rows)
+    monkeypatch.setattr(sql_loader, "_word_rows", failing_word_rows)
     with pytest.raises(Exception) as excinfo:
         run(asset_ids=ids)
     if failure == "python_error":
