@@ -1,11 +1,12 @@
-"""Write Brain transcripts to S3 as JSON documents or one JSON Lines file, ready for a warehouse to load."""
+"""Write Brain transcripts to S3 as JSON documents or one JSON Lines file, ready for a warehouse to load, or as
+captions (SubRip or WebVTT) for a player."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -13,6 +14,19 @@ from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_brain.hooks.brain import BrainHook
 from airflow_provider_brain.models import Asset
+from airflow_provider_brain.transfers.captions import (
+    DEFAULT_MAX_CUE_SECONDS,
+    DEFAULT_MAX_LINE_CHARS,
+    DEFAULT_MAX_LINES,
+    DEFAULT_MAX_PAUSE_SECONDS,
+    SRT_CONTENT_TYPE,
+    VTT_CONTENT_TYPE,
+    CaptionLimits,
+    Cue,
+    asset_cues,
+    render_srt,
+    render_vtt,
+)
 from airflow_provider_brain.transfers.common import (
     asset_document,
     fetch_done_assets,
@@ -24,7 +38,13 @@ from airflow_provider_brain.transfers.common import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-OUTPUT_FORMATS = ("json", "jsonl")
+OUTPUT_FORMATS = ("json", "jsonl", "srt", "vtt")
+
+#: Caption formats: how each renders its cues, and the Content-Type its documents get.
+CAPTION_FORMATS: dict[str, tuple[Callable[[Sequence[Cue]], str], str]] = {
+    "srt": (render_srt, SRT_CONTENT_TYPE),
+    "vtt": (render_vtt, VTT_CONTENT_TYPE),
+}
 
 #: A JSON Lines batch is spooled in memory up to this size, then on local disk: never all in memory.
 SPOOL_MAX_BYTES = 64 * 1024**2
@@ -43,7 +63,7 @@ def split_s3_uri(s3_uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def source_document_name(source: str, max_bytes: int = MAX_S3_KEY_BYTES) -> str:
+def source_document_name(source: str, max_bytes: int = MAX_S3_KEY_BYTES, extension: str = "json") -> str:
     """The document name (``{prefix}/`` + this) for the audio at ``source``, readable and deterministic.
 
     ``s3://audio/calls/a.wav`` gives ``s3/audio/calls/a.wav.json``, ``https://host/x/b.mp3?sig=...``
@@ -51,7 +71,7 @@ def source_document_name(source: str, max_bytes: int = MAX_S3_KEY_BYTES) -> str:
     the host), a local path ``/data/c.flac`` ``file/data/c.flac.json``. Empty, ``.`` and ``..`` segments
     are dropped, so a name cannot escape the prefix; a source that had such segments gets a short hash of
     itself in its name, so it cannot take another file's name. A name longer than ``max_bytes`` becomes
-    ``by-source/<sha256>.json``.
+    ``by-source/<sha256>.json``. Captions end in their own ``extension`` (``srt``, ``vtt``) instead of ``json``.
     """
     digest = hashlib.sha256(source.encode()).hexdigest()
     parts = urlsplit(source)
@@ -67,14 +87,14 @@ def source_document_name(source: str, max_bytes: int = MAX_S3_KEY_BYTES) -> str:
     name = "/".join(head + kept)
     if kept != segments:
         name += f".{digest[:12]}"
-    name += ".json"
+    name += f".{extension}"
     if len(name.encode()) > max_bytes:
-        name = f"by-source/{digest}.json"
+        name = f"by-source/{digest}.{extension}"
     return name
 
 
 class BrainToS3Operator(BaseOperator):
-    """Write Brain transcripts to S3, one JSON document per asset or one JSON Lines file per batch.
+    """Write Brain transcripts to S3, one JSON document per asset or one JSON Lines file per batch, or captions.
 
     With ``output_format="json"`` (the default) ``s3_uri`` is a prefix and each audio file gets one
     document, named after the file it came from: ``{prefix}/s3/bucket/calls/a.wav.json`` for
@@ -84,6 +104,16 @@ class BrainToS3Operator(BaseOperator):
     ``{prefix}/{asset_id}.json``. With ``"jsonl"``, ``s3_uri`` is the key of one JSON Lines file holding
     the whole batch (what Snowflake, Redshift and BigQuery load natively), rewritten in place. In both
     forms, when a batch holds two assets of one file, only the newest is written.
+
+    With ``"srt"`` (SubRip, ``application/x-subrip``) or ``"vtt"`` (WebVTT, ``text/vtt``), each audio file gets
+    a caption file, named and replaced exactly as the JSON documents are, ending in ``.srt`` or ``.vtt``
+    (``{prefix}/s3/bucket/calls/a.wav.vtt``). Cues come from the word timings (always fetched, whatever
+    ``times`` says): at most ``caption_max_line_chars`` characters a line (a longer word gets a line of its
+    own, never split) and ``caption_max_lines`` lines, at most ``caption_max_seconds`` on screen, and a new cue
+    after a silence longer than ``caption_max_pause_seconds``. Cue times never overlap and stay within the
+    audio's duration. An asset with no words gives an empty ``.srt`` file, or a ``.vtt`` that is only its
+    ``WEBVTT`` header; a word without a start or end time fails the task, naming the asset
+    (``CaptionTimingError``). See ``airflow_provider_brain.transfers.captions``.
 
     Each document holds ``asset_id``, ``status``, ``source``, ``duration``, ``transcript``,
     ``confidence``, ``mean_confidence``, ``word_count``, ``created``, ``completed``, ``metadata``
@@ -103,12 +133,18 @@ class BrainToS3Operator(BaseOperator):
     :param asset_ids: one asset id or a list; items may also be the transcribe operator's summaries
         (mappings with ``asset_id``). Templated, and mappable with ``.partial().expand(asset_ids=...)``
         (with ``jsonl``, give each mapped task its own key, e.g. ``.../part-{{ ti.map_index }}.jsonl``).
-    :param s3_uri: ``s3://bucket/prefix`` for ``json``, ``s3://bucket/key.jsonl`` for ``jsonl``. Templated.
-    :param output_format: ``"json"`` or ``"jsonl"``.
-    :param times: include word timings (``words``).
+    :param s3_uri: ``s3://bucket/prefix`` for ``json``, ``srt`` and ``vtt``, ``s3://bucket/key.jsonl`` for ``jsonl``.
+        Templated.
+    :param output_format: ``"json"``, ``"jsonl"``, ``"srt"`` or ``"vtt"``.
+    :param times: include word timings (``words``) in JSON documents; captions always use them.
     :param skip_unfinished: skip assets that are not done, with a warning, instead of failing on them.
     :param replace_by_source: name documents after their audio file rather than their asset id, and write
         only the newest asset of each file in a batch.
+    :param caption_max_line_chars: captions: characters a line may hold (default 42).
+    :param caption_max_lines: captions: lines a cue may hold (default 2).
+    :param caption_max_seconds: captions: how long a cue may stay on screen, in seconds (default 7).
+    :param caption_max_pause_seconds: captions: a silence between words longer than this starts a new cue
+        (default 1 second).
     :param aws_conn_id: the AWS connection for ``S3Hook``.
     :param brain_conn_id: the Brain connection.
     :return: the S3 keys written.
@@ -126,6 +162,10 @@ class BrainToS3Operator(BaseOperator):
         times: bool = False,
         skip_unfinished: bool = False,
         replace_by_source: bool = True,
+        caption_max_line_chars: int = DEFAULT_MAX_LINE_CHARS,
+        caption_max_lines: int = DEFAULT_MAX_LINES,
+        caption_max_seconds: float = DEFAULT_MAX_CUE_SECONDS,
+        caption_max_pause_seconds: float = DEFAULT_MAX_PAUSE_SECONDS,
         aws_conn_id: str | None = "aws_default",
         brain_conn_id: str = BrainHook.default_conn_name,
         **kwargs: Any,
@@ -133,12 +173,23 @@ class BrainToS3Operator(BaseOperator):
         super().__init__(**kwargs)
         if output_format not in OUTPUT_FORMATS:
             raise ValueError(f"output_format must be one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}")
+        # Checked here, so a bad limit fails when the DAG is parsed rather than when its task runs.
+        CaptionLimits(
+            max_line_chars=caption_max_line_chars,
+            max_lines=caption_max_lines,
+            max_cue_seconds=caption_max_seconds,
+            max_pause_seconds=caption_max_pause_seconds,
+        )
         self.asset_ids = asset_ids
         self.s3_uri = s3_uri
         self.output_format = output_format
         self.times = times
         self.skip_unfinished = skip_unfinished
         self.replace_by_source = replace_by_source
+        self.caption_max_line_chars = caption_max_line_chars
+        self.caption_max_lines = caption_max_lines
+        self.caption_max_seconds = caption_max_seconds
+        self.caption_max_pause_seconds = caption_max_pause_seconds
         self.aws_conn_id = aws_conn_id
         self.brain_conn_id = brain_conn_id
 
@@ -152,14 +203,14 @@ class BrainToS3Operator(BaseOperator):
         fetched = fetch_done_assets(
             BrainHook(brain_conn_id=self.brain_conn_id),
             ids,
-            times=self.times,
+            times=self.times or self.output_format in CAPTION_FORMATS,
             skip_unfinished=self.skip_unfinished,
             log=self.log,
         )
         assets = fetched.done
         if self.replace_by_source:
             # Grouped by the key each asset would be written to: one object, one (the newest) asset.
-            if self.output_format == "json":
+            if self.output_format != "jsonl":
                 prefix = key.rstrip("/")
                 assets, superseded = newest_per_source(assets, key=lambda a: self._document_name(a, prefix))
             else:
@@ -168,28 +219,60 @@ class BrainToS3Operator(BaseOperator):
                 self.log.info(
                     "Not writing Brain asset %s: a newer asset of the same audio is in the batch", old.asset_id
                 )
-        s3 = S3Hook(aws_conn_id=self.aws_conn_id)
         if self.output_format == "jsonl":
-            return self._write_jsonl(s3, bucket, key, assets)
-        return self._write_documents(s3, bucket, key, assets)
+            return self._write_jsonl(S3Hook(aws_conn_id=self.aws_conn_id), bucket, key, assets)
+        if self.output_format in CAPTION_FORMATS:
+            # Every asset's cues before the first write: a word without timing fails the task, nothing half-written.
+            limits = self.caption_limits
+            cues = {asset.asset_id: asset_cues(asset, limits) for asset in assets}
+            content_type = CAPTION_FORMATS[self.output_format][1]
+            s3 = S3Hook(aws_conn_id=self.aws_conn_id, extra_args={"ContentType": content_type})
+            return self._write_documents(s3, bucket, key, assets, cues)
+        return self._write_documents(S3Hook(aws_conn_id=self.aws_conn_id), bucket, key, assets)
+
+    @property
+    def caption_limits(self) -> CaptionLimits:
+        return CaptionLimits(
+            max_line_chars=self.caption_max_line_chars,
+            max_lines=self.caption_max_lines,
+            max_cue_seconds=self.caption_max_seconds,
+            max_pause_seconds=self.caption_max_pause_seconds,
+        )
 
     def _document_name(self, asset: Asset, prefix: str) -> str:
+        extension = self.output_format if self.output_format in CAPTION_FORMATS else "json"
         source = replacement_source(asset) if self.replace_by_source else None
         budget = MAX_S3_KEY_BYTES - len(prefix.encode()) - 1
-        return source_document_name(source, budget) if source else f"{asset.asset_id}.json"
+        return source_document_name(source, budget, extension) if source else f"{asset.asset_id}.{extension}"
 
-    def _write_documents(self, s3: Any, bucket: str, prefix: str, assets: Sequence[Asset]) -> list[str]:
+    def _document_body(self, asset: Asset, cues: Mapping[str, Sequence[Cue]]) -> tuple[bytes, str]:
+        """The bytes of one asset's document, and what to log about them besides words and bytes (no text)."""
+        if self.output_format in CAPTION_FORMATS:
+            render = CAPTION_FORMATS[self.output_format][0]
+            its_cues = cues[asset.asset_id]
+            return render(its_cues).encode("utf-8"), f", {len(its_cues)} {self.output_format.upper()} cues"
+        return json.dumps(asset_document(asset), ensure_ascii=False).encode("utf-8"), ""
+
+    def _write_documents(
+        self,
+        s3: Any,
+        bucket: str,
+        prefix: str,
+        assets: Sequence[Asset],
+        cues: Mapping[str, Sequence[Cue]] | None = None,
+    ) -> list[str]:
         prefix = prefix.rstrip("/")
         keys = []
         for asset in assets:
             name = self._document_name(asset, prefix)
             key = f"{prefix}/{name}" if prefix else name
-            body = json.dumps(asset_document(asset), ensure_ascii=False).encode("utf-8")
+            body, described = self._document_body(asset, cues or {})
             s3.load_bytes(body, key=key, bucket_name=bucket, replace=True)
             self.log.info(
-                "Wrote Brain asset %s (%d words, %d bytes) to s3://%s/%s",
+                "Wrote Brain asset %s (%d words%s, %d bytes) to s3://%s/%s",
                 asset.asset_id,
                 asset.word_count,
+                described,
                 len(body),
                 bucket,
                 key,
