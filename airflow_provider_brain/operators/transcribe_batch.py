@@ -27,7 +27,7 @@ from airflow_provider_brain.models import Asset
 from airflow_provider_brain.operators.transcribe import idempotency_key
 from airflow_provider_brain.triggers.batch import BrainBatchTrigger
 from airflow_provider_brain.triggers.events import BatchEvent, EventStatus
-from airflow_provider_brain.utils.audio_sources import mask_url_secrets, parse_s3_uri, presigned_get_url, public_url
+from airflow_provider_brain.utils.audio_sources import parse_s3_uri, presigned_get_url, public_url
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -153,12 +153,15 @@ class BrainTranscribeBatchOperator(BaseOperator):
         return [item if self.s3_uris is not None else public_url(item) for item in items]
 
     def _url_for(self, position: int, s3: Any) -> str:
-        """The URL Brain downloads file ``position`` from: a presigned GET URL for S3, else the URL given."""
+        """The URL Brain downloads file ``position`` from: a presigned GET URL for S3, else the URL given.
+
+        Not registered with the log masker: a batch holds up to thousands of URLs, and each mask makes the next
+        one dearer (see ``presigned_get_url``). No URL is ever logged here; errors go through ``redact_urls``.
+        """
         if self.s3_uris is None:
-            mask_url_secrets(self._given[position])
             return self._given[position]
         bucket, key = parse_s3_uri(self._given[position])
-        return presigned_get_url(s3, bucket, key, expires_in=self.presigned_url_expires)
+        return presigned_get_url(s3, bucket, key, expires_in=self.presigned_url_expires, mask=False)
 
     # ------------------------------------------------------------------ submit
 

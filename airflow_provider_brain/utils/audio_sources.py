@@ -34,11 +34,10 @@ def presigned_get_url(s3: Any, bucket: str, key: str, *, expires_in: int, hint: 
 
     :param s3: an ``S3Hook``.
     :param hint: what to try instead, appended to the error when the object cannot be presigned.
-    :param mask: register the URL's secrets with the masker. A task process should (it ends soon, and its log
-        must not show them). The triggerer should not: its masker lives as long as the process, each mask
-        recompiles one pattern of all of them and every log line is matched against it, so thousands of
-        presigned URLs would slow every trigger's logging and grow without end. There the URL must simply
-        never be logged (errors go through ``redact_urls``).
+    :param mask: register the URL's secrets with the masker. A task that presigns one file should (its log
+        must not show them). A process that presigns many must not: each mask recompiles one pattern of all
+        of them (300 masks cost 40 CPU seconds, 600 cost minutes), and the triggerer's masker lives as long
+        as the process. There the URL must simply never be logged (errors go through ``redact_urls``).
     """
     url = s3.generate_presigned_url(
         client_method="get_object", params={"Bucket": bucket, "Key": key}, expires_in=expires_in
@@ -50,17 +49,31 @@ def presigned_get_url(s3: Any, bucket: str, key: str, *, expires_in: int, hint: 
     return str(url)
 
 
+#: Query parameters that carry a URL's secret (a presigned URL's signature or session token, a shared token).
+_SECRET_PARAM_WORDS = ("signature", "sig", "token", "secret", "password", "key", "credential", "auth")
+
+
 def mask_url_secrets(url: str) -> None:
-    """Have Airflow's log masker hide a URL's query string (a presigned URL's signature) wherever it appears."""
+    """Have Airflow's log masker hide a URL's secrets (a presigned URL's signature) wherever they appear.
+
+    Registers only the values of parameters named like secrets (a signature, a token, a credential), or the
+    whole query string if none is: one to three masks per URL. Each mask recompiles a pattern of all of them
+    in the task process and its supervisor, so the cost of the next one grows with their number: a process
+    that handles many URLs (the batch operator, the triggerer) must not register each one (see
+    ``presigned_get_url``'s ``mask``).
+    """
     from airflow.providers.common.compat.sdk import mask_secret
 
     query = urlsplit(url).query
-    if query:
-        mask_secret(url)
-        mask_secret(query)
-        for _, value in parse_qsl(query):
-            if len(value) >= 8:
-                mask_secret(value)
+    if not query:
+        return
+    secrets = [
+        value
+        for name, value in parse_qsl(query)
+        if len(value) >= 8 and any(word in name.lower() for word in _SECRET_PARAM_WORDS)
+    ]
+    for secret in secrets or [query]:
+        mask_secret(secret)
 
 
 @dataclass(frozen=True)
