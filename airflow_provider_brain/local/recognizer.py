@@ -34,6 +34,10 @@ _VARIANT = re.compile(r"\(\d+\)$")
 _decoder: Any = None
 
 
+class RecognitionCancelled(Exception):
+    """The asset was deleted while its file was being recognised: stop, and free the worker process."""
+
+
 @dataclass(frozen=True)
 class Word:
     """One recognised word: text, start and end in seconds, confidence in [0, 1]."""
@@ -130,14 +134,21 @@ def _quiet_cut(pcm: np.ndarray) -> int:
     return begin + int(np.argmin(smoothed)) * hop + hop // 2
 
 
-def recognize_file(path: str) -> Recognition:
-    """Transcribe one media file; raises ``AudioDecodeError`` if it is not decodable audio."""
+def recognize_file(path: str, cancel_marker: str | None = None) -> Recognition:
+    """Transcribe one media file; raises ``AudioDecodeError`` if it is not decodable audio.
+
+    :param cancel_marker: a file whose appearance means "stop": checked before each block of audio is
+        taken (one stat; between utterances, so a stop comes within one utterance's decoding at most), and
+        ``RecognitionCancelled`` is raised.
+    """
     stream = Pcm16Stream(Path(path))
     limit = int(MAX_UTTERANCE_SECONDS * TARGET_RATE)
     buffer = np.empty(0, dtype=np.int16)
     consumed = 0
     words: list[Word] = []
     for block in stream:
+        if cancel_marker and os.path.exists(cancel_marker):
+            raise RecognitionCancelled(path)
         buffer = np.concatenate([buffer, block])
         while len(buffer) >= limit:
             cut = _quiet_cut(buffer[:limit])

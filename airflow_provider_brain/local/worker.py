@@ -14,6 +14,7 @@ import asyncio
 import functools
 import logging
 import multiprocessing
+import shutil
 import time
 from collections import deque
 from collections.abc import Callable
@@ -57,6 +58,10 @@ class Dispatcher:
         self._again: deque[str] = deque()
         self._crashes: dict[str, int] = {}
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        #: Claimed assets deleted since (``cancel``), and the held-back outcomes of claimed assets by id.
+        self._cancelled: set[str] = set()
+        self._held: dict[str, asyncio.Task[None]] = {}
+        self._cancel_dir = self._store.data_dir / "cancelled"
         self._wake = asyncio.Condition()
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
@@ -74,6 +79,7 @@ class Dispatcher:
     async def start(self) -> None:
         """Start the worker processes (loading the model in each) and the dispatch coroutines."""
         loop = asyncio.get_running_loop()
+        await asyncio.to_thread(_fresh_dir, self._cancel_dir)  # Markers of a previous run mean nothing now.
         await asyncio.gather(
             *(loop.run_in_executor(self._pool, recognizer.warm_up) for _ in range(self._settings.workers))
         )
@@ -122,6 +128,31 @@ class Dispatcher:
             self._resolve(asset_id)
         await future
 
+    async def cancel(self, asset_id: str) -> bool:
+        """Stop working on an asset that was deleted while processing; ``True`` if work on it was under way.
+
+        Its recognition stops at the next block of audio (the worker process sees a marker file) and frees
+        its process for the next asset; a download in progress finishes but recognition does not start; an
+        outcome held back by ``--min-latency`` is dropped. Call it after the asset's row is gone, so no
+        dispatcher claims it again.
+        """
+        if asset_id not in self._claimed:
+            return False
+        self._cancelled.add(asset_id)
+        await asyncio.to_thread(self._cancel_marker(asset_id).touch)
+        held = self._held.pop(asset_id, None)
+        if held is not None:
+            held.cancel()
+        return True
+
+    def _cancel_marker(self, asset_id: str) -> Path:
+        return self._cancel_dir / asset_id
+
+    async def _forget_cancel(self, asset_id: str) -> None:
+        if asset_id in self._cancelled:
+            self._cancelled.discard(asset_id)
+            await asyncio.to_thread(self._cancel_marker(asset_id).unlink, missing_ok=True)
+
     def _resolve(self, asset_id: str) -> None:
         for future in self._waiters.pop(asset_id, []):
             if not future.done():
@@ -165,6 +196,7 @@ class Dispatcher:
             finally:
                 if not held:
                     self._claimed.discard(asset.asset_id)
+                    await self._forget_cancel(asset.asset_id)
             if held:
                 continue  # ``_complete_later`` finishes it; this dispatcher takes the next asset.
             current = await self._db.call(self._store.get, asset.asset_id)
@@ -180,9 +212,15 @@ class Dispatcher:
         outcome: Callable[[], None]
         try:
             media = await self._ensure_media(asset)
+            if asset.asset_id in self._cancelled:
+                raise recognizer.RecognitionCancelled(asset.asset_id)
             loop = asyncio.get_running_loop()
             pool = self._pool
-            result = await loop.run_in_executor(pool, recognizer.recognize_file, str(media))
+            marker = str(self._cancel_marker(asset.asset_id))
+            result = await loop.run_in_executor(pool, recognizer.recognize_file, str(media), marker)
+        except recognizer.RecognitionCancelled:
+            log.info("asset %s: deleted while processing; recognition stopped", asset.asset_id)
+            return False
         except AudioDecodeError as exc:
             outcome = functools.partial(self._fail, asset, str(exc), 400)
         except DownloadError as exc:
@@ -203,6 +241,7 @@ class Dispatcher:
         if hold > 0:
             task = asyncio.create_task(self._finish_later(asset, outcome, hold))
             self._background.add(task)
+            self._held[asset.asset_id] = task
             task.add_done_callback(self._background.discard)
             return True
         await self._db.call(outcome)
@@ -226,9 +265,15 @@ class Dispatcher:
         the next start."""
         try:
             await asyncio.sleep(hold)
+            self._held.pop(asset.asset_id, None)
             await self._db.call(outcome)
         except asyncio.CancelledError:
+            self._held.pop(asset.asset_id, None)
             self._claimed.discard(asset.asset_id)
+            if asset.asset_id in self._cancelled:  # Deleted meanwhile (``cancel``): nothing to record.
+                await asyncio.shield(self._forget_cancel(asset.asset_id))
+                self._resolve(asset.asset_id)
+                return
             raise
         except Exception:
             # Left processing and released: a dispatcher claims it again and records an outcome then.
@@ -308,6 +353,12 @@ class Dispatcher:
                     log.info("asset %s: callback to %s failed: %s", asset.asset_id, host, exc.__class__.__name__)
                 await asyncio.sleep(2**attempt)
         log.warning("asset %s: giving up on callback to %s", asset.asset_id, host)
+
+
+def _fresh_dir(path: Path) -> None:
+    """An empty directory at ``path``."""
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, exist_ok=True)
 
 
 def _age_seconds(created: str) -> float:

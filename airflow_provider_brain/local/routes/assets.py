@@ -75,12 +75,13 @@ async def put_asset(request: Request) -> Response:
 
 
 async def delete_asset(request: Request) -> Response:
-    """``DELETE /assets/{id}``: remove the asset and its media."""
+    """``DELETE /assets/{id}``: remove the asset and its media, and stop its recognition if one is running."""
     brain = brain_of(request)
     user = brain.auth.authenticate(request)
     asset = await _owned_asset(request, brain, user)
     await brain.db.call(brain.store.delete, asset.asset_id)
-    log.info("asset %s deleted by user %s", asset.asset_id, user)
+    stopped = brain.dispatcher is not None and await brain.dispatcher.cancel(asset.asset_id)
+    log.info("asset %s deleted by user %s%s", asset.asset_id, user, "; its recognition is stopped" if stopped else "")
     return JSONResponse({"asset_id": asset.asset_id, "deleted": True})
 
 
