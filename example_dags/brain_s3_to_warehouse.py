@@ -51,7 +51,9 @@ with DAG(
         task_id="transcribe", deferrable=True, poll_interval=5, timeout=3600, retries=2
     ).expand(s3_uri=audio_uris(list_audio.output))
 
-    # 3. Every transcript into the warehouse (tables transcripts + transcript_words)...
+    # 3. Every transcript into the warehouse (tables transcripts + transcript_words). Each load emits an asset
+    #    event for both tables (through the alias "brain_to_sql:brain_warehouse"), which queues
+    #    brain_transcripts_downstream...
     BrainToSqlOperator(task_id="load_warehouse", asset_ids=transcribe.output, conn_id="brain_warehouse")
 
     # 4. ...and the full asset JSON, word timings included, archived next to the audio.

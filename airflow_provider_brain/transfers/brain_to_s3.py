@@ -34,6 +34,13 @@ from airflow_provider_brain.transfers.common import (
     normalize_asset_ids,
     replacement_source,
 )
+from airflow_provider_brain.transfers.lineage import (
+    emit_asset_events,
+    s3_asset,
+    s3_dataset,
+    source_datasets,
+    with_alias,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -130,6 +137,14 @@ class BrainToS3Operator(BaseOperator):
             times=True,
         )
 
+    **Assets.** A run that writes emits an Airflow asset event for ``s3_uri`` as written after templating,
+    without a trailing slash (``s3://lake/brain/2026-01-01`` for a prefix, ``s3://lake/.../transcripts.jsonl``
+    for JSON Lines), with ``extra`` ``{"documents": n, "format": ...}``. ``s3_uri`` is usually templated, so
+    the operator declares an ``AssetAlias`` (``asset_alias``) and resolves the asset through it when it runs.
+    A downstream DAG schedules on ``Asset("s3://lake/brain/transcripts")`` (``transfers.lineage.s3_asset``
+    normalises the text as Airflow does) or on the alias. OpenLineage sees the source audio as inputs and
+    ``s3://bucket`` / the prefix (or key) as output.
+
     :param asset_ids: one asset id or a list; items may also be the transcribe operator's summaries
         (mappings with ``asset_id``). Templated, and mappable with ``.partial().expand(asset_ids=...)``
         (with ``jsonl``, give each mapped task its own key, e.g. ``.../part-{{ ti.map_index }}.jsonl``).
@@ -147,6 +162,8 @@ class BrainToS3Operator(BaseOperator):
         (default 1 second).
     :param aws_conn_id: the AWS connection for ``S3Hook``.
     :param brain_conn_id: the Brain connection.
+    :param asset_alias: the ``AssetAlias`` this task declares as an outlet (default ``brain_to_s3``), through
+        which each run that writes emits an asset event for ``s3_uri``; ``None`` for no alias.
     :return: the S3 keys written.
     """
 
@@ -168,8 +185,10 @@ class BrainToS3Operator(BaseOperator):
         caption_max_pause_seconds: float = DEFAULT_MAX_PAUSE_SECONDS,
         aws_conn_id: str | None = "aws_default",
         brain_conn_id: str = BrainHook.default_conn_name,
+        asset_alias: str | None = "brain_to_s3",
         **kwargs: Any,
     ) -> None:
+        kwargs["outlets"] = with_alias(kwargs.get("outlets"), asset_alias)
         super().__init__(**kwargs)
         if output_format not in OUTPUT_FORMATS:
             raise ValueError(f"output_format must be one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}")
@@ -192,8 +211,28 @@ class BrainToS3Operator(BaseOperator):
         self.caption_max_pause_seconds = caption_max_pause_seconds
         self.aws_conn_id = aws_conn_id
         self.brain_conn_id = brain_conn_id
+        self.asset_alias = asset_alias
+        # What the last run wrote, for the OpenLineage listener (which asks the same operator object on complete).
+        self._lineage_output: tuple[str, str] | None = None
+        self._lineage_sources: list[str | None] = []
 
     def execute(self, context: Context) -> list[str]:
+        keys = self._write(context)
+        if keys:
+            bucket, key = split_s3_uri(self.s3_uri)
+            self._lineage_output = (bucket, key)
+            extra = {"documents": len(keys), "format": self.output_format}
+            emit_asset_events(context, self.outlets, [s3_asset(self.s3_uri)], extra)
+        return keys
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the source audio in, ``s3://bucket`` / the prefix (or JSON Lines key) out."""
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        outputs = [s3_dataset(*self._lineage_output)] if self._lineage_output else []
+        return OperatorLineage(inputs=source_datasets(self._lineage_sources), outputs=outputs)
+
+    def _write(self, context: Context) -> list[str]:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         bucket, key = split_s3_uri(self.s3_uri)
@@ -208,6 +247,7 @@ class BrainToS3Operator(BaseOperator):
             log=self.log,
         )
         assets = fetched.done
+        self._lineage_sources = [replacement_source(asset) for asset in assets]
         if self.replace_by_source:
             # Grouped by the key each asset would be written to: one object, one (the newest) asset.
             if self.output_format != "jsonl":

@@ -13,13 +13,24 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import AirflowException, BaseHook, BaseOperator
 
 from airflow_provider_brain.hooks.brain import BrainHook
-from airflow_provider_brain.transfers.common import fetch_done_assets, normalize_asset_ids
+from airflow_provider_brain.models import Asset as BrainAsset
+from airflow_provider_brain.transfers.common import fetch_done_assets, normalize_asset_ids, replacement_source
+from airflow_provider_brain.transfers.lineage import (
+    TableLocation,
+    emit_asset_events,
+    source_datasets,
+    table_location,
+    with_alias,
+)
 from airflow_provider_brain.transfers.sql_loader import DELETE_CHUNK, LoadResult, TranscriptLoader
 from airflow_provider_brain.transfers.sql_tables import (
     DIALECT_TYPES,
     TRANSCRIPT_COLUMNS,
+    TRANSCRIPT_WORDS,
+    TRANSCRIPTS,
     WORD_COLUMNS,
     ColumnTypes,
+    TableSchema,
     validate_table_name,
 )
 from airflow_provider_brain.transfers.sql_writers import RowWriter
@@ -82,6 +93,24 @@ class BrainToSqlOperator(BaseOperator):
         transcribe = BrainTranscribeOperator.partial(task_id="transcribe").expand(s3_uri=audio_files)
         BrainToSqlOperator(task_id="load", asset_ids=transcribe.output, conn_id="warehouse")
 
+    **Assets.** Each load that writes rows emits an Airflow asset event for each table, named by its URI:
+    ``postgres://host:5432/database/schema/table`` on PostgreSQL (the postgres provider's form, schema
+    ``public`` unless the table names one), ``file:///path/to/warehouse.db/table`` on SQLite and DuckDB,
+    ``{conn_type}://host[:port]/database/[schema/]table`` elsewhere (see ``transfers.lineage``). The URI depends
+    on the connection, which a DAG file should not read when it is parsed, so the operator declares an
+    ``AssetAlias`` (``asset_alias``, default ``brain_to_sql:{conn_id}``) and resolves the tables' assets
+    through it when it runs, as Airflow's docs advise for outlets known only at run time. The events carry
+    counts in ``extra`` (``assets``, ``transcript_rows``, ``word_rows``, ``skipped``), never text. A
+    downstream DAG schedules on the table::
+
+        with DAG("report", schedule=[Asset("postgres://db.example.com:5432/analytics/public/transcripts")]): ...
+        # or schedule=[brain_table_asset("warehouse", "transcripts")], which reads the connection when parsed,
+        # or schedule=[AssetAlias("brain_to_sql:warehouse")]: after every load through that connection.
+
+    ``outlets=[Asset(...)]`` declared on the task get the same ``extra`` on their events (and no second
+    event through the alias). Lineage: OpenLineage sees the source audio (``s3://bucket`` / key, or the
+    URL) as inputs and both tables, with their columns, as outputs.
+
     :param asset_ids: one asset id or a list; items may also be the transcribe operator's summaries
         (mappings with ``asset_id``). Templated, and mappable with ``.partial().expand(asset_ids=...)``.
     :param conn_id: any connection whose hook is a common-sql ``DbApiHook`` (postgres, sqlite, duckdb,
@@ -96,6 +125,8 @@ class BrainToSqlOperator(BaseOperator):
     :param replace_by_source: an asset replaces the rows of older assets of the same source (the same
         S3 object, URL or file), so rerunning a DAG over the same audio keeps one row per file.
     :param hook_params: extra keyword arguments for the database hook.
+    :param asset_alias: the ``AssetAlias`` this task declares as an outlet (``brain_to_sql:{conn_id}`` by
+        default), through which each load emits an asset event for both tables; ``None`` for no alias.
     :return: a summary: ``{"assets": ..., "transcript_rows": ..., "word_rows": ..., "skipped": [...], ...}``.
     """
 
@@ -115,9 +146,14 @@ class BrainToSqlOperator(BaseOperator):
         batch_size: int = 10_000,
         replace_by_source: bool = True,
         hook_params: dict[str, Any] | None = None,
+        asset_alias: str | None = "brain_to_sql:{conn_id}",
         **kwargs: Any,
     ) -> None:
+        if asset_alias:
+            asset_alias = asset_alias.replace("{conn_id}", conn_id)
+        kwargs["outlets"] = with_alias(kwargs.get("outlets"), asset_alias)
         super().__init__(**kwargs)
+        self.asset_alias = asset_alias
         self.replace_by_source = replace_by_source
         self.asset_ids = asset_ids
         self.conn_id = conn_id
@@ -128,6 +164,9 @@ class BrainToSqlOperator(BaseOperator):
         self.create_tables = create_tables
         self.batch_size = batch_size
         self.hook_params = hook_params
+        # What the last run wrote, for the OpenLineage listener (which asks the same operator object on complete).
+        self._lineage_tables: list[tuple[TableLocation, TableSchema, ColumnTypes]] = []
+        self._lineage_sources: list[str | None] = []
 
     def execute(self, context: Context) -> dict[str, Any]:
         ids = normalize_asset_ids(self.asset_ids)
@@ -151,6 +190,7 @@ class BrainToSqlOperator(BaseOperator):
         if self.create_tables:
             loader.create_tables()
         result = loader.load(fetched.done)
+        self._record_writes(context, loader, fetched.done, result, skipped=len(fetched.skipped))
         return {
             "table": loader.table,
             "words_table": loader.words_table,
@@ -160,3 +200,34 @@ class BrainToSqlOperator(BaseOperator):
             "skipped": sorted(fetched.skipped),
             "method": result.method,
         }
+
+    def _record_writes(
+        self, context: Context, loader: TranscriptLoader, assets: list[BrainAsset], result: LoadResult, skipped: int
+    ) -> None:
+        """Asset events for the tables written (with counts) and what OpenLineage will be told on complete."""
+        connection = BaseHook.get_connection(self.conn_id)
+        database = (self.hook_params or {}).get("database")
+        tables = [(loader.table, TRANSCRIPTS)]
+        if loader.words_table:
+            tables.append((loader.words_table, TRANSCRIPT_WORDS))
+        located = [(table_location(connection, table, database=database), schema) for table, schema in tables]
+        self._lineage_tables = [(where, schema, loader.types) for where, schema in located if where]
+        self._lineage_sources = [replacement_source(asset) for asset in assets]
+        if not result.assets:
+            return
+        extra = {
+            "assets": result.assets,
+            "transcript_rows": result.transcript_rows,
+            "word_rows": result.word_rows,
+            "skipped": skipped,
+        }
+        emit_asset_events(context, self.outlets, [where.asset() for where, _, _ in self._lineage_tables], extra)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the source audio in, both tables (with their columns) out."""
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        return OperatorLineage(
+            inputs=source_datasets(self._lineage_sources),
+            outputs=[where.dataset(schema, types) for where, schema, types in self._lineage_tables],
+        )
