@@ -37,6 +37,7 @@ def test_example_dags_load_without_errors(dagbag):
         "brain_s3_event_triggered",
         "brain_local_file",
         "brain_s3_batch",
+        "brain_asset_sensor",
         "brain_transcripts_downstream",
     }
 
