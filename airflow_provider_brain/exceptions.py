@@ -122,13 +122,17 @@ class BrainBatchFailed(BrainError):
         )
 
 
-class BrainBatchTimeout(BrainError):
-    """Assets of a batch were still processing when the wait's deadline passed; ``sources`` names their files."""
+class BrainBatchTimeout(BrainError, AirflowFailException):
+    """Assets of a batch were still processing when its deadline passed (``timeout`` after the batch's first
+    submission, across tries); ``sources`` names their files. Fails without retries: a retry would only find
+    the deadline passed again."""
 
-    def __init__(self, sources: list[str], *, total: int, timeout: float) -> None:
+    def __init__(self, sources: list[str], *, total: int, timeout: float, deleted: bool = False) -> None:
         self.sources = list(sources)
         super().__init__(
-            f"{len(self.sources)} of {total} files of this batch were still processing after {timeout:g} s: "
+            f"{len(self.sources)} of {total} files of this batch were still processing {timeout:g} s after the "
+            "batch was first submitted: "
             + ", ".join(self.sources)
-            + ". Raise the timeout; a retry of this task waits for the same assets without submitting them again"
+            + (". Their assets were deleted (cancel_on_kill=True)" if deleted else "")
+            + ". Raise the timeout and run the task again"
         )

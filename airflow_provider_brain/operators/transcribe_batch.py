@@ -67,7 +67,8 @@ class BrainTranscribeBatchOperator(BaseOperator):
         downloading within that time, so raise it for a batch that queues for long.
     :param deferrable: wait in the triggerer (one trigger for the whole batch) instead of the worker.
     :param poll_interval: seconds between two status checks of the batch (default: ``[brain] default_poll_interval``).
-    :param timeout: seconds to wait for the whole batch before failing.
+    :param timeout: seconds the whole batch may take, from its oldest asset's creation (one deadline for every
+        try). Passing it deletes the assets still processing (with ``cancel_on_kill``) and fails without retries.
     :param times: include each done file's word timings (``words``) in its summary (one request per file).
     :param metadata: extra metadata stored with every asset.
     :param fail_on_asset_failure: fail the task, after every file has settled, naming each file that failed;
@@ -171,7 +172,7 @@ class BrainTranscribeBatchOperator(BaseOperator):
             self.log.info("No audio files given: nothing to transcribe")
             context["ti"].xcom_push(key=ASSET_IDS_XCOM_KEY, value=[])
             return []
-        asset_ids, submit_errors = self._submit_all(context, sources)
+        asset_ids, submit_errors, deadline = self._submit_all(context, sources)
         context["ti"].xcom_push(key=ASSET_IDS_XCOM_KEY, value=asset_ids)
         live = [a for a in dict.fromkeys(asset_ids) if a is not None]
         if self.deferrable and live:
@@ -180,22 +181,24 @@ class BrainTranscribeBatchOperator(BaseOperator):
                     asset_ids=live,
                     brain_conn_id=self.brain_conn_id,
                     poll_interval=self.poll_interval,
-                    end_time=time.time() + self.timeout,
+                    end_time=deadline,
                     cancel_on_kill=self.cancel_on_kill,
                 ),
                 method_name="execute_complete",
             )
         self.log.info("Waiting for %d Brain assets in the worker", len(live))
         self._waiting_for = live
-        settled = self.hook.wait_for_assets(live, poll_interval=self.poll_interval, timeout=self.timeout)
+        remaining = max(0.0, deadline - time.time())
+        settled = self.hook.wait_for_assets(live, poll_interval=self.poll_interval, timeout=remaining)
         self._waiting_for = []
         failed = {a.asset_id: redact_urls(a.error or "") for a in settled.values() if a.is_failed}
         processing = [a for a in live if a not in settled]
         return self._finish(sources, asset_ids, submit_errors, failed, processing, settled)
 
-    def _submit_all(self, context: Context, sources: list[str]) -> tuple[list[str | None], dict[str, str]]:
-        """Submit every file that has no live asset yet; return the asset id of each (input order) and the
-        reason of each submission that failed (by source).
+    def _submit_all(self, context: Context, sources: list[str]) -> tuple[list[str | None], dict[str, str], float]:
+        """Submit every file that has no live asset yet; return the asset id of each (input order), the
+        reason of each submission that failed (by source), and the batch's deadline: ``timeout`` after its
+        oldest asset's creation, so a retry that resumes an earlier try's assets does not wait longer in all.
 
         A file is what was given (``s3://`` URI or the whole URL, query string included, so two downloads
         that differ only in their query are two files); the same file twice is submitted once.
@@ -207,6 +210,7 @@ class BrainTranscribeBatchOperator(BaseOperator):
         keys = {item: idempotency_key(context, item) for item in first}
         found = self._earlier_assets(context, keys)
         by_item: dict[str, str] = {item: found[key].asset_id for item, key in keys.items() if key in found}
+        deadlines = [found[key].deadline(self.timeout) for key in keys.values() if key in found]
         if by_item:
             self.log.info("Resuming %d of %d files submitted by an earlier try of this task", len(by_item), len(keys))
         to_submit = [item for item in first if item not in by_item]
@@ -230,7 +234,9 @@ class BrainTranscribeBatchOperator(BaseOperator):
             for future in as_completed(futures):
                 item = futures[future]
                 try:
-                    by_item[item] = future.result().asset_id
+                    asset = future.result()
+                    by_item[item] = asset.asset_id
+                    deadlines.append(asset.deadline(self.timeout))
                 except BrainAuthError:
                     raise
                 except BrainError as err:
@@ -248,7 +254,7 @@ class BrainTranscribeBatchOperator(BaseOperator):
                 self.max_concurrent_submissions,
                 len(errors),
             )
-        return [by_item.get(item) for item in given], errors
+        return [by_item.get(item) for item in given], errors, min(deadlines, default=time.time() + self.timeout)
 
     def _s3_hook(self) -> Any:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -273,9 +279,13 @@ class BrainTranscribeBatchOperator(BaseOperator):
         settled = self.hook.wait_for_assets(self._waiting_for, poll_interval=self.poll_interval, timeout=0)
         for asset_id in self._waiting_for:
             if asset_id not in settled:
-                with contextlib.suppress(BrainError):
-                    self.hook.delete_asset(asset_id)
-                    self.log.info("Deleted Brain asset %s because the task was killed (cancel_on_kill=True)", asset_id)
+                self._delete(asset_id, "the task was killed")
+
+    def _delete(self, asset_id: str, why: str) -> None:
+        """Delete a still-processing asset (``cancel_on_kill``), best effort: the API's only way to stop one."""
+        with contextlib.suppress(BrainError):
+            self.hook.delete_asset(asset_id)
+            self.log.info("Deleted Brain asset %s because %s (cancel_on_kill=True)", asset_id, why)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the batch trigger: build the summaries from its event and the ids in XCom."""
@@ -307,7 +317,10 @@ class BrainTranscribeBatchOperator(BaseOperator):
         if processing:
             still = set(processing)
             waiting = [s for s, a in zip(sources, asset_ids, strict=True) if a in still]
-            raise BrainBatchTimeout(waiting, total=len(sources), timeout=self.timeout)
+            if self.cancel_on_kill:
+                for late in processing:
+                    self._delete(late, "its batch's deadline passed")
+            raise BrainBatchTimeout(waiting, total=len(sources), timeout=self.timeout, deleted=self.cancel_on_kill)
         details = self._details(asset_ids, failed, settled)
         summaries: list[dict[str, Any]] = []
         for source, asset_id in zip(sources, asset_ids, strict=True):

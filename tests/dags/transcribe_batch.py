@@ -79,3 +79,18 @@ with DAG(dag_id="brain_batch_retry", **COMMON):
         retries=1,
         retry_delay=timedelta(seconds=0),
     )
+
+# One deadline across tries: `timeout` counts from the batch's first submission; passing it deletes the assets
+# still processing (cancel_on_kill, the default) and fails the task without retries.
+for dag_id, deferrable in (("brain_batch_deadline_worker", False), ("brain_batch_deadline_deferred", True)):
+    with DAG(dag_id=dag_id, **COMMON):
+        listed = S3ListOperator(task_id="list", bucket=BUCKET, prefix=PREFIX)
+        BrainTranscribeBatchOperator(
+            task_id="transcribe",
+            s3_uris=to_uris(listed.output, audio_only=True),
+            deferrable=deferrable,
+            poll_interval=0.5,
+            timeout=5,
+            retries=2,
+            retry_delay=timedelta(seconds=0),
+        )
