@@ -28,14 +28,14 @@ lint: setup
 # starts its own servers.
 test: lint
 	@echo "==> Fast suite on Airflow $$(.venv/bin/python -c 'from importlib.metadata import version; print(version("apache-airflow"))')"
-	.venv/bin/pytest -q -m "not deployment" -n auto
+	.venv/bin/pytest -q -m "not deployment" -n auto --durations=25
 	@$(MAKE) --no-print-directory test-floor
 	@echo "==> Deployment stage on Airflow $$(.venv/bin/python -c 'from importlib.metadata import version; print(version("apache-airflow"))')"
-	@if [ -d tests/deployment ]; then .venv/bin/pytest -q -m deployment tests/deployment; fi
+	@if [ -d tests/deployment ]; then .venv/bin/pytest -q -m deployment --durations=0 tests/deployment; fi
 
 test-floor: setup-floor
 	@echo "==> DAG tests on Airflow $$(.venv-floor/bin/python -c 'from importlib.metadata import version; print(version("apache-airflow"))') (the floor)"
-	.venv-floor/bin/pytest -q -m "not deployment" -n auto -p no:cacheprovider $(FLOOR_TESTS)
+	.venv-floor/bin/pytest -q -m "not deployment" -n auto -p no:cacheprovider --durations=15 $(FLOOR_TESTS)
 
 bench: setup
 	.venv/bin/python bench/local_server.py
