@@ -226,6 +226,7 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         metadata = {**self.metadata, "source": self.source, IDEMPOTENCY_KEY: key}
         asset = self._submit(metadata)
         self.log.info("Submitted %s to Brain as asset %s", self.source, asset.asset_id)
+        self._submitted_here = asset.asset_id
         return {"asset_id": asset.asset_id, "source": self.source}
 
     def _find_previous_submission(self, context: Context, key: str) -> str | None:
@@ -277,6 +278,7 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
                     cancel_on_kill=self.cancel_on_kill,
                 ),
                 method_name="execute_complete",
+                kwargs={"resumed": asset_id != getattr(self, "_submitted_here", None)},
             )
         self.log.info("Waiting for Brain asset %s in the worker", asset_id)
         try:
@@ -294,14 +296,34 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         self._publish(context, asset_id)
         return self._result(self.hook.get_asset(asset_id, times=self.times))
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        """Resume after the trigger: fail with the server's reason, or return the summary."""
+    def execute_complete(self, context: Context, event: dict[str, Any], resumed: bool = False) -> Any:
+        """Resume after the trigger: fail with the server's reason, or return the summary.
+
+        :param resumed: the asset was an earlier try's. If it is gone, the task was cleared while that try
+            waited, and ``cancel_on_kill`` deleted it, racing this try's start: transcribe afresh.
+        """
         ended = AssetEvent.parse(event)
         self._asset_id = ended.asset_id
+        # A deleted asset is reported failed (the poller's reason) or as an error: ask Brain which it is.
+        if resumed and ended.status is not EventStatus.DONE and self._gone(ended.asset_id):
+            self.log.warning(
+                "Brain asset %s, submitted by an earlier try, was deleted while this try waited for it (a task "
+                "cleared while it waited has its asset deleted, cancel_on_kill=True): transcribing %s afresh",
+                ended.asset_id,
+                self.source,
+            )
+            return self.execute(context)
         if ended.status is EventStatus.TIMEOUT:
             self._give_up(ended.asset_id, None)
         asset_id = ended.outcome(timeout=self.timeout)
         return self._result(self.hook.get_asset(asset_id, times=self.times))
+
+    def _gone(self, asset_id: str) -> bool:
+        try:
+            self.hook.get_asset(asset_id)
+        except BrainNotFound:
+            return True
+        return False
 
     # ------------------------------------------------------------------ the end of a task's life
 

@@ -155,6 +155,13 @@ def brain_assets(stack: Stack, sources: list[str]) -> list[dict[str, Any]]:
     return [a for a in found.values() if (a.get("metadata") or {}).get("source") in wanted]
 
 
+def delete_assets(stack: Stack, asset_ids: list[str]) -> None:
+    """Delete assets on the stack's Brain (a backlog that has served its purpose): their recognition stops."""
+    with httpx.Client(base_url=stack.brain_url, auth=(BRAIN_USER, BRAIN_PASSWORD), timeout=30) as client:
+        for asset_id in asset_ids:
+            client.delete(f"/assets/{asset_id}")
+
+
 def warehouse_rows(stack: Stack, sources: list[str], table: str = "deploy_transcripts") -> list[tuple[Any, ...]]:
     with psycopg2.connect(stack.warehouse_dsn()) as connection, connection.cursor() as cursor:
         cursor.execute(f"SELECT source, asset_id FROM {table} WHERE source = ANY(%s)", (sources,))
