@@ -12,6 +12,12 @@ Use the sensor only for a bucket whose notifications you cannot configure.
 S3 sends one ``s3:TestEvent`` message when notifications are first configured: it names no object,
 so its run transcribes nothing (``new_objects`` is empty and the tasks after it are skipped).
 
+S3 delivers notifications at least once, and SQS may deliver a message twice: a second run for the same
+object would transcribe it again. ``reuse_existing="source_version"`` makes each object version (its ETag)
+transcribed once: the task reuses a live or done asset of it (one ``GET /assets`` page) and only loads it.
+Notifications can also be lost (the SQS trigger deletes each message as it receives it, before Airflow has
+recorded the event): ``brain_s3_sweep`` finds such files on a schedule and transcribes them.
+
 Install ``airflow-provider-brain[events]`` (the common-messaging provider and aiobotocore) where the
 triggerer runs. Set ``BRAIN_AUDIO_QUEUE_URL`` to the queue's URL where the DAG is parsed. Connections:
 ``aws_default``, ``brain_default`` and ``brain_warehouse``. A manual run may name its files:
@@ -58,7 +64,9 @@ with DAG(
         )
         return uris or list((dag_run.conf or {}).get("s3_uris", []))
 
-    transcribe = BrainTranscribeOperator.partial(task_id="transcribe", deferrable=True, poll_interval=5).expand(
-        s3_uri=new_objects()
-    )
+    # [START howto_operator_brain_reuse_existing]
+    transcribe = BrainTranscribeOperator.partial(
+        task_id="transcribe", deferrable=True, poll_interval=5, reuse_existing="source_version"
+    ).expand(s3_uri=new_objects())
+    # [END howto_operator_brain_reuse_existing]
     BrainToSqlOperator(task_id="load_warehouse", asset_ids=transcribe.output, conn_id="brain_warehouse")

@@ -4,13 +4,15 @@ A submission stores its key under ``IDEMPOTENCY_METADATA_KEY``; a retry (of an H
 lost, or of a task whose worker or trigger died) scans the newest assets for it instead of submitting
 again. ``KeyScan`` decides what a scan keeps and where it stops, free of I/O; the sync and async twins
 below (``find_keys``/``afind_keys``, ``submit_once``/``asubmit_once``) differ only in how they send.
+A scan may read another key from each asset (``key_of``): ``utils/source_versions.py`` looks up which
+object versions Brain already holds with the same scan.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -42,6 +44,12 @@ def task_key(dag_id: str, run_id: str, task_id: str, map_index: int | None, sour
     return f"{dag_id}/{run_id}/{task_id}/{map_index}/{digest}"
 
 
+def idempotency_key_of(asset: Asset) -> str | None:
+    """The idempotency key an asset's metadata records, if any: what ``KeyScan`` matches by default."""
+    key = asset.metadata.get(IDEMPOTENCY_METADATA_KEY)
+    return key if isinstance(key, str) else None
+
+
 class KeyScan:
     """A scan of assets listed newest first for idempotency keys: what it keeps and when it stops.
 
@@ -49,12 +57,20 @@ class KeyScan:
     before ``created_after`` (less ``CLOCK_SLACK``), after ``max_assets`` (default: no count limit with
     ``created_after``, else ``MAX_LOOKUP_ASSETS`` or twice the number of keys, whichever is more), or once
     every key is found, so the caller's listing fetches only the pages it needs.
+
+    :param key_of: the key an asset carries (default: its idempotency key); ``None`` for none.
     """
 
     def __init__(
-        self, keys: Iterable[str], *, created_after: datetime | None = None, max_assets: int | None = None
+        self,
+        keys: Iterable[str],
+        *,
+        created_after: datetime | None = None,
+        max_assets: int | None = None,
+        key_of: Callable[[Asset], str | None] = idempotency_key_of,
     ) -> None:
         self.wanted = set(keys)
+        self.key_of = key_of
         self.found: dict[str, Asset] = {}
         self.scanned = 0
         if max_assets is not None:
@@ -73,8 +89,8 @@ class KeyScan:
         if self.scanned >= self.limit or (self.cutoff and created and created < self.cutoff):
             return False
         self.scanned += 1
-        key = asset.metadata.get(IDEMPOTENCY_METADATA_KEY)
-        if key in self.wanted and key not in self.found and not asset.is_failed:
+        key = self.key_of(asset)
+        if key is not None and key in self.wanted and key not in self.found and not asset.is_failed:
             self.found[key] = asset
         return len(self.found) < len(self.wanted)
 

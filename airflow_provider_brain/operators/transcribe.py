@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
-from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
 from airflow.sdk.definitions.mappedoperator import OperatorPartial
@@ -22,26 +21,28 @@ from airflow_provider_brain.exceptions import (
 )
 from airflow_provider_brain.hooks.brain import IDEMPOTENCY_METADATA_KEY, BrainHook
 from airflow_provider_brain.hooks.idempotency import task_key
-from airflow_provider_brain.hooks.uploads import SizedStream
 from airflow_provider_brain.links import ASSET_URL_XCOM_KEY, BrainAssetLink
 from airflow_provider_brain.models import Asset, AssetStatus, parse_api_time
 from airflow_provider_brain.operators import trigger_start
+from airflow_provider_brain.operators.transcribe_source import (
+    S3_TRANSFERS,
+    lineage_inputs,
+    reusable_asset,
+    submit_audio,
+)
 from airflow_provider_brain.triggers.asset import BrainAssetTrigger
 from airflow_provider_brain.triggers.events import AssetEvent, EventStatus
-from airflow_provider_brain.utils.audio_sources import (
-    AudioLocation,
-    existing_s3_object,
-    mask_url_secrets,
-    presigned_get_url,
-    public_url,
-)
+from airflow_provider_brain.utils.audio_sources import AudioLocation, public_url
+from airflow_provider_brain.utils.source_versions import SOURCE_VERSION_METADATA_KEY, check_reuse_existing
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+__all__ = ["IDEMPOTENCY_KEY", "S3_TRANSFERS", "BrainTranscribeOperator", "idempotency_key", "public_url"]
+
 #: Metadata key under which every submission records which task instance made it.
 IDEMPOTENCY_KEY = IDEMPOTENCY_METADATA_KEY
-S3_TRANSFERS = ("presign", "stream")
+SOURCE_ARGUMENTS = ("s3_uri", "s3_bucket", "s3_key", "audio_url", "local_path")
 
 
 def idempotency_key(context: Context, source: str) -> str:
@@ -96,6 +97,12 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
     :param cancel_on_kill: when a user ends the task while it waits (in the worker or deferred), or a deadline
         passes, delete its asset on Brain, the API's only way to stop one. Not on a worker crash or a triggerer
         restart: those resume.
+    :param reuse_existing: ``None`` (default) submits the audio in every run. ``"source_version"`` (S3 only)
+        transcribes an object version once across runs (a notification delivered twice): its ETag, from the
+        ``HeadObject`` that checks it exists, goes to the asset's metadata as ``source_version``, and a live or
+        done (not failed) asset of the same ``source`` and version is reused instead of submitting. Cost: one
+        ``GET /assets`` page (the 1,000 newest assets at most, down to the object's write time). The reused asset
+        is shared: ``cancel_on_kill`` in either task deletes it. Runs in a worker (no ``start_from_trigger``).
     """
 
     template_fields: Sequence[str] = ("s3_uri", "s3_bucket", "s3_key", "audio_url", "local_path", "metadata")
@@ -125,10 +132,13 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         metadata: Mapping[str, Any] | None = None,
         start_from_trigger: bool = False,
         cancel_on_kill: bool = True,
+        reuse_existing: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         AudioLocation(s3_uri, s3_bucket, s3_key, audio_url, local_path).check("BrainTranscribeOperator")
+        given = zip(SOURCE_ARGUMENTS, (s3_uri, s3_bucket, s3_key, audio_url, local_path), strict=True)
+        check_reuse_existing(reuse_existing, [name for name, value in given if value], "BrainTranscribeOperator")
         if s3_transfer not in S3_TRANSFERS:
             raise ValueError(f"s3_transfer must be one of {S3_TRANSFERS}, not {s3_transfer!r}")
         poll_interval = default_poll_interval() if poll_interval is None else poll_interval
@@ -151,6 +161,7 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         self.return_transcript = return_transcript
         self.metadata = dict(metadata or {})
         self.cancel_on_kill = cancel_on_kill
+        self.reuse_existing = reuse_existing
         self._last_result: dict[str, Any] | None = None
         self._asset_id: str | None = None
         self._start_from_trigger_asked = start_from_trigger
@@ -176,35 +187,10 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
     def location(self) -> AudioLocation:
         return AudioLocation(self.s3_uri, self.s3_bucket, self.s3_key, self.audio_url, self.local_path)
 
-    def _s3_location(self) -> tuple[str, str] | None:
-        return self.location.s3
-
     @property
     def source(self) -> str:
         """Where the audio comes from, safe to log and store (no presigned query string)."""
         return self.location.label
-
-    def _submit(self, metadata: dict[str, Any]) -> Asset:
-        if location := self._s3_location():
-            return self._submit_s3(*location, metadata=metadata)
-        if self.audio_url:
-            mask_url_secrets(self.audio_url)
-            return self.hook.submit_url(
-                self.audio_url, async_=True, metadata=metadata, idempotency_key=metadata[IDEMPOTENCY_KEY]
-            )
-        return self.hook.submit_file(str(self.local_path), async_=True, metadata=metadata)
-
-    def _submit_s3(self, bucket: str, key: str, *, metadata: dict[str, Any]) -> Asset:
-        s3 = existing_s3_object(self.aws_conn_id, bucket, key)
-        if self.s3_transfer == "stream":
-
-            def open_object() -> SizedStream:
-                response = s3.get_key(key, bucket).get()
-                return SizedStream(response["Body"], response["ContentLength"])
-
-            return self.hook.submit_file(open_object, async_=True, metadata=metadata)
-        url = presigned_get_url(s3, bucket, key, expires_in=self.presigned_url_expires, hint="try s3_transfer='stream'")
-        return self.hook.submit_url(url, async_=True, metadata=metadata, idempotency_key=metadata[IDEMPOTENCY_KEY])
 
     # ------------------------------------------------------------------ ResumableJobMixin
 
@@ -224,7 +210,23 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
             self.log.info("Resuming Brain asset %s, submitted by an earlier try of this task", previous)
             return {"asset_id": previous, "source": self.source}
         metadata = {**self.metadata, "source": self.source, IDEMPOTENCY_KEY: key}
-        asset = self._submit(metadata)
+        s3 = None
+        if self.reuse_existing and (location := self.location.s3):
+            s3, version, existing = reusable_asset(self.hook, self.aws_conn_id, *location)
+            metadata[SOURCE_VERSION_METADATA_KEY] = version.version
+            if existing is not None:
+                why = f"{existing.status.value}, of {self.source} at version {version.version}"
+                self.log.info("Reusing Brain asset %s (%s) instead of submitting it again", existing.asset_id, why)
+                return {"asset_id": existing.asset_id, "source": self.source}
+        asset = submit_audio(
+            self.hook,
+            self.location,
+            metadata,
+            aws_conn_id=self.aws_conn_id,
+            s3_transfer=self.s3_transfer,
+            presigned_url_expires=self.presigned_url_expires,
+            s3=s3,
+        )
         self.log.info("Submitted %s to Brain as asset %s", self.source, asset.asset_id)
         self._submitted_here = asset.asset_id
         return {"asset_id": asset.asset_id, "source": self.source}
@@ -379,17 +381,9 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
 
         Called by the openlineage provider only when it is installed; local files have no dataset.
         """
-        from airflow.providers.common.compat.openlineage.facet import Dataset
         from airflow.providers.openlineage.extractors import OperatorLineage
 
-        if location := self._s3_location():
-            inputs = [Dataset(namespace=f"s3://{location[0]}", name=location[1])]
-        elif self.audio_url:
-            parts = urlsplit(public_url(self.audio_url))
-            inputs = [Dataset(namespace=f"{parts.scheme}://{parts.netloc}", name=parts.path or "/")]
-        else:
-            inputs = []
-        return OperatorLineage(inputs=inputs)
+        return OperatorLineage(inputs=lineage_inputs(self.location))
 
     # ------------------------------------------------------------------ results
 
@@ -417,7 +411,8 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
 
 
 class _TriggerStartPartial(OperatorPartial):
-    """``OperatorPartial`` whose ``expand()``/``expand_kwargs()`` let the mapped task start in the triggerer."""
+    """``OperatorPartial`` whose ``expand()``/``expand_kwargs()`` check ``reuse_existing`` against the sources at
+    parse time and let the mapped task start in the triggerer."""
 
     @classmethod
     def wrap(cls, partial: OperatorPartial) -> _TriggerStartPartial:
@@ -425,6 +420,11 @@ class _TriggerStartPartial(OperatorPartial):
         return cls(operator_class=partial.operator_class, kwargs=partial.kwargs, params=partial.params)
 
     def _expand(self, expand_input: Any, *, strict: bool) -> Any:
+        value = getattr(expand_input, "value", None)  # The expanded arguments (a dict), unless from expand_kwargs().
+        given = [n for n, v in self.kwargs.items() if v] + (list(value) if isinstance(value, Mapping) else [])
+        given = [name for name in given if name in SOURCE_ARGUMENTS]
+        self._expand_called = True  # A bad argument fails the DAG file: no "never mapped" warning on top.
+        check_reuse_existing(self.kwargs.get("reuse_existing"), given, "BrainTranscribeOperator")
         mapped = super()._expand(expand_input, strict=strict)
         trigger_start.start_mapped_in_triggerer(mapped)
         return mapped

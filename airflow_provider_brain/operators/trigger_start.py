@@ -2,8 +2,9 @@
 
 Airflow 3.3 can defer a task straight from the scheduler to a trigger, rendering the trigger's templated
 arguments per task instance. A ``BrainTranscribeOperator`` can use it when nothing in its job needs a worker:
-an S3 object it presigns, or a URL. What a worker must do (upload a local file, stream an S3 object) or what
-Airflow cannot resolve per map index in the triggerer keeps the task on today's path, with the reason logged.
+an S3 object it presigns, or a URL. What a worker must do (upload a local file, stream an S3 object, look for
+an asset to reuse with ``reuse_existing``) or what Airflow cannot resolve per map index in the triggerer keeps
+the task on today's path, with the reason logged.
 
 Per-index values: the triggerer builds ``start_trigger_args`` once per task, not per map index, so the
 expanded source is a template the triggerer renders for each index. Two forms resolve without a worker:
@@ -66,6 +67,8 @@ def blocker(arguments: Mapping[str, Any]) -> str | None:
         return "local_path names a file on a worker, which only a worker can upload"
     if arguments.get("s3_transfer", "presign") == "stream":
         return "s3_transfer='stream' streams the object through a worker"
+    if arguments.get("reuse_existing"):
+        return "reuse_existing looks for an asset of the object's version (HeadObject, GET /assets) in a worker"
     return None
 
 
