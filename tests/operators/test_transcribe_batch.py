@@ -4,7 +4,6 @@ by the local Brain server, loaded into a SQLite warehouse."""
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -14,9 +13,8 @@ import pytest
 
 from airflow_provider_brain.hooks.brain import IDEMPOTENCY_METADATA_KEY, BrainHook
 from airflow_provider_brain.operators.transcribe_batch import BrainTranscribeBatchOperator
-from tests.fixtures.brain import start_brain_server
 from tests.fixtures.connections import brain_connection_json
-from tests.operators.test_transcribe_dags import DagRunner, assert_succeeded
+from tests.operators.test_transcribe_dags import DagRunner, assert_succeeded, run_against_a_slow_brain
 
 DAG_FILE = Path(__file__).parents[1] / "dags" / "transcribe_batch.py"
 WER_BOUND = 0.25
@@ -131,19 +129,7 @@ def test_retry_after_a_crash_mid_submission_submits_only_the_rest(batch_runner, 
 @pytest.mark.parametrize("dag_id", ["brain_batch_deadline_worker", "brain_batch_deadline_deferred"])
 def test_the_batch_deadline_spans_all_tries_and_cancels_its_assets(batch_runner, s3_bucket, tmp_path, dag_id):
     """timeout=5 s, retries=2, assets that stay processing 120 s: one try, each file submitted once, all deleted."""
-    slow = start_brain_server(tmp_path / "slow", workers=1, extra_args=["--min-latency", "120"])
-    try:
-        batch_runner.env["AIRFLOW_CONN_BRAIN_DEFAULT"] = brain_connection_json(slow.url, *slow.auth)
-        code, output = batch_runner.test(dag_id)
-        access = re.findall(r"brain_local\.access: (\w+) (\S+) (\d+)", slow.log_text())
-        with slow.client() as client:
-            listed = client.get("/assets", params={"done": "false"}).json()["results"]
-    finally:
-        slow.stop()
-    finished = [line for line in output.splitlines() if "DagRun Finished" in line]
-    assert finished and "state=failed" in finished[-1], output[-5000:]
-    submissions = [path for method, path, _ in access if method == "POST" and path.startswith("/speech:recognize")]
-    deletions = [path for method, path, status in access if method == "DELETE" and status == "200"]
+    output, submissions, deletions, listed = run_against_a_slow_brain(batch_runner, tmp_path, dag_id)
     assert len(submissions) == FILES, "no retry submitted the files again"
     assert len(deletions) == FILES and listed == [], "every asset still processing was deleted on Brain"
     assert f"{FILES} of {FILES} files of this batch were still processing 5 s after the batch was first" in output

@@ -146,10 +146,23 @@ def test_start_from_trigger_falls_back_to_the_worker_and_says_why(dag_runner, s3
 @pytest.mark.parametrize("dag_id", ["brain_deadline_worker", "brain_deadline_deferred"])
 def test_the_deadline_spans_all_tries_and_cancels_the_asset(dag_runner, tmp_path, dag_id):
     """timeout=6 s, retries=2, an asset that stays processing 120 s: one try, about 6 s, one asset, deleted."""
+    output, submissions, deletions, listed = run_against_a_slow_brain(dag_runner, tmp_path, dag_id)
+    assert len(submissions) == 1, "no retry submitted the audio again, nor waited again"
+    assert len(deletions) == 1 and listed == [], "the asset was deleted on Brain"
+    waited = [int(w) for w in re.findall(r"still processing (\d+) s after it was submitted \(timeout 6 s\)", output)]
+    assert waited and max(waited) <= 15, output[-5000:]
+    assert "Deleted Brain asset" in output and "because its deadline passed" in output
+
+
+def run_against_a_slow_brain(runner: DagRunner, tmp_path: Path, dag_id: str) -> tuple[str, list, list, list]:
+    """Run ``dag_id`` against a Brain that keeps every asset processing for 120 s; assert the run failed.
+
+    Returns the run's output, the submissions and successful deletions in Brain's access log, and the assets
+    still on Brain unfinished afterwards."""
     slow = start_brain_server(tmp_path / "slow", workers=1, extra_args=["--min-latency", "120"])
     try:
-        dag_runner.env["AIRFLOW_CONN_BRAIN_DEFAULT"] = brain_connection_json(slow.url, *slow.auth)
-        code, output = dag_runner.test(dag_id)
+        runner.env["AIRFLOW_CONN_BRAIN_DEFAULT"] = brain_connection_json(slow.url, *slow.auth)
+        _, output = runner.test(dag_id)
         access = re.findall(r"brain_local\.access: (\w+) (\S+) (\d+)", slow.log_text())
         with slow.client() as client:
             listed = client.get("/assets", params={"done": "false"}).json()["results"]
@@ -159,8 +172,4 @@ def test_the_deadline_spans_all_tries_and_cancels_the_asset(dag_runner, tmp_path
     assert finished and "state=failed" in finished[-1], output[-5000:]
     submissions = [path for method, path, _ in access if method == "POST" and path.startswith("/speech:recognize")]
     deletions = [path for method, path, status in access if method == "DELETE" and status == "200"]
-    assert len(submissions) == 1, "no retry submitted the audio again, nor waited again"
-    assert len(deletions) == 1 and listed == [], "the asset was deleted on Brain"
-    waited = [int(w) for w in re.findall(r"still processing (\d+) s after it was submitted \(timeout 6 s\)", output)]
-    assert waited and max(waited) <= 15, output[-5000:]
-    assert "Deleted Brain asset" in output and "because its deadline passed" in output
+    return output, submissions, deletions, listed
