@@ -71,6 +71,9 @@ class BrainTranscribeBatchOperator(BaseOperator):
         try). Passing it deletes the assets still processing (with ``cancel_on_kill``) and fails without retries.
     :param times: include each done file's word timings (``words``) in its summary (one request per file).
     :param metadata: extra metadata stored with every asset.
+    :param file_metadata: extra metadata for some files' assets, by the file as given (its ``s3://`` URI or URL),
+        over ``metadata``; e.g. ``{"s3://calls/a.wav": {"source_version": "<ETag>"}}`` (templated; the
+        ``brain_s3_sweep`` example passes it with ``expand_kwargs``).
     :param fail_on_asset_failure: fail the task, after every file has settled, naming each file that failed;
         with ``False`` the failures come back in the summaries and the task succeeds.
     :param max_concurrent_submissions: how many submissions are in flight at once (HTTP connections).
@@ -78,8 +81,8 @@ class BrainTranscribeBatchOperator(BaseOperator):
         still processing on Brain. Not on a worker crash or a triggerer restart: those resume.
     """
 
-    template_fields: Sequence[str] = ("s3_uris", "audio_urls", "metadata")
-    template_fields_renderers = {"metadata": "json"}
+    template_fields: Sequence[str] = ("s3_uris", "audio_urls", "metadata", "file_metadata")
+    template_fields_renderers = {"metadata": "json", "file_metadata": "json"}
     ui_color = "#d6e7f8"
 
     def __init__(
@@ -98,6 +101,7 @@ class BrainTranscribeBatchOperator(BaseOperator):
         fail_on_asset_failure: bool = True,
         max_concurrent_submissions: int = 8,
         cancel_on_kill: bool = True,
+        file_metadata: Mapping[str, Mapping[str, Any]] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -121,6 +125,7 @@ class BrainTranscribeBatchOperator(BaseOperator):
         self.timeout = timeout
         self.times = times
         self.metadata = dict(metadata or {})
+        self.file_metadata = file_metadata
         self.fail_on_asset_failure = fail_on_asset_failure
         self.max_concurrent_submissions = max_concurrent_submissions
         self.cancel_on_kill = cancel_on_kill
@@ -215,6 +220,8 @@ class BrainTranscribeBatchOperator(BaseOperator):
             self.log.info("Resuming %d of %d files submitted by an earlier try of this task", len(by_item), len(keys))
         to_submit = [item for item in first if item not in by_item]
         errors: dict[str, str] = {}
+        if not isinstance(per_file := self.file_metadata or {}, Mapping):
+            raise ValueError(f"file_metadata must map files to metadata, not be a {type(per_file).__name__}")
         s3 = self._s3_hook() if self.s3_uris is not None and to_submit else None
         session = self.hook.get_conn()  # Made once, before the threads share it, with a pool for all of them.
         adapter = requests.adapters.HTTPAdapter(pool_maxsize=self.max_concurrent_submissions)
@@ -223,7 +230,8 @@ class BrainTranscribeBatchOperator(BaseOperator):
 
         def submit(item: str) -> Asset:
             source = sources[first[item]]
-            metadata = {**self.metadata, "source": source, IDEMPOTENCY_METADATA_KEY: keys[item]}
+            extra = per_file.get(item) or {}
+            metadata = {**self.metadata, **extra, "source": source, IDEMPOTENCY_METADATA_KEY: keys[item]}
             url = self._url_for(first[item], s3)
             return self.hook.submit_url(url, async_=True, metadata=metadata, idempotency_key=keys[item])
 

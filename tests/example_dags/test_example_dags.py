@@ -39,6 +39,7 @@ def test_example_dags_load_without_errors(dagbag):
         "brain_s3_batch",
         "brain_asset_sensor",
         "brain_transcripts_downstream",
+        "brain_s3_sweep",
     }
 
 
