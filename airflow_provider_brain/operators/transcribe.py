@@ -9,21 +9,21 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
-from airflow.sdk.definitions.mappedoperator import OperatorPartial
 
 from airflow_provider_brain.config import default_poll_interval
 from airflow_provider_brain.exceptions import (
     BrainAssetFailed,
     BrainDeadlinePassed,
-    BrainError,
     BrainNotFound,
     BrainTimeout,
 )
 from airflow_provider_brain.hooks.brain import IDEMPOTENCY_METADATA_KEY, BrainHook
+from airflow_provider_brain.hooks.cancel import delete_quietly
 from airflow_provider_brain.hooks.idempotency import task_key
 from airflow_provider_brain.links import ASSET_URL_XCOM_KEY, BrainAssetLink
 from airflow_provider_brain.models import Asset, AssetStatus, parse_api_time
 from airflow_provider_brain.operators import trigger_start
+from airflow_provider_brain.operators.partial import SOURCE_ARGUMENTS, TriggerStartPartial
 from airflow_provider_brain.operators.transcribe_source import (
     S3_TRANSFERS,
     lineage_inputs,
@@ -42,7 +42,6 @@ __all__ = ["IDEMPOTENCY_KEY", "S3_TRANSFERS", "BrainTranscribeOperator", "idempo
 
 #: Metadata key under which every submission records which task instance made it.
 IDEMPOTENCY_KEY = IDEMPOTENCY_METADATA_KEY
-SOURCE_ARGUMENTS = ("s3_uri", "s3_bucket", "s3_key", "audio_url", "local_path")
 
 
 def idempotency_key(context: Context, source: str) -> str:
@@ -175,7 +174,7 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         (Airflow runs no ``__init__`` per map index at parse time)."""
         from airflow.sdk.bases.operator import partial as sdk_partial
 
-        return _TriggerStartPartial.wrap(sdk_partial(cls, **kwargs))
+        return TriggerStartPartial.wrap(sdk_partial(cls, **kwargs))
 
     @cached_property
     def hook(self) -> BrainHook:
@@ -362,17 +361,8 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
             self._cancel(self._asset_id, "the task was killed")
 
     def _cancel(self, asset_id: str, why: str) -> None:
-        if not self.cancel_on_kill:
-            return
-        try:
-            deleted = self.hook.delete_asset(asset_id)
-        except BrainNotFound:
-            return
-        except BrainError as err:
-            self.log.warning("Could not delete Brain asset %s after %s: %s", asset_id, why, err)
-            return
-        if deleted:
-            self.log.info("Deleted Brain asset %s because %s (cancel_on_kill=True)", asset_id, why)
+        if self.cancel_on_kill:
+            delete_quietly(self.hook, self.log, asset_id, why)
 
     # ------------------------------------------------------------------ lineage
 
@@ -408,23 +398,3 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         )
         self._last_result = result
         return result
-
-
-class _TriggerStartPartial(OperatorPartial):
-    """``OperatorPartial`` whose ``expand()``/``expand_kwargs()`` check ``reuse_existing`` against the sources at
-    parse time and let the mapped task start in the triggerer."""
-
-    @classmethod
-    def wrap(cls, partial: OperatorPartial) -> _TriggerStartPartial:
-        partial._expand_called = True  # Replaced by this one: no "never mapped" warning for it.
-        return cls(operator_class=partial.operator_class, kwargs=partial.kwargs, params=partial.params)
-
-    def _expand(self, expand_input: Any, *, strict: bool) -> Any:
-        value = getattr(expand_input, "value", None)  # The expanded arguments (a dict), unless from expand_kwargs().
-        given = [n for n, v in self.kwargs.items() if v] + (list(value) if isinstance(value, Mapping) else [])
-        given = [name for name in given if name in SOURCE_ARGUMENTS]
-        self._expand_called = True  # A bad argument fails the DAG file: no "never mapped" warning on top.
-        check_reuse_existing(self.kwargs.get("reuse_existing"), given, "BrainTranscribeOperator")
-        mapped = super()._expand(expand_input, strict=strict)
-        trigger_start.start_mapped_in_triggerer(mapped)
-        return mapped

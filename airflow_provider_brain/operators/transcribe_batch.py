@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -23,6 +22,7 @@ from airflow_provider_brain.exceptions import (
     redact_urls,
 )
 from airflow_provider_brain.hooks.brain import IDEMPOTENCY_METADATA_KEY, BrainHook
+from airflow_provider_brain.hooks.cancel import delete_quietly
 from airflow_provider_brain.models import Asset
 from airflow_provider_brain.operators.transcribe import idempotency_key
 from airflow_provider_brain.triggers.batch import BrainBatchTrigger
@@ -291,9 +291,7 @@ class BrainTranscribeBatchOperator(BaseOperator):
 
     def _delete(self, asset_id: str, why: str) -> None:
         """Delete a still-processing asset (``cancel_on_kill``), best effort: the API's only way to stop one."""
-        with contextlib.suppress(BrainError):
-            self.hook.delete_asset(asset_id)
-            self.log.info("Deleted Brain asset %s because %s (cancel_on_kill=True)", asset_id, why)
+        delete_quietly(self.hook, self.log, asset_id, why)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the batch trigger: build the summaries from its event and the ids in XCom."""

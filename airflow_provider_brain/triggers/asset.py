@@ -7,8 +7,9 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_brain.exceptions import BrainNotFound, redact_urls
+from airflow_provider_brain.exceptions import redact_urls
 from airflow_provider_brain.hooks.brain import BrainHook
+from airflow_provider_brain.hooks.cancel import adelete_quietly
 from airflow_provider_brain.hooks.poller import shared_poller
 from airflow_provider_brain.models import validate_asset_id
 from airflow_provider_brain.triggers.events import AssetEvent, EventStatus
@@ -98,17 +99,8 @@ class BrainAssetTrigger(BaseTrigger):
 async def cancel_asset(trigger: Any, asset_id: str, why: str) -> None:
     """Delete ``asset_id`` if ``trigger.cancel_on_kill``, best effort (logged, never raised): the API's only way to
     stop Brain working on audio nobody waits for any more."""
-    if not getattr(trigger, "cancel_on_kill", False):
-        return
-    try:
-        deleted = await shared_poller(trigger.brain_conn_id).hook.adelete_asset(asset_id)
-    except BrainNotFound:
-        return
-    except Exception as err:
-        trigger.log.warning("Could not delete Brain asset %s after %s: %s", asset_id, why, err)
-        return
-    if deleted:
-        trigger.log.info("Deleted Brain asset %s because %s (cancel_on_kill=True)", asset_id, why)
+    if getattr(trigger, "cancel_on_kill", False):
+        await adelete_quietly(shared_poller(trigger.brain_conn_id).hook, trigger.log, asset_id, why)
 
 
 def raise_for_event(event: dict[str, Any] | None, *, timeout: float | None = None) -> str:
