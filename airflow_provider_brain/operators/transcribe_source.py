@@ -8,7 +8,6 @@ reuse, wait, give up); this module only sends.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from airflow_provider_brain.hooks.idempotency import IDEMPOTENCY_METADATA_KEY
 from airflow_provider_brain.hooks.uploads import SizedStream
@@ -17,7 +16,6 @@ from airflow_provider_brain.utils.audio_sources import (
     existing_s3_object,
     mask_url_secrets,
     presigned_get_url,
-    public_url,
 )
 from airflow_provider_brain.utils.source_versions import (
     REUSE_LOOKUP_ASSETS,
@@ -81,11 +79,6 @@ def reusable_asset(
 
 def lineage_inputs(location: AudioLocation) -> list[Any]:
     """OpenLineage input datasets: the S3 object or the URL (without query string); none for a local file."""
-    from airflow.providers.common.compat.openlineage.facet import Dataset
+    from airflow_provider_brain.transfers.lineage import source_datasets
 
-    if s3_location := location.s3:
-        return [Dataset(namespace=f"s3://{s3_location[0]}", name=s3_location[1])]
-    if location.audio_url:
-        parts = urlsplit(public_url(location.audio_url))
-        return [Dataset(namespace=f"{parts.scheme}://{parts.netloc}", name=parts.path or "/")]
-    return []
+    return source_datasets([location.label])
