@@ -157,7 +157,9 @@ class Asset:
             transcript=data.get("transcript"),
             confidence=tuple(float(c) for c in data.get("confidence") or ()),
             duration=_optional_float(data.get("duration")),
-            words=tuple(_parse_word(w) for w in words) if isinstance(words, list) else None,
+            words=tuple(_parse_word(w, i, str(asset_id)) for i, w in enumerate(words))
+            if isinstance(words, list)
+            else None,
             metadata=dict(data.get("metadata") or {}),
             content_url=data.get("content_url"),
             created=data.get("created"),
@@ -184,15 +186,21 @@ def _parse_status(data: Mapping[str, Any]) -> AssetStatus:
         ) from None
 
 
-def _parse_word(item: object) -> Word:
+def _parse_word(item: object, index: int, asset_id: str) -> Word:
+    """Entry ``index`` of an asset's ``words``. The contract gives every word its text, start, end and
+    confidence: an entry without one (or with one that is not a number) is a malformed answer, not a word at
+    0 s. The message names the asset and the word's position, never the word."""
+    where = f"Brain asset {asset_id}: word {index} in 'words'"
     if not isinstance(item, Mapping):
-        raise BrainAPIError(f"Expected a word object in Brain's 'words', got {type(item).__name__}")
-    return Word(
-        word=str(item.get("word", "")),
-        start=float(item.get("start", 0.0)),
-        end=float(item.get("end", 0.0)),
-        confidence=float(item.get("confidence", 0.0)),
-    )
+        raise BrainAPIError(f"{where} is not a word object but a {type(item).__name__}")
+    numbers = {}
+    for name in ("start", "end", "confidence"):
+        value = item.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            shown = "missing" if value is None else f"a {type(value).__name__}"
+            raise BrainAPIError(f"{where} has no numeric {name!r} ({shown}): the answer is malformed")
+        numbers[name] = float(value)
+    return Word(word=str(item.get("word", "")), **numbers)
 
 
 def _optional_float(value: object) -> float | None:

@@ -227,12 +227,12 @@ def test_an_asset_with_no_words_has_no_cues():
 @pytest.mark.parametrize(
     ("word", "reason"),
     [
-        ({"word": "secret", "end": 1.0, "confidence": 1.0}, "word 1 has no start time"),
-        ({"word": "secret", "start": 1.0}, "word 1 has no end time"),
-        ({"word": "secret"}, "word 1 has no start and no end time"),
-        ({"word": "secret", "start": 2.0, "end": 1.0}, "word 1 ends before it starts"),
-        ({"word": "secret", "start": -1.0, "end": 1.0}, "word 1 starts before the audio does"),
-        ({"word": "secret", "start": "nan", "end": 1.0}, "word 1 has a start or end that is not a time"),
+        ({"word": "secret", "start": 2.0, "end": 1.0, "confidence": 1.0}, "word 1 ends before it starts"),
+        ({"word": "secret", "start": -1.0, "end": 1.0, "confidence": 1.0}, "word 1 starts before the audio does"),
+        (
+            {"word": "secret", "start": float("nan"), "end": 1.0, "confidence": 1.0},
+            "word 1 has a start or end that is not a time",
+        ),
     ],
 )
 def test_a_word_without_timing_is_an_error_naming_the_asset_not_the_words(word, reason):
