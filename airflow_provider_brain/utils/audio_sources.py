@@ -136,9 +136,20 @@ def existing_s3_object(aws_conn_id: str | None, bucket: str, key: str, *, s3: An
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         s3 = S3Hook(aws_conn_id=aws_conn_id)
-    if not s3.check_for_key(key, bucket):
-        raise FileNotFoundError(f"s3://{bucket}/{key} does not exist, or connection {aws_conn_id!r} may not read it")
+    head_object(s3, bucket, key)
     return s3
+
+
+def head_object(s3: Any, bucket: str, key: str) -> dict[str, Any]:
+    """The object's ``HeadObject`` answer (one request), or a ``FileNotFoundError`` that names it and the
+    connection: the one existence check of every S3 source.
+
+    :param s3: an ``S3Hook``.
+    """
+    head = s3.head_object(key, bucket)
+    if head is None:
+        raise FileNotFoundError(f"s3://{bucket}/{key} does not exist, or connection {s3.aws_conn_id!r} may not read it")
+    return dict(head)
 
 
 #: How long ``shared_s3_hook`` keeps one connection's hook: an edited connection is picked up after this.

@@ -15,6 +15,7 @@ from airflow_provider_brain.utils.audio_sources import (
     presigned_get_url,
     shared_s3_hook,
 )
+from airflow_provider_brain.utils.source_versions import head_s3_object
 
 
 @pytest.fixture(autouse=True)
@@ -39,8 +40,12 @@ def test_threads_presign_through_one_hook_per_connection(s3_server, s3_bucket, a
 
     assert len({hook_id for hook_id, _ in results}) == 1
     assert [requests.get(url, timeout=10).content for _, url in results] == [f"audio {i}".encode() for i in range(8)]
-    with pytest.raises(FileNotFoundError, match="missing.wav does not exist"):
+    # One existence check for every S3 source: the presigning path and the object-version lookup.
+    missing = f"missing.wav does not exist, or connection '{aws_connection}' may not read it"
+    with pytest.raises(FileNotFoundError, match=missing):
         existing_s3_object(aws_connection, s3_bucket, "missing.wav", s3=shared_s3_hook(aws_connection))
+    with pytest.raises(FileNotFoundError, match=missing):
+        head_s3_object(shared_s3_hook(aws_connection), s3_bucket, "missing.wav")
 
 
 def test_the_shared_hook_is_renewed_after_its_lifetime(aws_connection, monkeypatch):
