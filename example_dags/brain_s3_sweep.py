@@ -15,6 +15,10 @@ to recent audio (e.g. a dated prefix) so that scan stays short. Objects younger 
 to the event path (a sweep and an event run that both see no asset yet would both submit); the next sweep takes
 them if their notification was lost.
 
+Where the DAG is parsed, ``BRAIN_SWEEP_SCHEDULE`` (a cron expression or preset, default ``@hourly``) and
+``BRAIN_SWEEP_MIN_AGE_SECONDS`` (default 900) set how often it sweeps and how long it leaves new files to the
+events: a sweep every N minutes finds a lost file within N minutes plus the minimum age.
+
 Connections: ``aws_default``, ``brain_default`` and ``brain_warehouse``. A manual run may name another place:
 ``airflow dags test brain_s3_sweep -c '{"bucket": "my-audio", "prefix": "2026-11-26/", "min_age_seconds": 0}'``.
 """
@@ -22,6 +26,7 @@ Connections: ``aws_default``, ``brain_default`` and ``brain_warehouse``. A manua
 from __future__ import annotations
 
 import logging
+import os
 from datetime import datetime
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -35,10 +40,12 @@ from airflow_provider_brain.utils.source_versions import list_s3_objects, sweep_
 log = logging.getLogger(__name__)
 
 AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".ogg")
+SCHEDULE = os.environ.get("BRAIN_SWEEP_SCHEDULE", "@hourly")
+MIN_AGE_SECONDS = int(os.environ.get("BRAIN_SWEEP_MIN_AGE_SECONDS", "900"))
 
 with DAG(
     dag_id="brain_s3_sweep",
-    schedule="@hourly",
+    schedule=SCHEDULE,
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
@@ -46,7 +53,9 @@ with DAG(
     params={
         "bucket": Param("brain-audio", type="string", description="Bucket holding the audio"),
         "prefix": Param("incoming/", type="string", description="Sweep the files under this prefix"),
-        "min_age_seconds": Param(900, type="integer", minimum=0, description="Leave younger files to the events"),
+        "min_age_seconds": Param(
+            MIN_AGE_SECONDS, type="integer", minimum=0, description="Leave younger files to the events"
+        ),
         "batch_size": Param(1000, type="integer", minimum=1, description="Files per batch task"),
     },
 ):

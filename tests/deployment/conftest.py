@@ -52,10 +52,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory, stack_proxy: FaultProxy) -> 
         # Enough retries to outlast a 30 s outage: 1 + 2 + 4 + ... capped backoff.
         "AIRFLOW_CONN_BRAIN_PROXIED": brain_connection_json(stack_proxy.url, BRAIN_USER, BRAIN_PASSWORD, max_retries=8),
         "BRAIN_DEPLOY_SIGNAL_DIR": str(root / "signals"),
+        # brain_s3_sweep (paused but for its tests) sweeps every minute, leaving files under 20 s to the events.
+        "BRAIN_SWEEP_SCHEDULE": "* * * * *",
+        "BRAIN_SWEEP_MIN_AGE_SECONDS": "20",
     }
     deployment = Stack(
         root,
-        dag_sources=[DAGS, REPO_ROOT / "example_dags" / "brain_s3_event_triggered.py"],
+        dag_sources=[
+            DAGS,
+            *(REPO_ROOT / "example_dags" / f"{name}.py" for name in ("brain_s3_event_triggered", "brain_s3_sweep")),
+        ],
         extra_env=extra_env,
     )
     try:
