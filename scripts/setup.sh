@@ -31,19 +31,31 @@ fi
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 
+# uv installs the packages into the venvs (pip took minutes per venv); the venv's own pip puts uv, from PyPI, into
+# the venv's bin/ first. uv reads no pip configuration: it resolves from PyPI alone, and --compile-bytecode writes
+# the .pyc files that pip writes (with PYTHONDONTWRITEBYTECODE=1 every pytest worker would compile Airflow anew).
+UV_VERSION=0.13.9
+install_uv() { [ -x "$1/bin/uv" ] || "$1/bin/pip" install -q "uv==$UV_VERSION"; }
+uv_install() {
+  local venv=$1
+  shift
+  "$venv/bin/uv" pip install -q --compile-bytecode --python "$venv/bin/python" "$@"
+}
+
 if [ "$target" = floor ]; then
   FLOOR_AIRFLOW=${FLOOR_AIRFLOW:-3.1.8}
   venv=.venv-floor
-  [ -x "$venv/bin/python" ] || { "$PYTHON" -m venv "$venv" && "$venv/bin/pip" install -q --upgrade pip; }
+  [ -x "$venv/bin/python" ] || "$PYTHON" -m venv "$venv"
   stamp=$venv/.installed-$( (cat pyproject.toml; git ls-files -s airflow_provider_brain 2>/dev/null; echo "$FLOOR_AIRFLOW") | sha1sum | cut -c1-12)
   if [ ! -f "$stamp" ]; then
     echo "==> Building the provider's wheel and installing it into $venv with Airflow $FLOOR_AIRFLOW"
+    install_uv "$venv"
     rm -rf dist/floor
-    "$venv/bin/pip" wheel -q --no-deps -w dist/floor .
+    "$venv/bin/uv" build -q --wheel --python "$venv/bin/python" --out-dir dist/floor .
     wheel=$(ls dist/floor/airflow_provider_brain-*.whl)
-    # The fast suite's dependencies, without the deployment stage's (Celery, Redis, Selenium): pip resolves the
-    # providers that support this Airflow.
-    "$venv/bin/pip" install -q "apache-airflow==$FLOOR_AIRFLOW" "${wheel}[local]" \
+    # The fast suite's dependencies, without the deployment stage's (Celery, Redis, Selenium): the resolver picks
+    # the providers that support this Airflow.
+    uv_install "$venv" "apache-airflow==$FLOOR_AIRFLOW" "${wheel}[local]" \
       apache-airflow-providers-postgres apache-airflow-providers-sqlite apache-airflow-providers-duckdb \
       apache-airflow-providers-common-messaging apache-airflow-providers-openlineage \
       "apache-airflow-providers-amazon[aiobotocore]" "moto[server]>=5.0" "jiwer>=3.0" "pytest>=8" \
@@ -57,12 +69,12 @@ fi
 if [ ! -x .venv/bin/python ]; then
   echo "==> Creating .venv with $($PYTHON --version)"
   "$PYTHON" -m venv .venv
-  .venv/bin/pip install -q --upgrade pip
 fi
 stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)
 if [ ! -f "$stamp" ]; then
   echo "==> Installing the provider and its test dependencies into .venv"
-  .venv/bin/pip install -q -e ".[dev]"
+  install_uv .venv
+  uv_install .venv -e ".[dev]"
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
