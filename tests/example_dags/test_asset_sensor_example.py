@@ -13,7 +13,7 @@ import pytest
 
 from airflow_provider_brain.hooks.brain import BrainHook
 from tests.example_dags.test_example_dags import EXAMPLES, WER_BOUND, ExampleRun
-from tests.fixtures.brain import start_brain_server
+from tests.fixtures.brain import slow_default_brain
 from tests.fixtures.connections import brain_connection_json
 
 DAG_FILE = EXAMPLES / "brain_asset_sensor.py"
@@ -69,12 +69,9 @@ def test_asset_ids_in_order_once(dag):
 
 
 @pytest.fixture
-def slow_brain(tmp_path):
-    server = start_brain_server(tmp_path / "brain", extra_args=["--min-latency", str(LATENCY)])
-    try:
+def slow_brain(tmp_path, monkeypatch):
+    with slow_default_brain(tmp_path / "brain", monkeypatch, LATENCY, workers=2) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -14,8 +14,7 @@ from airflow_provider_brain.hooks.brain import BrainHook
 from airflow_provider_brain.models import parse_api_time
 from airflow_provider_brain.triggers.asset import BrainAssetTrigger
 from airflow_provider_brain.triggers.batch import BrainBatchTrigger
-from tests.fixtures.brain import start_brain_server
-from tests.fixtures.connections import brain_connection_json
+from tests.fixtures.brain import slow_default_brain
 from tests.fixtures.faults import Fault
 
 LATENCY = 8.0
@@ -26,15 +25,10 @@ ACCESS = re.compile(r"brain_local\.access: (\w+) (\S+) (\d+)")
 
 @pytest.fixture
 def slow_brain(tmp_path, monkeypatch):
-    """A Brain server of its own (a clean access log) whose assets stay processing for LATENCY seconds."""
-    server = start_brain_server(
-        tmp_path / "data", workers=2, extra_args=["--min-latency", str(LATENCY), "--max-queue", "5000"]
-    )
-    monkeypatch.setenv("AIRFLOW_CONN_BRAIN_DEFAULT", brain_connection_json(server.url, *server.auth))
-    try:
+    with slow_default_brain(
+        tmp_path / "data", monkeypatch, LATENCY, workers=2, extra_args=["--max-queue", "5000"]
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def requests_since(server, offset: int) -> list[tuple[str, str]]:

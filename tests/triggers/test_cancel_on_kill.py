@@ -10,18 +10,13 @@ import pytest
 from airflow_provider_brain.hooks.brain import BrainHook
 from airflow_provider_brain.triggers.asset import BrainAssetTrigger
 from airflow_provider_brain.triggers.batch import BrainBatchTrigger
-from tests.fixtures.brain import start_brain_server
-from tests.fixtures.connections import brain_connection_json
+from tests.fixtures.brain import slow_default_brain
 
 
 @pytest.fixture
 def slow_brain(tmp_path, monkeypatch):
-    server = start_brain_server(tmp_path / "data", workers=1, extra_args=["--min-latency", "120"])
-    monkeypatch.setenv("AIRFLOW_CONN_BRAIN_DEFAULT", brain_connection_json(server.url, *server.auth))
-    try:
+    with slow_default_brain(tmp_path / "data", monkeypatch, 120) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def submit(speech, n: int) -> list[str]:
