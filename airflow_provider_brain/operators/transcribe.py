@@ -100,8 +100,10 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         transcribes an object version once across runs (a notification delivered twice): its ETag, from the
         ``HeadObject`` that checks it exists, goes to the asset's metadata as ``source_version``, and a live or
         done (not failed) asset of the same ``source`` and version is reused instead of submitting. Cost: one
-        ``GET /assets`` page (the 1,000 newest assets at most, down to the object's write time). The reused asset
-        is shared: ``cancel_on_kill`` in either task deletes it. Runs in a worker (no ``start_from_trigger``).
+        ``GET /assets`` page (the 1,000 newest assets at most, down to the object's write time). A reused asset
+        belongs to the task that submitted it: ``cancel_on_kill`` of the reusing task never deletes it (that
+        would stop the other run's work); if its owner deletes it, a deferred reuser transcribes afresh. Its
+        ``timeout`` still counts from the asset's creation. Runs in a worker (no ``start_from_trigger``).
     """
 
     template_fields: Sequence[str] = ("s3_uri", "s3_bucket", "s3_key", "audio_url", "local_path", "metadata")
@@ -163,6 +165,8 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         self.reuse_existing = reuse_existing
         self._last_result: dict[str, Any] | None = None
         self._asset_id: str | None = None
+        # False while waiting for an asset another run submitted (reuse_existing): cancel_on_kill leaves it be.
+        self._owns_asset = True
         self._start_from_trigger_asked = start_from_trigger
         self.start_from_trigger = start_from_trigger and trigger_start.blocker(vars(self)) is None
         if self.start_from_trigger:
@@ -215,8 +219,13 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
             metadata[SOURCE_VERSION_METADATA_KEY] = version.version
             if existing is not None:
                 why = f"{existing.status.value}, of {self.source} at version {version.version}"
-                self.log.info("Reusing Brain asset %s (%s) instead of submitting it again", existing.asset_id, why)
-                return {"asset_id": existing.asset_id, "source": self.source}
+                self.log.info(
+                    "Reusing Brain asset %s (%s) instead of submitting it again; another run submitted it, so "
+                    "this task never deletes it",
+                    existing.asset_id,
+                    why,
+                )
+                return {"asset_id": existing.asset_id, "source": self.source, "reused": True}
         asset = submit_audio(
             self.hook,
             self.location,
@@ -257,6 +266,7 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
 
     def poll_until_complete(self, external_id: Any, context: Context) -> Any:
         asset_id = _asset_id_of(external_id)
+        self._owns_asset = not (isinstance(external_id, Mapping) and external_id.get("reused"))
         self._publish(context, asset_id)
         if not self.wait_for_completion:
             return self._result(self.hook.get_asset(asset_id))
@@ -276,10 +286,10 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
                     brain_conn_id=self.brain_conn_id,
                     poll_interval=self.poll_interval,
                     end_time=end_time,
-                    cancel_on_kill=self.cancel_on_kill,
+                    cancel_on_kill=self.cancel_on_kill and self._owns_asset,
                 ),
                 method_name="execute_complete",
-                kwargs={"resumed": asset_id != getattr(self, "_submitted_here", None)},
+                kwargs={"resumed": asset_id != getattr(self, "_submitted_here", None), "owned": self._owns_asset},
             )
         self.log.info("Waiting for Brain asset %s in the worker", asset_id)
         try:
@@ -297,12 +307,17 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         self._publish(context, asset_id)
         return self._result(self.hook.get_asset(asset_id, times=self.times))
 
-    def execute_complete(self, context: Context, event: dict[str, Any], resumed: bool = False) -> Any:
+    def execute_complete(
+        self, context: Context, event: dict[str, Any], resumed: bool = False, owned: bool = True
+    ) -> Any:
         """Resume after the trigger: fail with the server's reason, or return the summary.
 
-        :param resumed: the asset was an earlier try's. If it is gone, the task was cleared while that try
-            waited, and ``cancel_on_kill`` deleted it, racing this try's start: transcribe afresh.
+        :param resumed: the asset was an earlier try's (or another run's, reused). If it is gone, the task was
+            cleared while that try waited, and ``cancel_on_kill`` deleted it, racing this try's start (or its
+            owner deleted it): transcribe afresh.
+        :param owned: this task submitted the asset (not reused): ``cancel_on_kill`` may delete it.
         """
+        self._owns_asset = owned
         ended = AssetEvent.parse(event)
         self._asset_id = ended.asset_id
         # A deleted asset is reported failed (the poller's reason) or as an error: ask Brain which it is.
@@ -335,6 +350,7 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         except ImportError:  # Airflow before 3.2
             from airflow.exceptions import TaskDeferralTimeout  # type: ignore[no-redef]
 
+        self._owns_asset = bool((next_kwargs or {}).get("owned", True))
         try:
             return super().resume_execution(next_method, next_kwargs, context)
         except TaskDeferralTimeout:
@@ -361,7 +377,7 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
             self._cancel(self._asset_id, "the task was killed")
 
     def _cancel(self, asset_id: str, why: str) -> None:
-        if self.cancel_on_kill:
+        if self.cancel_on_kill and self._owns_asset:
             delete_quietly(self.hook, self.log, asset_id, why)
 
     # ------------------------------------------------------------------ lineage

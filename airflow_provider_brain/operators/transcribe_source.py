@@ -19,9 +19,9 @@ from airflow_provider_brain.utils.audio_sources import (
 )
 from airflow_provider_brain.utils.source_versions import (
     REUSE_LOOKUP_ASSETS,
+    SOURCE_VERSION_METADATA_KEY,
     S3Object,
     find_transcriptions,
-    head_s3_object,
 )
 
 if TYPE_CHECKING:
@@ -43,12 +43,17 @@ def submit_audio(
 ) -> Asset:
     """Submit the audio at ``location`` asynchronously, with ``metadata`` (its idempotency key included).
 
-    :param s3: an ``S3Hook`` that has already found the object (``HeadObject``); else one is made and checks it.
+    :param s3: an ``S3Hook`` that has already found the object (``HeadObject``), its version in ``metadata``;
+        else one is made, checks the object and records its version (``source_version``).
     """
     key = metadata.get(IDEMPOTENCY_METADATA_KEY)
     if s3_location := location.s3:
         bucket, s3_key = s3_location
-        s3 = s3 or existing_s3_object(aws_conn_id, bucket, s3_key)
+        if s3 is None:
+            # The HEAD that proves the object exists also names its version: recorded at no extra cost, so a
+            # sweep (or a reuse_existing task) knows this object version is transcribed.
+            s3, version = existing_s3_object(aws_conn_id, bucket, s3_key)
+            metadata = {**metadata, SOURCE_VERSION_METADATA_KEY: version.version}
         if s3_transfer == "stream":
 
             def open_object() -> SizedStream:
@@ -70,10 +75,7 @@ def reusable_asset(
     """For ``reuse_existing="source_version"``: an ``S3Hook``, the object's current version (one ``HeadObject``,
     which also checks it exists) and the newest live or done asset of that version among the newest
     ``REUSE_LOOKUP_ASSETS`` (one ``GET /assets`` page), if there is one."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    s3 = S3Hook(aws_conn_id=aws_conn_id)
-    version = head_s3_object(s3, bucket, key)
+    s3, version = existing_s3_object(aws_conn_id, bucket, key)
     return s3, version, find_transcriptions(hook, [version], max_assets=REUSE_LOOKUP_ASSETS).get(version.uri)
 
 

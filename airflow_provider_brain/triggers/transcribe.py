@@ -29,6 +29,7 @@ from airflow_provider_brain.utils.audio_sources import (
     presigned_get_url,
     shared_s3_hook,
 )
+from airflow_provider_brain.utils.source_versions import SOURCE_VERSION_METADATA_KEY
 
 #: Private XCom of a task started in the triggerer: its idempotency key and, once submitted, its asset id and
 #: deadline. A trigger run again (triggerer restart, a retry) reads it to resume the asset instead of submitting
@@ -230,29 +231,34 @@ class BrainTranscribeTrigger(BaseTrigger):
 
     async def _submit(self, ti: Any, hook: BrainHook, location: AudioLocation, key: str) -> Asset:
         await self._xcom_set(ti, SUBMISSION_XCOM_KEY, {"idempotency_key": key, "asset_id": None})
-        url = await asyncio.to_thread(self._media_url, location)
+        url, version = await asyncio.to_thread(self._media_url, location)
         metadata = {**self.metadata, "source": location.label, IDEMPOTENCY_METADATA_KEY: key}
+        if version is not None:
+            metadata[SOURCE_VERSION_METADATA_KEY] = version
         asset = await hook.asubmit_url(url, metadata=metadata, idempotency_key=key)
         self.log.info("Submitted %s to Brain as asset %s", location.label, asset.asset_id)
         return asset
 
-    def _media_url(self, location: AudioLocation) -> str:
-        """The URL Brain downloads (a presigned GET for S3). Sync (boto3 and connection lookups): run in a thread.
+    def _media_url(self, location: AudioLocation) -> tuple[str, str | None]:
+        """The URL Brain downloads (a presigned GET for S3) and, for S3, the object's version (``source_version``,
+        from the HEAD that proves it exists). Sync (boto3 and connection lookups): run in a thread.
 
         The triggerer's hook is shared by every trigger on the connection, and the URL is not registered with
         the log masker (see ``presigned_get_url``): nothing here logs it, and errors are redacted.
         """
         if s3 := location.s3:
             bucket, key = s3
-            return presigned_get_url(
-                existing_s3_object(self.aws_conn_id, bucket, key, s3=shared_s3_hook(self.aws_conn_id)),
+            hook, version = existing_s3_object(self.aws_conn_id, bucket, key, s3=shared_s3_hook(self.aws_conn_id))
+            url = presigned_get_url(
+                hook,
                 bucket,
                 key,
                 expires_in=self.presigned_url_expires,
                 hint="s3_transfer='stream' streams it through a worker instead",
                 mask=False,
             )
-        return str(location.audio_url)
+            return url, version.version
+        return str(location.audio_url), None
 
     # XComs go through the triggerer's supervisor; its sync client works from a thread without blocking the loop.
     # (TaskSuccessEvent(xcoms=...) would store each value as a JSON string, and ti.xcom_push fails for mapped tasks.)

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from airflow_provider_brain.exceptions import BrainError
+from airflow_provider_brain.utils.source_versions import S3Object, head_s3_object
 
 
 def public_url(url: str) -> str:
@@ -127,8 +128,9 @@ class AudioLocation:
         return str(self.local_path)
 
 
-def existing_s3_object(aws_conn_id: str | None, bucket: str, key: str, *, s3: Any = None) -> Any:
-    """An ``S3Hook`` on ``aws_conn_id`` once the object is known to exist; a clear ``FileNotFoundError`` if not.
+def existing_s3_object(aws_conn_id: str | None, bucket: str, key: str, *, s3: Any = None) -> tuple[Any, S3Object]:
+    """An ``S3Hook`` on ``aws_conn_id`` and the object's current version, from one ``HeadObject``, which also
+    proves the object exists: a clear ``FileNotFoundError`` if it does not.
 
     :param s3: the ``S3Hook`` to use (e.g. ``shared_s3_hook``'s); a new one if not given.
     """
@@ -136,20 +138,7 @@ def existing_s3_object(aws_conn_id: str | None, bucket: str, key: str, *, s3: An
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         s3 = S3Hook(aws_conn_id=aws_conn_id)
-    head_object(s3, bucket, key)
-    return s3
-
-
-def head_object(s3: Any, bucket: str, key: str) -> dict[str, Any]:
-    """The object's ``HeadObject`` answer (one request), or a ``FileNotFoundError`` that names it and the
-    connection: the one existence check of every S3 source.
-
-    :param s3: an ``S3Hook``.
-    """
-    head = s3.head_object(key, bucket)
-    if head is None:
-        raise FileNotFoundError(f"s3://{bucket}/{key} does not exist, or connection {s3.aws_conn_id!r} may not read it")
-    return dict(head)
+    return s3, head_s3_object(s3, bucket, key)
 
 
 #: How long ``shared_s3_hook`` keeps one connection's hook: an edited connection is picked up after this.

@@ -34,7 +34,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_brain.hooks.idempotency import KeyScan, find_keys
-from airflow_provider_brain.utils.audio_sources import head_object
 
 if TYPE_CHECKING:
     from airflow_provider_brain.hooks.brain import BrainHook
@@ -106,11 +105,14 @@ class S3Object:
 
 
 def head_s3_object(s3: Any, bucket: str, key: str) -> S3Object:
-    """The current version of an object (one ``HeadObject``); ``FileNotFoundError`` if it is not there.
+    """The current version of an object (one ``HeadObject``); ``FileNotFoundError`` if it is not there: the one
+    existence check of every S3 source (``audio_sources.existing_s3_object`` uses it too).
 
     :param s3: an ``S3Hook``.
     """
-    head = head_object(s3, bucket, key)
+    head = s3.head_object(key, bucket)
+    if head is None:
+        raise FileNotFoundError(f"s3://{bucket}/{key} does not exist, or connection {s3.aws_conn_id!r} may not read it")
     return S3Object(bucket, key, etag_version(str(head["ETag"])), _aware(head["LastModified"]))
 
 

@@ -52,6 +52,10 @@ def test_mapped_run_starts_and_ends_in_the_triggerer(stack, upload_audio):
 
     ids = assert_exactly_once(stack, DAG_ID, watch, uris)
     assert_never_on_a_worker(stack, DAG_ID, run_id, watch, {"transcribe"})
+    # The triggerer records each object's version (from the HEAD that checks it), as the worker path does.
+    versions = {a["metadata"]["source"]: a["metadata"].get("source_version") for a in brain_assets(stack, uris)}
+    etags = {uri: stack.boto3("s3").head_object(Bucket=AUDIO_BUCKET, Key=uri.split("/", 3)[3])["ETag"] for uri in uris}
+    assert versions == {uri: etag.strip('"') for uri, etag in etags.items()}
     for i, uri in enumerate(uris):
         assert [t["state"] for t in tries(stack, DAG_ID, run_id, "transcribe", i)] == ["success"]
         base = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/transcribe"
