@@ -41,6 +41,7 @@ from airflow_provider_brain.transfers.lineage import (
     source_datasets,
     with_alias,
 )
+from airflow_provider_brain.utils.audio_sources import s3_object_of
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -82,7 +83,10 @@ def source_document_name(source: str, max_bytes: int = MAX_S3_KEY_BYTES, extensi
     """
     digest = hashlib.sha256(source.encode()).hexdigest()
     parts = urlsplit(source)
-    if parts.scheme and parts.hostname:
+    if s3_object := s3_object_of(source):
+        # The whole key, '?' and '#' too: "a?x.wav" must not take the name of "a".
+        head, path = ["s3", s3_object[0]], s3_object[1]
+    elif parts.scheme and parts.hostname:
         head = [parts.scheme, parts.hostname + (f":{parts.port}" if parts.port else "")]
         path = parts.path
     else:

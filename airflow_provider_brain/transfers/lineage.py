@@ -29,7 +29,7 @@ from airflow.providers.common.compat.assets import Asset, AssetAlias
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_brain.transfers.sql_tables import ColumnTypes, TableSchema
-from airflow_provider_brain.utils.audio_sources import public_url
+from airflow_provider_brain.utils.audio_sources import public_url, s3_object_of
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.openlineage.facet import Dataset
@@ -199,15 +199,21 @@ def source_datasets(sources: Iterable[str | None]) -> list[Dataset]:
     for source in sources:
         if not source:
             continue
-        parts = urlsplit(public_url(source))
-        if parts.scheme == "s3" and parts.netloc:
-            key = (f"s3://{parts.netloc}", parts.path.lstrip("/") or "/")
-        elif parts.scheme in ("http", "https") and parts.netloc:
-            key = (f"{parts.scheme}://{parts.netloc}", parts.path or "/")
-        else:
+        key = _dataset_key(source)
+        if key is None:
             continue
         datasets.setdefault(key, Dataset(namespace=key[0], name=key[1]))
     return list(datasets.values())
+
+
+def _dataset_key(source: str) -> tuple[str, str] | None:
+    """``(namespace, name)`` of an audio source; ``None`` for a local file or an unknown source."""
+    if s3_object := s3_object_of(source):  # the whole key, '?' and '#' too
+        return f"s3://{s3_object[0]}", s3_object[1]
+    parts = urlsplit(public_url(source))
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return f"{parts.scheme}://{parts.netloc}", parts.path or "/"
+    return None
 
 
 def s3_dataset(bucket: str, key: str) -> Dataset:

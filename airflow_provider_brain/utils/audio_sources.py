@@ -23,11 +23,23 @@ def public_url(url: str) -> str:
 
 
 def parse_s3_uri(uri: str, name: str = "s3_uri") -> tuple[str, str]:
-    """``(bucket, key)`` of ``s3://bucket/key``; ``ValueError`` naming the parameter ``name`` otherwise."""
-    parts = urlsplit(uri)
-    if parts.scheme != "s3" or not parts.netloc or not parts.path.strip("/"):
+    """``(bucket, key)`` of ``s3://bucket/key``; ``ValueError`` naming the parameter ``name`` otherwise.
+
+    The key is everything after the bucket, as it is: S3 keys may hold ``?``, ``#`` or ``%`` (an S3
+    notification's decoded key does), which a URL parser would take for a query, a fragment or an escape.
+    """
+    scheme, bucket, key = uri[:5], *uri[5:].partition("/")[::2]
+    if scheme.lower() != "s3://" or not bucket or not key.strip("/"):
         raise ValueError(f"{name} must look like s3://bucket/key, got {uri[:200]!r}")
-    return parts.netloc, parts.path.lstrip("/")
+    return bucket, key.lstrip("/")
+
+
+def s3_object_of(source: str) -> tuple[str, str] | None:
+    """``(bucket, key)`` if ``source`` is an ``s3://bucket/key`` URI (the key whole), else ``None``."""
+    try:
+        return parse_s3_uri(source)
+    except ValueError:
+        return None
 
 
 def presigned_get_url(s3: Any, bucket: str, key: str, *, expires_in: int, hint: str = "", mask: bool = True) -> str:

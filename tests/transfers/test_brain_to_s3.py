@@ -109,6 +109,7 @@ def test_a_new_transcription_of_the_same_file_replaces_its_document(s3_server, s
     ("source", "name"),
     [
         ("s3://audio/calls/a.wav", "s3/audio/calls/a.wav.json"),
+        ("s3://audio/calls/a?take=2#b.wav", "s3/audio/calls/a?take=2#b.wav.json"),  # S3 keys may hold ? and #
         ("https://media.example.com/x/b.mp3?X-Amz-Signature=abc#t", "https/media.example.com/x/b.mp3.json"),
         ("https://user:secret@media.example.com:8443/x.mp3", "https/media.example.com:8443/x.mp3.json"),
         ("/data/in/c.flac", "file/data/in/c.flac.json"),

@@ -104,11 +104,13 @@ def test_source_datasets():
             "/local/c.wav",
             None,
             "s3://audio/calls/a.wav",
+            "s3://audio/calls/a?take=2#b.wav",  # S3 keys may hold ? and #: the whole key names the object
         ]
     )
     assert [(d.namespace, d.name) for d in datasets] == [
         ("s3://audio", "calls/a.wav"),
         ("https://host:8443", "/x/b.mp3"),
+        ("s3://audio", "calls/a?take=2#b.wav"),
     ]
     assert (s3_dataset("lake", "brain/").namespace, s3_dataset("lake", "brain/").name) == ("s3://lake", "brain")
     assert s3_dataset("lake", "").name == "/"

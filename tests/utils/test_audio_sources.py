@@ -13,6 +13,7 @@ from airflow_provider_brain.utils import audio_sources
 from airflow_provider_brain.utils.audio_sources import (
     existing_s3_object,
     mask_url_secrets,
+    parse_s3_uri,
     presigned_get_url,
     shared_s3_hook,
 )
@@ -79,3 +80,17 @@ def test_a_url_without_secret_looking_parameters_has_its_query_masked(monkeypatc
     mask_url_secrets("https://media.example.com/a.wav?x=0123456789abcdef&y=2")
     mask_url_secrets("https://media.example.com/b.wav")
     assert masked == ["x=0123456789abcdef&y=2"]
+
+
+def test_an_s3_key_with_query_and_fragment_characters_is_kept_whole(s3_server, s3_bucket, aws_connection):
+    key = "calls/take?2#b 100%.wav"
+    s3_server.client().put_object(Bucket=s3_bucket, Key=key, Body=b"audio")
+    bucket, parsed = parse_s3_uri(f"s3://{s3_bucket}/{key}")
+    assert (bucket, parsed) == (s3_bucket, key)
+    s3, version = existing_s3_object(aws_connection, bucket, parsed)
+    assert (
+        requests.get(presigned_get_url(s3, bucket, parsed, expires_in=60, mask=False), timeout=10).content == b"audio"
+    )
+    for bad in ("s3://", f"s3://{s3_bucket}", f"s3://{s3_bucket}/", f"https://{s3_bucket}/{key}"):
+        with pytest.raises(ValueError, match="must look like s3://bucket/key"):
+            parse_s3_uri(bad)
