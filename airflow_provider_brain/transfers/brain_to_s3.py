@@ -49,9 +49,13 @@ if TYPE_CHECKING:
 OUTPUT_FORMATS = ("json", "jsonl", "srt", "vtt")
 
 #: Caption formats: how each renders its cues, and the Content-Type its documents get.
-CAPTION_FORMATS: dict[str, tuple[Callable[[Sequence[Cue]], str], str]] = {
-    "srt": (render_srt, SRT_CONTENT_TYPE),
-    "vtt": (render_vtt, VTT_CONTENT_TYPE),
+CAPTION_FORMATS: dict[str, Callable[[Sequence[Cue]], str]] = {"srt": render_srt, "vtt": render_vtt}
+#: The ``Content-Type`` of the objects each output format writes.
+CONTENT_TYPES = {
+    "json": "application/json",
+    "jsonl": "application/jsonl",
+    "srt": SRT_CONTENT_TYPE,
+    "vtt": VTT_CONTENT_TYPE,
 }
 
 #: A JSON Lines batch is spooled in memory up to this size, then on local disk: never all in memory.
@@ -263,16 +267,16 @@ class BrainToS3Operator(BaseOperator):
                 self.log.info(
                     "Not writing Brain asset %s: a newer asset of the same audio is in the batch", old.asset_id
                 )
+        # Every object carries its media type, so a browser or a downstream reader knows what it holds.
+        s3 = S3Hook(aws_conn_id=self.aws_conn_id, extra_args={"ContentType": CONTENT_TYPES[self.output_format]})
         if self.output_format == "jsonl":
-            return self._write_jsonl(S3Hook(aws_conn_id=self.aws_conn_id), bucket, key, assets)
+            return self._write_jsonl(s3, bucket, key, assets)
         if self.output_format in CAPTION_FORMATS:
             # Every asset's cues before the first write: a word without timing fails the task, nothing half-written.
             limits = self.caption_limits
             cues = {asset.asset_id: asset_cues(asset, limits) for asset in assets}
-            content_type = CAPTION_FORMATS[self.output_format][1]
-            s3 = S3Hook(aws_conn_id=self.aws_conn_id, extra_args={"ContentType": content_type})
             return self._write_documents(s3, bucket, key, assets, cues)
-        return self._write_documents(S3Hook(aws_conn_id=self.aws_conn_id), bucket, key, assets)
+        return self._write_documents(s3, bucket, key, assets)
 
     @property
     def caption_limits(self) -> CaptionLimits:
@@ -292,7 +296,7 @@ class BrainToS3Operator(BaseOperator):
     def _document_body(self, asset: Asset, cues: Mapping[str, Sequence[Cue]]) -> tuple[bytes, str]:
         """The bytes of one asset's document, and what to log about them besides words and bytes (no text)."""
         if self.output_format in CAPTION_FORMATS:
-            render = CAPTION_FORMATS[self.output_format][0]
+            render = CAPTION_FORMATS[self.output_format]
             its_cues = cues[asset.asset_id]
             return render(its_cues).encode("utf-8"), f", {len(its_cues)} {self.output_format.upper()} cues"
         return json.dumps(asset_document(asset), ensure_ascii=False).encode("utf-8"), ""

@@ -15,9 +15,9 @@ import pytest
 import srt
 import webvtt
 
+from airflow_provider_brain.exceptions import BrainAPIError
 from airflow_provider_brain.hooks.brain import BrainHook
 from airflow_provider_brain.transfers.brain_to_s3 import BrainToS3Operator, source_document_name, split_s3_uri
-from airflow_provider_brain.transfers.captions import CaptionTimingError
 from airflow_provider_brain.transfers.common import BrainAssetsNotDone
 from tests.fixtures.faults import Fault
 
@@ -63,6 +63,7 @@ def test_one_json_document_per_audio_file(s3_server, s3_bucket, brain_assets, br
     assert sorted(stored) == sorted(expected)
     for key, asset in zip(expected, brain_assets.done, strict=True):
         assert_document(json.loads(stored[key]), asset, with_words=times)
+        assert stored_content_type(s3_server, s3_bucket, key) == "application/json"
 
 
 def test_by_asset_id_without_replace_by_source(s3_server, s3_bucket, brain_assets, brain_conn):
@@ -163,6 +164,7 @@ def test_jsonl_batch_is_one_file_rewritten_in_place(s3_server, s3_bucket, brain_
     assert list(stored) == keys
     lines = stored["exports/transcripts.jsonl"].decode().splitlines()
     assert len(lines) == 2  # duplicates in the batch and the rerun add nothing
+    assert stored_content_type(s3_server, s3_bucket, "exports/transcripts.jsonl") == "application/jsonl"
     for line, asset in zip(lines, brain_assets.done, strict=True):
         assert_document(json.loads(line), asset, with_words=True)
 
@@ -378,7 +380,8 @@ def test_an_asset_with_no_words_gives_an_empty_srt_and_a_header_only_vtt(s3_serv
 def test_a_word_without_timing_fails_naming_the_asset_and_writes_nothing(
     s3_server, s3_bucket, brain_assets, brain_conn, fault_proxy
 ):
-    """A Brain that sends a word with no start time: the task fails naming the asset, and no file is half-written."""
+    """A Brain that sends a word with no start time: a malformed answer, the task fails naming the asset and the
+    word's position (not the word), and no file is half-written."""
     brain_conn(url=fault_proxy.url)
     broken = brain_assets.done[1]
     answer = json.loads(json.dumps(broken.raw))
@@ -387,11 +390,11 @@ def test_a_word_without_timing_fails_naming_the_asset_and_writes_nothing(
         Fault("status", status=200, body=json.dumps(answer).encode(), path_prefix=f"/assets/{broken.asset_id}")
     )
 
-    with pytest.raises(CaptionTimingError) as excinfo:
+    with pytest.raises(BrainAPIError) as excinfo:
         run(asset_ids=brain_assets.done_ids, s3_uri=f"s3://{s3_bucket}/captions", output_format="vtt")
 
     message = str(excinfo.value)
-    assert broken.asset_id in message and "word 2 has no start time" in message
+    assert broken.asset_id in message and "word 2 in 'words' has no numeric 'start' (missing)" in message
     assert broken.words[2].word not in message.split()
     assert objects(s3_server, s3_bucket) == {}
 
