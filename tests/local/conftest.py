@@ -22,6 +22,8 @@ import pytest
 #: The bounds leave room for other CPUs' float rounding, yet fail on a wrong rate or channel mix
 #: (44.1 kHz audio fed as 16 kHz gives 0.93 to 1.27).
 MAX_FILE_WER = 0.40
+#: The header of a raw media upload.
+OCTET = {"Content-Type": "application/octet-stream"}
 MAX_SET_WER = 0.15
 
 
@@ -42,6 +44,13 @@ def wait_done(client: httpx.Client, asset_id: str, timeout: float = 120.0, times
         if time.monotonic() > deadline:
             raise AssertionError(f"asset {asset_id} still processing after {timeout} s")
         time.sleep(0.2)
+
+
+def upload_sync(client: httpx.Client, path: Path) -> dict[str, Any]:
+    """Upload a file and wait for its transcript (a synchronous submission); the done asset's JSON."""
+    response = client.post("/speech:recognize", content=path.read_bytes(), headers=OCTET)
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 def check_done_asset(asset: dict[str, Any], with_words: bool = False) -> None:

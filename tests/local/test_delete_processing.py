@@ -5,9 +5,7 @@ from __future__ import annotations
 import time
 
 from tests.fixtures.brain import start_brain_server
-from tests.local.conftest import MAX_FILE_WER, check_done_asset, wait_done, wer
-
-OCTET = {"Content-Type": "application/octet-stream"}
+from tests.local.conftest import MAX_FILE_WER, OCTET, check_done_asset, wait_done, wer
 
 
 def test_deleting_a_processing_asset_stops_its_recognition_and_frees_the_worker(tmp_path, speech):

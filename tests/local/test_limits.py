@@ -12,10 +12,9 @@ import psutil
 import pytest
 
 from tests.fixtures.brain import start_brain_server
-from tests.local.conftest import check_done_asset, wait_done
+from tests.local.conftest import OCTET, check_done_asset, wait_done
 
 LIMIT = 300_000
-OCTET = {"Content-Type": "application/octet-stream"}
 
 
 @pytest.fixture(scope="module")
