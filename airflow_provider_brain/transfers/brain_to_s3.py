@@ -36,6 +36,7 @@ from airflow_provider_brain.transfers.common import (
 )
 from airflow_provider_brain.transfers.lineage import (
     emit_asset_events,
+    partial_with_alias,
     s3_asset,
     s3_dataset,
     source_datasets,
@@ -106,6 +107,10 @@ def source_document_name(source: str, max_bytes: int = MAX_S3_KEY_BYTES, extensi
     if len(name.encode()) > max_bytes:
         name = f"by-source/{digest}.{extension}"
     return name
+
+
+#: The ``AssetAlias`` a write declares unless told otherwise.
+DEFAULT_ASSET_ALIAS = "brain_to_s3"
 
 
 class BrainToS3Operator(BaseOperator):
@@ -193,7 +198,7 @@ class BrainToS3Operator(BaseOperator):
         caption_max_pause_seconds: float = DEFAULT_MAX_PAUSE_SECONDS,
         aws_conn_id: str | None = "aws_default",
         brain_conn_id: str = BrainHook.default_conn_name,
-        asset_alias: str | None = "brain_to_s3",
+        asset_alias: str | None = DEFAULT_ASSET_ALIAS,
         **kwargs: Any,
     ) -> None:
         kwargs["outlets"] = with_alias(kwargs.get("outlets"), asset_alias)
@@ -223,6 +228,11 @@ class BrainToS3Operator(BaseOperator):
         # What the last run wrote, for the OpenLineage listener (which asks the same operator object on complete).
         self._lineage_output: tuple[str, str] | None = None
         self._lineage_sources: list[str | None] = []
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
+        """``BaseOperator.partial``, with the write's ``AssetAlias`` among the mapped task's outlets at parse time."""
+        return partial_with_alias(cls, kwargs, kwargs.get("asset_alias", DEFAULT_ASSET_ALIAS))
 
     def execute(self, context: Context) -> list[str]:
         keys = self._write(context)

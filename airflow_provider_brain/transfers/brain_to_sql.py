@@ -18,6 +18,7 @@ from airflow_provider_brain.transfers.common import fetch_done_assets, normalize
 from airflow_provider_brain.transfers.lineage import (
     TableLocation,
     emit_asset_events,
+    partial_with_alias,
     source_datasets,
     table_location,
     with_alias,
@@ -73,6 +74,18 @@ def get_db_hook(conn_id: str, hook_params: dict[str, Any] | None = None) -> DbAp
             "(postgres, sqlite, duckdb, snowflake, redshift, bigquery, mysql, ...)"
         )
     return hook
+
+
+#: The ``AssetAlias`` a load declares unless told otherwise (``{conn_id}``: the warehouse connection).
+DEFAULT_ASSET_ALIAS = "brain_to_sql:{conn_id}"
+
+
+def _sql_alias(asset_alias: str | None, conn_id: Any) -> str | None:
+    """The alias a load through ``conn_id`` declares; ``None`` if there is none or the connection is not known
+    (not a string: a mapped argument)."""
+    if not asset_alias or "{conn_id}" not in asset_alias:
+        return asset_alias or None
+    return asset_alias.replace("{conn_id}", conn_id) if isinstance(conn_id, str) else None
 
 
 class BrainToSqlOperator(BaseOperator):
@@ -146,11 +159,10 @@ class BrainToSqlOperator(BaseOperator):
         batch_size: int = 10_000,
         replace_by_source: bool = True,
         hook_params: dict[str, Any] | None = None,
-        asset_alias: str | None = "brain_to_sql:{conn_id}",
+        asset_alias: str | None = DEFAULT_ASSET_ALIAS,
         **kwargs: Any,
     ) -> None:
-        if asset_alias:
-            asset_alias = asset_alias.replace("{conn_id}", conn_id)
+        asset_alias = _sql_alias(asset_alias, conn_id)
         kwargs["outlets"] = with_alias(kwargs.get("outlets"), asset_alias)
         super().__init__(**kwargs)
         self.asset_alias = asset_alias
@@ -167,6 +179,12 @@ class BrainToSqlOperator(BaseOperator):
         # What the last run wrote, for the OpenLineage listener (which asks the same operator object on complete).
         self._lineage_tables: list[tuple[TableLocation, TableSchema, ColumnTypes]] = []
         self._lineage_sources: list[str | None] = []
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
+        """``BaseOperator.partial``, with the load's ``AssetAlias`` among the mapped task's outlets at parse time."""
+        alias = _sql_alias(kwargs.get("asset_alias", DEFAULT_ASSET_ALIAS), kwargs.get("conn_id"))
+        return partial_with_alias(cls, kwargs, alias)
 
     def execute(self, context: Context) -> dict[str, Any]:
         ids = normalize_asset_ids(self.asset_ids)

@@ -155,14 +155,29 @@ def s3_asset(s3_uri: str) -> Asset:
 
 
 def with_alias(outlets: Any, alias: str | None) -> list[Any]:
-    """The ``outlets`` argument of a transfer: the user's outlets, plus the operator's ``AssetAlias``."""
+    """The ``outlets`` argument of a transfer: the user's outlets, plus the operator's ``AssetAlias`` (once: a
+    mapped transfer's outlets already hold it when each map index's operator is made from them)."""
     if outlets is None:
         declared = []
     elif isinstance(outlets, (list, tuple)):
         declared = list(outlets)
     else:
         declared = [outlets]
-    return [*declared, AssetAlias(alias)] if alias else declared
+    if not alias or AssetAlias(alias) in declared:
+        return declared
+    return [*declared, AssetAlias(alias)]
+
+
+def partial_with_alias(operator: type, kwargs: dict[str, Any], alias: str | None) -> Any:
+    """``BaseOperator.partial`` for a transfer, with its ``AssetAlias`` among the mapped task's outlets: Airflow
+    runs no ``__init__`` of a mapped task when it parses the DAG, so without this the scheduler would not see
+    the alias (a DAG scheduled on it would not know this task feeds it). ``alias`` ``None``: not known yet
+    (it names a connection that is expanded); each map index declares it when it runs."""
+    from airflow.sdk.bases.operator import partial as sdk_partial
+
+    if alias:
+        kwargs["outlets"] = with_alias(kwargs.get("outlets"), alias)
+    return sdk_partial(operator, **kwargs)
 
 
 def emit_asset_events(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import pytest
-from airflow.sdk import Asset, AssetAlias
+from airflow.sdk import DAG, Asset, AssetAlias
 from airflow.sdk.definitions.connection import Connection
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
@@ -127,6 +128,27 @@ def test_operators_declare_their_alias_and_keep_user_outlets():
     s3 = BrainToS3Operator(task_id="export", asset_ids=[], s3_uri="s3://lake/{{ ds }}", outlets=mine)
     assert s3.outlets == [mine, AssetAlias("brain_to_s3")]
     assert BrainToS3Operator(task_id="e", asset_ids=[], s3_uri="s3://l/p", asset_alias=None).outlets == []
+
+
+def test_mapped_transfers_declare_their_alias_when_the_dag_is_parsed():
+    """Airflow runs no ``__init__`` of a mapped task at parse time: the alias must be in ``partial``'s outlets for
+    the serialized DAG (what the scheduler reads) to hold it, and each map index's operator declares it once."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    mine = Asset("s3://other/thing")
+    ids = [["0123456789abcdef"]]
+    with DAG("mapped_transfers", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
+        sql = BrainToSqlOperator.partial(task_id="load", conn_id="warehouse").expand(asset_ids=ids)
+        s3 = BrainToS3Operator.partial(task_id="export", s3_uri="s3://lake/p", outlets=[mine]).expand(asset_ids=ids)
+        # The connection is expanded: the alias names it, so only each map index knows it.
+        anywhere = BrainToSqlOperator.partial(task_id="anywhere").expand(conn_id=["a", "b"], asset_ids=ids * 2)
+    assert sql.outlets == [AssetAlias("brain_to_sql:warehouse")]
+    assert s3.outlets == [mine, AssetAlias("brain_to_s3")]
+    assert anywhere.outlets == []
+    assert sql.unmap({"asset_ids": ids[0]}).outlets == [AssetAlias("brain_to_sql:warehouse")]
+    assert anywhere.unmap({"asset_ids": ids[0], "conn_id": "a"}).outlets == [AssetAlias("brain_to_sql:a")]
+    serialized = json.dumps(DagSerialization.to_dict(dag), default=str)
+    assert "brain_to_sql:warehouse" in serialized and "brain_to_s3" in serialized
 
 
 def test_emit_asset_events():
