@@ -36,6 +36,10 @@ if TYPE_CHECKING:
 ASSET_IDS_XCOM_KEY = "asset_ids"
 
 
+#: How much of each submission error a deferral carries to the summaries (the task log has it whole).
+SUBMIT_ERROR_CHARS = 300
+
+
 class BrainTranscribeBatchOperator(BaseOperator):
     """Transcribe many audio files in one task: submit them all, wait once, return one summary per file.
 
@@ -190,6 +194,8 @@ class BrainTranscribeBatchOperator(BaseOperator):
                     cancel_on_kill=self.cancel_on_kill,
                 ),
                 method_name="execute_complete",
+                # The reasons travel with the deferral (redacted, cut short), so the summaries still give them.
+                kwargs={"submit_errors": {s: why[:SUBMIT_ERROR_CHARS] for s, why in submit_errors.items()}},
             )
         self.log.info("Waiting for %d Brain assets in the worker", len(live))
         self._waiting_for = live
@@ -293,8 +299,13 @@ class BrainTranscribeBatchOperator(BaseOperator):
         """Delete a still-processing asset (``cancel_on_kill``), best effort: the API's only way to stop one."""
         delete_quietly(self.hook, self.log, asset_id, why)
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        """Resume after the batch trigger: build the summaries from its event and the ids in XCom."""
+    def execute_complete(
+        self, context: Context, event: dict[str, Any], submit_errors: Mapping[str, str] | None = None
+    ) -> Any:
+        """Resume after the batch trigger: build the summaries from its event and the ids in XCom.
+
+        :param submit_errors: why each file that has no asset could not be submitted, by source.
+        """
         ended = BatchEvent.parse(event)
         if ended.status is EventStatus.ERROR:
             raise BrainError(ended.message)
@@ -304,12 +315,13 @@ class BrainTranscribeBatchOperator(BaseOperator):
         if not isinstance(asset_ids, list) or len(asset_ids) != len(sources):
             raise BrainError("The batch's asset ids are missing from XCom (key 'asset_ids'): cannot match files")
         failed, processing = ended.failed, ended.processing
-        submit_errors = {
-            s: "it could not be submitted (the reason is in the task log)"
+        reasons = dict(submit_errors or {})
+        unsubmitted = {
+            s: reasons.get(s, "it could not be submitted (the reason is in the task log)")
             for s, a in zip(sources, asset_ids, strict=True)
             if a is None
         }
-        return self._finish(sources, asset_ids, submit_errors, failed, processing, {})
+        return self._finish(sources, asset_ids, unsubmitted, failed, processing, {})
 
     def _finish(
         self,

@@ -3,17 +3,21 @@ by the local Brain server, loaded into a SQLite warehouse."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import sqlite3
 from pathlib import Path
+from types import SimpleNamespace
 
 import jiwer
 import pytest
+from airflow.providers.common.compat.sdk import TaskDeferred
 
 from airflow_provider_brain.hooks.brain import IDEMPOTENCY_METADATA_KEY, BrainHook
 from airflow_provider_brain.operators.transcribe_batch import BrainTranscribeBatchOperator
 from tests.fixtures.connections import brain_connection_json
+from tests.fixtures.faults import Fault
 from tests.operators.test_transcribe_dags import DagRunner, assert_succeeded, run_against_a_slow_brain
 
 DAG_FILE = Path(__file__).parents[1] / "dags" / "transcribe_batch.py"
@@ -152,3 +156,47 @@ def test_bad_input_is_named():
     with pytest.raises(ValueError, match=r"audio_urls\[1\]") as err:
         op.sources()
     assert "secret" not in str(err.value)
+
+
+def test_a_deferred_batch_still_says_why_a_file_could_not_be_submitted(
+    brain_conn, fault_proxy, aws_connection, s3_server, s3_bucket, speech
+):
+    """Brain refuses one submission (a 400, not retried): the summaries built after the deferral give its reason,
+    which the deferral carried, and the other file is transcribed. Execute, the trigger and execute_complete run
+    here in-process, as Airflow would run them, against the real server behind the fault proxy."""
+    brain_conn(url=fault_proxy.url)
+    uris = []
+    for i in range(2):
+        s3_server.client().upload_file(str(speech.file(i)), s3_bucket, f"refused/clip-{i}.wav")
+        uris.append(f"s3://{s3_bucket}/refused/clip-{i}.wav")
+    refusal = b'{"error": "audio refused by the account policy"}'
+    fault_proxy.add(Fault("status", status=400, body=refusal, path_prefix="/speech:recognize"))
+    op = BrainTranscribeBatchOperator(
+        task_id="transcribe",
+        s3_uris=uris,
+        deferrable=True,
+        poll_interval=0.5,
+        max_concurrent_submissions=1,
+        fail_on_asset_failure=False,
+    )
+    xcoms: dict[str, object] = {}
+    ti = SimpleNamespace(
+        dag_id="refused",
+        run_id="run",
+        task_id="transcribe",
+        map_index=-1,
+        try_number=1,
+        xcom_push=lambda key, value: xcoms.__setitem__(key, value),
+        xcom_pull=lambda task_ids, key, map_indexes: xcoms[key],
+    )
+    context = {"ti": ti, "dag_run": None}
+
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    event = asyncio.run(anext(deferred.value.trigger.run())).payload
+    summaries = op.execute_complete(context, event, **deferred.value.kwargs)
+
+    by_source = {s["source"]: s for s in summaries}
+    assert by_source[uris[0]]["status"] == "failed" and by_source[uris[0]]["asset_id"] is None
+    assert "audio refused by the account policy" in by_source[uris[0]]["error"]
+    assert by_source[uris[1]]["status"] == "done"
