@@ -287,6 +287,7 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
                     poll_interval=self.poll_interval,
                     end_time=end_time,
                     cancel_on_kill=self.cancel_on_kill and self._owns_asset,
+                    end_task=self._end_task_in_triggerer(),
                 ),
                 method_name="execute_complete",
                 kwargs={"resumed": asset_id != getattr(self, "_submitted_here", None), "owned": self._owns_asset},
@@ -299,6 +300,16 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         except BrainTimeout:
             self._give_up(asset_id, end_time)
         return self._result(done)
+
+    def _end_task_in_triggerer(self) -> dict[str, Any] | None:
+        """What the trigger needs to end this task itself once the asset is done (one worker run less per file),
+        or ``None`` to resume in a worker: on Airflow before 3.3 (where only the worker path is proven), for a
+        task with outlets (their asset events are a worker's job) or a subclass with its own
+        ``execute_complete``."""
+        own_completion = type(self).execute_complete is not BrainTranscribeOperator.execute_complete
+        if own_completion or self.outlets or not trigger_start.triggerer_can_start_tasks():
+            return None
+        return {"source": self.source, "times": self.times, "return_transcript": self.return_transcript}
 
     def get_job_result(self, external_id: Any, context: Context) -> Any:
         asset_id = _asset_id_of(external_id)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
 from airflow_provider_brain.exceptions import redact_urls
 from airflow_provider_brain.hooks.brain import BrainHook
 from airflow_provider_brain.hooks.cancel import adelete_quietly
 from airflow_provider_brain.hooks.poller import shared_poller
-from airflow_provider_brain.models import validate_asset_id
+from airflow_provider_brain.models import Asset, validate_asset_id
 from airflow_provider_brain.triggers.events import AssetEvent, EventStatus
+from airflow_provider_brain.triggers.task_end import publish_asset, store_result
 
 #: The event statuses, by their old names (``EventStatus`` is the contract).
 DONE, FAILED, TIMEOUT, ERROR = EventStatus.DONE, EventStatus.FAILED, EventStatus.TIMEOUT, EventStatus.ERROR
@@ -42,6 +43,12 @@ class BrainAssetTrigger(BaseTrigger):
     :param end_time: wall-clock deadline (``time.time()`` seconds); ``None`` waits for ever.
     :param cancel_on_kill: delete the asset when a user ends the deferred task (Airflow 3.3 calls ``on_kill``
         then, and not on a triggerer restart). At the deadline the resumed task decides (it names the wait).
+    :param end_task: when the asset is done, end the deferred task here instead of resuming it in a worker:
+        store the return value ``BrainTranscribeOperator`` would (``{"source", "times", "return_transcript"}``
+        say what it holds) and the extra link's URL, then yield ``TaskSuccessEvent``. A worker run less per
+        file. A failure, a deadline or an error still resumes the task, which decides (retries included);
+        so does a done asset whose result could not be stored, and a trigger run without a task instance
+        (``airflow dags test``).
     """
 
     def __init__(
@@ -51,6 +58,7 @@ class BrainAssetTrigger(BaseTrigger):
         poll_interval: float = 10.0,
         end_time: float | None = None,
         cancel_on_kill: bool = False,
+        end_task: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.asset_id = validate_asset_id(asset_id)
@@ -58,6 +66,7 @@ class BrainAssetTrigger(BaseTrigger):
         self.poll_interval = float(poll_interval)
         self.end_time = None if end_time is None else float(end_time)
         self.cancel_on_kill = bool(cancel_on_kill)
+        self.end_task = dict(end_task) if end_task else None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -68,6 +77,7 @@ class BrainAssetTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "end_time": self.end_time,
                 "cancel_on_kill": self.cancel_on_kill,
+                "end_task": self.end_task,
             },
         )
 
@@ -88,12 +98,45 @@ class BrainAssetTrigger(BaseTrigger):
             if asset is None:
                 yield self._event(TIMEOUT, f"Brain asset {self.asset_id} was still processing at the deadline")
             elif asset.is_done:
-                yield self._event(DONE, f"Brain asset {self.asset_id} is done")
+                yield await self._end_task(poller.hook, asset) or self._event(
+                    DONE, f"Brain asset {self.asset_id} is done"
+                )
             else:
                 reason = redact_urls(asset.error or "no reason given")
                 yield self._event(FAILED, f"Brain asset {self.asset_id} failed: {reason}", reason)
         except Exception as err:  # One event, with a message, rather than a crashed trigger.
             yield self._event(ERROR, f"Waiting for Brain asset {self.asset_id} failed: {type(err).__name__}: {err}")
+
+    async def _end_task(self, hook: BrainHook, asset: Asset) -> TaskSuccessEvent | None:
+        """End the task here (``end_task``): its return value and link stored, ``TaskSuccessEvent``; ``None``
+        (resume in a worker, which does the same) if not asked, not possible or if storing failed."""
+        ti = getattr(self, "task_instance", None)
+        if not self.end_task or ti is None:
+            return None
+        try:
+            await publish_asset(ti, hook, self.asset_id)
+            done = await store_result(
+                ti,
+                hook,
+                asset,
+                source=str(self.end_task.get("source") or ""),
+                times=bool(self.end_task.get("times")),
+                return_transcript=bool(self.end_task.get("return_transcript")),
+            )
+        except Exception as err:
+            self.log.warning(
+                "Could not end the task in the triggerer (%s: %s); it resumes in a worker",
+                type(err).__name__,
+                redact_urls(str(err)),
+            )
+            return None
+        self.log.info(
+            "Brain asset %s: done, %.1f s of audio, %d words; the task ends here, in the triggerer",
+            done.asset_id,
+            done.duration or 0.0,
+            done.word_count,
+        )
+        return TaskSuccessEvent()
 
 
 async def cancel_asset(trigger: Any, asset_id: str, why: str) -> None:

@@ -20,9 +20,9 @@ from airflow_provider_brain.exceptions import BrainNotFound, redact_urls
 from airflow_provider_brain.hooks.brain import BrainHook
 from airflow_provider_brain.hooks.idempotency import IDEMPOTENCY_METADATA_KEY, task_key
 from airflow_provider_brain.hooks.poller import shared_poller
-from airflow_provider_brain.links import ASSET_URL_XCOM_KEY, BrainAssetLink
 from airflow_provider_brain.models import Asset, parse_api_time
 from airflow_provider_brain.triggers.asset import cancel_asset
+from airflow_provider_brain.triggers.task_end import publish_asset, store_result, xcom_get, xcom_set
 from airflow_provider_brain.utils.audio_sources import (
     AudioLocation,
     existing_s3_object,
@@ -152,7 +152,7 @@ class BrainTranscribeTrigger(BaseTrigger):
         source = location.label
         key = task_key(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, source)
         poller = shared_poller(self.brain_conn_id)
-        state = await self._xcom_get(ti, SUBMISSION_XCOM_KEY)
+        state = await xcom_get(ti, SUBMISSION_XCOM_KEY)
         state = dict(state) if isinstance(state, Mapping) and state.get("idempotency_key") == key else {}
         if state.get("deadline") and time.time() >= float(state["deadline"]):
             # An earlier try gave its asset up at the deadline (and deleted it): one deadline for every try.
@@ -169,12 +169,8 @@ class BrainTranscribeTrigger(BaseTrigger):
         deadline = float(state["deadline"]) if same else asset.deadline(self.timeout)
         if (state.get("asset_id"), state.get("deadline")) != (asset.asset_id, deadline):
             state = {"idempotency_key": key, "asset_id": asset.asset_id, "deadline": deadline}
-            await self._xcom_set(ti, SUBMISSION_XCOM_KEY, state)
-        await self._xcom_set(ti, "asset_id", asset.asset_id)
-        url = (await poller.hook.aget_settings()).url(f"/assets/{asset.asset_id}")
-        await self._xcom_set(ti, ASSET_URL_XCOM_KEY, url)
-        # A worker stores each extra link's URL under the link's XCom key when a task ends; no worker ends this one.
-        await self._xcom_set(ti, BrainAssetLink().xcom_key, url)
+            await xcom_set(ti, SUBMISSION_XCOM_KEY, state)
+        await publish_asset(ti, poller.hook, asset.asset_id)
         if self.wait_for_completion:
             settled = await poller.wait_until(asset.asset_id, self.poll_interval, deadline)
             if settled is None:
@@ -194,10 +190,9 @@ class BrainTranscribeTrigger(BaseTrigger):
                 "Brain asset %s of %s failed: %s", asset.asset_id, source, redact_urls(asset.error or "no reason given")
             )
             return False
-        if asset.is_done:
-            asset = await poller.hook.aget_asset(asset.asset_id, times=self.times)
-        result = asset.task_result(source=source, times=self.times, transcript=self.return_transcript)
-        await self._xcom_set(ti, "return_value", result)
+        asset = await store_result(
+            ti, poller.hook, asset, source=source, times=self.times, return_transcript=self.return_transcript
+        )
         self.log.info(
             "Brain asset %s: %s, %.1f s of audio, %d words",
             asset.asset_id,
@@ -230,7 +225,7 @@ class BrainTranscribeTrigger(BaseTrigger):
         return found
 
     async def _submit(self, ti: Any, hook: BrainHook, location: AudioLocation, key: str) -> Asset:
-        await self._xcom_set(ti, SUBMISSION_XCOM_KEY, {"idempotency_key": key, "asset_id": None})
+        await xcom_set(ti, SUBMISSION_XCOM_KEY, {"idempotency_key": key, "asset_id": None})
         url, version = await asyncio.to_thread(self._media_url, location)
         metadata = {**self.metadata, "source": location.label, IDEMPOTENCY_METADATA_KEY: key}
         if version is not None:
@@ -259,23 +254,6 @@ class BrainTranscribeTrigger(BaseTrigger):
             )
             return url, version.version
         return str(location.audio_url), None
-
-    # XComs go through the triggerer's supervisor; its sync client works from a thread without blocking the loop.
-    # (TaskSuccessEvent(xcoms=...) would store each value as a JSON string, and ti.xcom_push fails for mapped tasks.)
-
-    async def _xcom_set(self, ti: Any, key: str, value: Any) -> None:
-        from airflow.providers.common.compat.sdk import XCom
-
-        await asyncio.to_thread(
-            XCom.set, key, value, dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index
-        )
-
-    async def _xcom_get(self, ti: Any, key: str) -> Any:
-        from airflow.providers.common.compat.sdk import XCom
-
-        return await asyncio.to_thread(
-            XCom.get_one, key=key, dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index
-        )
 
 
 def _given(value: str | None) -> str | None:

@@ -90,11 +90,18 @@ def test_normal_run_waits_in_the_triggerer_not_in_a_worker(stack, upload_audio, 
             backlog.clear()
 
     watch = follow(stack, MAPPED, run_id, timeout=300, on_sample=count_slots)
-    assert_exactly_once(stack, MAPPED, watch, uris)
+    ids = assert_exactly_once(stack, MAPPED, watch, uris)
     for i in range(N_FILES):
         assert "deferred" in watch.states_of("transcribe", i), (i, watch.states_of("transcribe", i))
+        # Ended by its trigger once the asset was done: no second worker run, straight from deferred to success.
+        assert watch.states_of("transcribe", i)[-2:] == ["deferred", "success"], watch.states_of("transcribe", i)
         history = tries(stack, MAPPED, run_id, "transcribe", i)
         assert [t["state"] for t in history] == ["success"], "no retry needed"
+        base = f"/dags/{MAPPED}/dagRuns/{run_id}/taskInstances/transcribe"
+        result = stack.rest("GET", f"{base}/xcomEntries/return_value?map_index={i}")["value"]
+        assert (result["source"], result["asset_id"], result["status"]) == (uris[i], ids[uris[i]], "done")
+        links = stack.rest("GET", f"{base}/links?map_index={i}")["extra_links"]
+        assert links == {"Brain asset": f"{stack.brain_url}/assets/{ids[uris[i]]}"}, links
 
     # While every mapped task is waiting (deferred), in this sample and the next (so no task was
     # between states when the slots were counted), the workers only free slots: a task that deferred keeps
@@ -112,12 +119,13 @@ def test_normal_run_waits_in_the_triggerer_not_in_a_worker(stack, upload_audio, 
     assert max(slots_in_use) > 0, "the count does see task processes when tasks run"
 
     # Each task's log, read as a user reads it (REST API, S3 log bucket), holds the part it ran in a worker
-    # before deferring and the part after it resumed, whichever worker ran which part. A worker uploads a
-    # log when the task process has exited, just after the task's state is recorded: allow it a moment.
+    # before deferring and the part its trigger ran, which ended it. A worker uploads a log when the task
+    # process has exited, just after the task's state is recorded: allow it a moment.
     def complete(i: int) -> bool:
         log = task_log(stack, MAPPED, run_id, "transcribe", i, 1)
         submitted = f"Submitted {uris[i]} to Brain as asset" in log
-        return submitted and bool(re.search(r"Brain asset \S+: done, [0-9.]+ s of audio, \d+ words", log))
+        done = r"Brain asset \S+: done, [0-9.]+ s of audio, \d+ words; the task ends here, in the triggerer"
+        return submitted and bool(re.search(done, log))
 
     missing = list(range(N_FILES))
     deadline = time.monotonic() + 60

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -37,9 +38,12 @@ def test_serialize_round_trip_holds_only_primitives():
         "poll_interval": 3.0,
         "end_time": 1_900_000_000.5,
         "cancel_on_kill": False,
+        "end_task": None,
     }
-    assert all(isinstance(v, (str, int, float, bool, type(None))) for v in kwargs.values())
+    assert all(isinstance(v, (str, int, float, bool, dict, type(None))) for v in kwargs.values())
     assert rebuild(trigger).serialize() == trigger.serialize()
+    ending = BrainAssetTrigger("0123456789abcdef", end_task={"source": "s3://b/k.wav", "times": True})
+    assert rebuild(ending).serialize()[1]["end_task"] == {"source": "s3://b/k.wav", "times": True}
 
 
 def test_rejects_a_bad_asset_id():
@@ -120,3 +124,24 @@ def test_an_outage_longer_than_the_retries_is_waited_out(brain_conn, fault_proxy
     (event,) = run_trigger(BrainAssetTrigger(asset.asset_id, poll_interval=0.3, end_time=time.time() + 120))
     assert event["status"] == "done"
     assert any(s.faulted == "status" for s in fault_proxy.seen)
+
+
+END_TASK = {"source": "s3://audio/a.wav", "times": False, "return_transcript": False}
+
+
+def test_a_trigger_asked_to_end_the_task_without_a_task_instance_resumes_it(brain_conn, speech):
+    """``airflow dags test`` runs triggers with no task instance: the task resumes in the worker, as before."""
+    asset = BrainHook().submit_file(speech.file(0), async_=True)
+    (event,) = run_trigger(rebuild(BrainAssetTrigger(asset.asset_id, poll_interval=0.2, end_task=END_TASK)))
+    assert event["status"] == "done" and raise_for_event(event) == asset.asset_id
+
+
+def test_a_task_whose_result_cannot_be_stored_resumes_in_a_worker(brain_conn, speech, caplog, capsys):
+    """Outside a triggerer no supervisor takes the XComs: the trigger says so and resumes the task, which then
+    stores its result itself. Nothing is lost."""
+    asset = BrainHook().submit_file(speech.file(0), async_=True)
+    trigger = rebuild(BrainAssetTrigger(asset.asset_id, poll_interval=0.2, end_task=END_TASK))
+    trigger.task_instance = SimpleNamespace(dag_id="d", run_id="r", task_id="t", map_index=-1)
+    (event,) = run_trigger(trigger)
+    assert event["status"] == "done" and raise_for_event(event) == asset.asset_id
+    assert "Could not end the task in the triggerer" in caplog.text + capsys.readouterr().out
