@@ -114,7 +114,7 @@ class BrainAssetTrigger(BaseTrigger):
         if not self.end_task or ti is None:
             return None
         try:
-            await publish_asset(ti, hook, self.asset_id)
+            await publish_asset(ti, hook, self.asset_id, link_only=True)  # The worker pushed the id and URL.
             done = await store_result(
                 ti,
                 hook,

@@ -35,12 +35,14 @@ async def xcom_get(ti: Any, key: str) -> Any:
     )
 
 
-async def publish_asset(ti: Any, hook: BrainHook, asset_id: str) -> None:
-    """The XComs a worker pushes once it knows the asset: its id, its URL, and the extra link's URL (which a
-    worker stores when a task ends, and no worker ends this one)."""
+async def publish_asset(ti: Any, hook: BrainHook, asset_id: str, *, link_only: bool = False) -> None:
+    """The XComs a worker pushes once it knows the asset, its id and its URL (unless ``link_only``: a deferred
+    task pushed them before deferring), and the extra link's URL, which a worker stores when a task ends, and
+    no worker ends this one. Each XCom is one call to the API server: a thousand tasks, thousands of calls."""
     url = (await hook.aget_settings()).url(f"/assets/{asset_id}")
-    await xcom_set(ti, "asset_id", asset_id)
-    await xcom_set(ti, ASSET_URL_XCOM_KEY, url)
+    if not link_only:
+        await xcom_set(ti, "asset_id", asset_id)
+        await xcom_set(ti, ASSET_URL_XCOM_KEY, url)
     await xcom_set(ti, BrainAssetLink().xcom_key, url)
 
 
