@@ -15,9 +15,9 @@ to recent audio (e.g. a dated prefix) so that scan stays short. Objects younger 
 to the event path (a sweep and an event run that both see no asset yet would both submit); the next sweep takes
 them if their notification was lost.
 
-Where the DAG is parsed, ``BRAIN_SWEEP_SCHEDULE`` (a cron expression or preset, default ``@hourly``) and
-``BRAIN_SWEEP_MIN_AGE_SECONDS`` (default 900) set how often it sweeps and how long it leaves new files to the
-events: a sweep every N minutes finds a lost file within N minutes plus the minimum age.
+Where the DAG is parsed, ``BRAIN_SWEEP_SCHEDULE`` (a cron expression or preset, default ``@hourly``, or a number
+of seconds) and ``BRAIN_SWEEP_MIN_AGE_SECONDS`` (default 900) set how often it sweeps and how long it leaves new
+files to the events: a sweep every N minutes finds a lost file within N minutes plus the minimum age.
 
 Connections: ``aws_default``, ``brain_default`` and ``brain_warehouse``. A manual run may name another place:
 ``airflow dags test brain_s3_sweep -c '{"bucket": "my-audio", "prefix": "2026-11-26/", "min_age_seconds": 0}'``.
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.sdk import DAG, Param, task
@@ -40,7 +40,8 @@ from airflow_provider_brain.utils.source_versions import list_s3_objects, sweep_
 log = logging.getLogger(__name__)
 
 AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".ogg")
-SCHEDULE = os.environ.get("BRAIN_SWEEP_SCHEDULE", "@hourly")
+_schedule = os.environ.get("BRAIN_SWEEP_SCHEDULE", "@hourly").strip()
+SCHEDULE: str | timedelta = timedelta(seconds=int(_schedule)) if _schedule.isdigit() else _schedule
 MIN_AGE_SECONDS = int(os.environ.get("BRAIN_SWEEP_MIN_AGE_SECONDS", "900"))
 
 with DAG(

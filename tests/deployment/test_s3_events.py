@@ -3,9 +3,9 @@
 The stack's bucket ``brain-audio`` notifies the SQS queue ``brain-audio`` on moto; the example DAG
 ``brain_s3_event_triggered`` is scheduled by an ``Asset`` whose ``AssetWatcher`` runs a
 ``MessageQueueTrigger(scheme="sqs")`` in the triggerer, with ``BRAIN_AUDIO_QUEUE_URL`` set by the stack. The example
-DAG ``brain_s3_sweep`` sweeps ``brain-audio/incoming/`` every minute here (``BRAIN_SWEEP_SCHEDULE``), leaving files
-younger than ``SWEEP_MIN_AGE`` seconds to the events; it is unpaused only while the sweep tests run, so that its
-runs do not take worker slots during the other tests.
+DAG ``brain_s3_sweep`` sweeps ``brain-audio/incoming/`` every ``SWEEP_INTERVAL`` seconds here
+(``BRAIN_SWEEP_SCHEDULE``), leaving files younger than ``SWEEP_MIN_AGE`` seconds to the events; it is unpaused
+only while the sweep tests run, so that its runs do not take worker slots during the other tests.
 
 Every test filters runs by the objects their triggering asset events name, so the tests do not see each other's
 runs; each object is named for its test.
@@ -28,7 +28,10 @@ from tests.deployment.conftest import brain_assets, follow, task_instances, wait
 pytestmark = [pytest.mark.deployment, pytest.mark.timeout(420)]
 EVENTS = "brain_s3_event_triggered"
 SWEEP = "brain_s3_sweep"
-SWEEP_MIN_AGE = 20  # seconds; the stack passes it as BRAIN_SWEEP_MIN_AGE_SECONDS
+SWEEP_INTERVAL = 20  # seconds; the stack passes it as BRAIN_SWEEP_SCHEDULE
+SWEEP_MIN_AGE = 10  # seconds; the stack passes it as BRAIN_SWEEP_MIN_AGE_SECONDS
+#: How soon the sweep submits a lost file, at the latest: old enough, the next sweep, that run's first task.
+SWEEP_WITHIN = SWEEP_MIN_AGE + SWEEP_INTERVAL + 60
 
 
 def runs_of(stack: Stack, dag_id: str) -> list[dict[str, Any]]:
@@ -159,8 +162,7 @@ def triggerer_down_puts(stack: Stack, speech, sweeping) -> dict[str, Any]:
             found = assets_by_source(stack, [lost, late])
             return all(found.values())
 
-        # Within one sweep interval (60 s) of the objects being old enough, plus the run's start.
-        stack.wait_for("the sweep to submit both objects", submitted, timeout=SWEEP_MIN_AGE + 60 + 60)
+        stack.wait_for("the sweep to submit both objects", submitted, timeout=SWEEP_WITHIN)
         swept_after = time.monotonic() - put_at
     finally:
         stack.start("triggerer")
@@ -177,7 +179,7 @@ def triggerer_down_puts(stack: Stack, speech, sweeping) -> dict[str, Any]:
 
 def test_a_lost_notification_is_transcribed_by_the_sweep(stack, triggerer_down_puts):
     lost = triggerer_down_puts["lost"]
-    assert triggerer_down_puts["swept_after"] < SWEEP_MIN_AGE + 60 + 60
+    assert triggerer_down_puts["swept_after"] < SWEEP_WITHIN
     assert event_runs_naming(stack, lost) == [], "its notification was purged: no event run names it"
     (asset,) = assets_by_source(stack, [lost])[lost]
     assert asset["status"] == "done"
