@@ -52,6 +52,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, stack_proxy: FaultProxy) -> 
         # Enough retries to outlast a 30 s outage: 1 + 2 + 4 + ... capped backoff.
         "AIRFLOW_CONN_BRAIN_PROXIED": brain_connection_json(stack_proxy.url, BRAIN_USER, BRAIN_PASSWORD, max_retries=8),
         "BRAIN_DEPLOY_SIGNAL_DIR": str(root / "signals"),
+        # A worker killed -9 loses the tasks it had just received: they stay queued in Airflow (Celery would
+        # redeliver them after its 24 h visibility timeout). The scheduler requeues them after this long.
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "90",
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "10",
         # brain_s3_sweep (paused but for its tests) sweeps every 20 s, leaving files under 10 s to the events.
         "BRAIN_SWEEP_SCHEDULE": "20",
         "BRAIN_SWEEP_MIN_AGE_SECONDS": "10",
