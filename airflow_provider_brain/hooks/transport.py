@@ -14,7 +14,7 @@ import logging
 import os
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -73,7 +73,7 @@ class ClientSettings:
 
     base_url: str
     login: str | None
-    password: str | None
+    password: str | None = field(repr=False)
     timeout: float
     verify: bool | str
     proxies: dict[str, str] | None
