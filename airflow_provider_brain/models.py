@@ -53,9 +53,12 @@ class AssetStatus(StrEnum):
 
 @dataclass(frozen=True)
 class Word:
-    """One recognised word, with its time span in seconds from the start of the media."""
+    """One recognised word, with its time span in seconds from the start of the media.
 
-    word: str
+    Its repr shows the timing and confidence only: a word is part of what someone said.
+    """
+
+    word: str = field(repr=False)
     start: float
     end: float
     confidence: float

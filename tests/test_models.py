@@ -36,3 +36,27 @@ def test_a_malformed_word_is_an_api_error_naming_the_asset_and_the_field_not_the
     message = str(caught.value)
     assert complaint in message and DONE["asset_id"] in message
     assert "hello" not in message and "private" not in message
+
+
+def test_reprs_show_timings_and_sizes_never_what_was_said():
+    """One ``%r`` in a log line or an exception message must not leak a transcript, a word or a metadata value."""
+    said = ["confidential", "diagnosis"]
+    words = [{"word": w, "start": 0.5 * i, "end": 0.5 * i + 0.4, "confidence": 0.875} for i, w in enumerate(said)]
+    asset = Asset.from_json(
+        {
+            **DONE,
+            "transcript": " ".join(said),
+            "words": words,
+            "metadata": {"source": "s3://calls/patient-4711.wav"},
+            "error": "could not fetch https://calls.s3.amazonaws.com/a.wav?X-Amz-Signature=5ecret5ig",
+        }
+    )
+
+    word_repr = repr(asset.words[1])
+    assert word_repr == "Word(start=0.5, end=0.9, confidence=0.875)"
+    shown = " ".join([word_repr, repr(asset), str(asset), repr(asset.words), repr([asset])])
+    assert f"asset_id={DONE['asset_id']!r}" in shown and "word_count=2" in shown and "metadata_keys=['source']" in shown
+    for secret in [*said, "patient-4711", "5ecret5ig"]:
+        assert secret not in shown
+    # Hidden from the repr, still there for whoever reads the object.
+    assert asset.words[1].word == "diagnosis"
