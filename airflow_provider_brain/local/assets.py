@@ -79,16 +79,36 @@ class Asset:
 
     def to_summary(self) -> dict[str, Any]:
         """The shorter form used in ``GET /assets`` listings."""
-        body: dict[str, Any] = {"asset_id": self.asset_id, "status": self.status, "created": self.created}
-        if self.duration is not None:
-            body["duration"] = self.duration
-        if self.metadata is not None:
-            body["metadata"] = self.metadata
-        if self.completed:
-            body["completed"] = self.completed
-        if self.status == FAILED:
-            body["error"] = self.error or "recognition failed"  # A listing of failures says why, no request per asset.
-        return body
+        return summary(
+            self.asset_id, self.status, self.created, self.duration, self.metadata, self.completed, self.error
+        )
+
+
+#: The columns of an asset that its listing summary needs, in ``summary``'s order: no words, so a listing
+#: never reads nor parses a transcript.
+SUMMARY_COLUMNS = ("asset_id", "status", "created", "duration", "metadata", "completed", "error")
+
+
+def summary(
+    asset_id: str,
+    status: str,
+    created: str,
+    duration: float | None,
+    metadata: dict[str, Any] | None,
+    completed: str | None,
+    error: str | None,
+) -> dict[str, Any]:
+    """An asset as ``GET /assets`` lists it (``Asset.to_summary``, or built from ``SUMMARY_COLUMNS``)."""
+    body: dict[str, Any] = {"asset_id": asset_id, "status": status, "created": created}
+    if duration is not None:
+        body["duration"] = duration
+    if metadata is not None:
+        body["metadata"] = metadata
+    if completed:
+        body["completed"] = completed
+    if status == FAILED:
+        body["error"] = error or "recognition failed"  # A listing of failures says why, no request per asset.
+    return body
 
 
 def realign(words: list[Word], transcript: str) -> list[Word]:

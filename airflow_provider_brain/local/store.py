@@ -22,7 +22,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from airflow_provider_brain.local.assets import DONE, FAILED, PROCESSING, Asset, search_text
+from airflow_provider_brain.local.assets import (
+    DONE,
+    FAILED,
+    PROCESSING,
+    SUMMARY_COLUMNS,
+    Asset,
+    search_text,
+    summary,
+)
 from airflow_provider_brain.local.recognizer import Word
 
 _SCHEMA = """
@@ -76,6 +84,13 @@ def _to_asset(row: sqlite3.Row) -> Asset:
         media_type=row["media_type"],
         source_url=row["source_url"],
         callback=row["callback"],
+    )
+
+
+def _to_summary(row: sqlite3.Row) -> dict[str, Any]:
+    metadata = json.loads(row["metadata"]) if row["metadata"] is not None else None
+    return summary(
+        row["asset_id"], row["status"], row["created"], row["duration"], metadata, row["completed"], row["error"]
     )
 
 
@@ -220,12 +235,15 @@ class AssetStore:
             return self._one("SELECT * FROM assets WHERE asset_id = ?", (asset_id,))
         return self._one("SELECT * FROM assets WHERE asset_id = ? AND owner = ?", (asset_id, owner))
 
-    def page(self, owner: str, done_only: bool, limit: int, offset: int) -> tuple[list[Asset], bool]:
-        """One page of the owner's assets, newest first, and whether more follow."""
+    def page(self, owner: str, done_only: bool, limit: int, offset: int) -> tuple[list[dict[str, Any]], bool]:
+        """One page of the owner's assets as listing summaries, newest first, and whether more follow.
+
+        Only ``SUMMARY_COLUMNS`` are read: a page of long transcripts costs no more than one of short ones.
+        """
         where = "owner = ?" + (" AND status = 'done'" if done_only else "")
-        sql = f"SELECT * FROM assets WHERE {where} ORDER BY seq DESC LIMIT ? OFFSET ?"
+        sql = f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM assets WHERE {where} ORDER BY seq DESC LIMIT ? OFFSET ?"
         rows = self._db().execute(sql, (owner, limit + 1, offset)).fetchall()
-        return [_to_asset(r) for r in rows[:limit]], len(rows) > limit
+        return [_to_summary(r) for r in rows[:limit]], len(rows) > limit
 
     def search_candidates(
         self, owner: str, needle: str, asset_ids: list[str] | None, chunk: int

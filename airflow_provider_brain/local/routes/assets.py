@@ -98,10 +98,10 @@ async def list_assets(request: Request) -> Response:
     done_only = flag(request.query_params.get("done", "true"), "done")
     limit = int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     offset = int_param(request, "offset", 0, 0)
-    assets, more = await brain.db.call(brain.store.page, user, done_only, limit, offset)
-    body: dict[str, Any] = {"results": [a.to_summary() for a in assets]}
+    summaries, more = await brain.db.call(brain.store.page, user, done_only, limit, offset)
+    body: dict[str, Any] = {"results": summaries}
     if more:
-        body["next_offset"] = offset + len(assets)
+        body["next_offset"] = offset + len(summaries)
     return JSONResponse(body)
 
 
