@@ -7,6 +7,8 @@ is made safe (one transaction, old rows replaced) and fast (the best bulk path e
 
 from __future__ import annotations
 
+import re
+import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -15,6 +17,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_brain.exceptions import BrainError
 from airflow_provider_brain.models import Asset
 from airflow_provider_brain.transfers.common import (
     asset_source,
@@ -38,6 +41,36 @@ if TYPE_CHECKING:
 
 #: How many asset ids one ``DELETE ... WHERE asset_id IN (...)`` names (well under every driver's limit).
 DELETE_CHUNK = 500
+
+
+#: How many asset ids a load error names (the rest are counted).
+ERROR_IDS_SHOWN = 5
+
+
+class BrainLoadError(BrainError):
+    """The database refused a load: names the table, the assets and the driver's error, never a row's values.
+
+    A database's own message may quote the row it rejected (PostgreSQL's COPY errors do: ``CONTEXT: COPY
+    transcripts, line 1, column transcript: "<the transcript>"``), so it is left out, and the driver's error
+    is not chained for a traceback to print. ``error_class`` and ``code`` (the SQLSTATE or the driver's
+    error code, when it gives one) say what went wrong; where PostgreSQL says which row and column, so does
+    the message.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        table: str,
+        asset_ids: Sequence[str],
+        error_class: str,
+        code: str | None,
+    ) -> None:
+        self.table = table
+        self.asset_ids = list(asset_ids)
+        self.error_class = error_class
+        self.code = code
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -183,24 +216,37 @@ class TranscriptLoader:
         if not assets:
             return LoadResult(assets=0, transcript_rows=0, word_rows=0, method="none")
         loaded_at = loaded_at or utc_now()
-        with self._transaction() as (conn, cur):
-            tables = [t for t in (self.words_table, self.table) if t]
-            # A rerun transcribes the same files into new assets: their older rows give way, so the
-            # tables keep one transcript per audio file.
-            superseded = self._ids_of_sources(cur, assets) if self.replace_by_source else []
-            for table in tables:
-                self._delete(cur, table, ids + [i for i in superseded if i not in set(ids)])
-            method, write = bulk_writer(
-                conn,
-                dialect=self.dialect,
-                placeholder=self.hook.placeholder,
-                batch_size=self.batch_size,
-                use_copy=self.use_copy,
-            )
-            transcript_rows = write(cur, self.table, TRANSCRIPTS, self._transcript_rows(assets, loaded_at))
-            word_rows = 0
-            if self.words_table:
-                word_rows = write(cur, self.words_table, TRANSCRIPT_WORDS, _word_rows(assets))
+        tables = [t for t in (self.words_table, self.table) if t]
+        # What the load was doing when the database refused it; None until a connection is open (a
+        # connection error quotes no row, and its message is what the user needs to see).
+        step: tuple[str, str] | None = None
+        try:
+            with self._transaction() as (conn, cur):
+                step = ("replacing the old rows of", " and ".join(tables))
+                # A rerun transcribes the same files into new assets: their older rows give way, so the
+                # tables keep one transcript per audio file.
+                superseded = self._ids_of_sources(cur, assets) if self.replace_by_source else []
+                for table in tables:
+                    self._delete(cur, table, ids + [i for i in superseded if i not in set(ids)])
+                method, write = bulk_writer(
+                    conn,
+                    dialect=self.dialect,
+                    placeholder=self.hook.placeholder,
+                    batch_size=self.batch_size,
+                    use_copy=self.use_copy,
+                )
+                step = ("writing", self.table)
+                transcript_rows = write(cur, self.table, TRANSCRIPTS, self._transcript_rows(assets, loaded_at))
+                word_rows = 0
+                if self.words_table:
+                    step = ("writing", self.words_table)
+                    word_rows = write(cur, self.words_table, TRANSCRIPT_WORDS, _word_rows(assets))
+                step = ("committing", " and ".join(tables))
+        except Exception as err:
+            if step is None or not is_driver_error(err):
+                raise
+            # ``from None``: the driver's error (and its message quoting the row) is not printed with the traceback.
+            raise self._load_error(err, step, assets) from None
         self.log.info(
             "Loaded %d Brain asset(s) into %s (%d rows) and %s (%d rows) by %s",
             len(assets),
@@ -233,6 +279,45 @@ class TranscriptLoader:
         if value is not None and self.dialect == "sqlite":
             return value.isoformat(sep=" ")
         return value
+
+    def _load_error(self, err: Exception, step: tuple[str, str], assets: Sequence[Asset]) -> BrainLoadError:
+        """A ``BrainLoadError`` for the driver's ``err``: where it happened and what kind it was, no values."""
+        doing, table = step
+        ids = [asset.asset_id for asset in assets]
+        shown = ", ".join(ids[:ERROR_IDS_SHOWN]) + (
+            f" and {len(ids) - ERROR_IDS_SHOWN} more" if len(ids) > ERROR_IDS_SHOWN else ""
+        )
+        error_class = f"{type(err).__module__}.{type(err).__qualname__}"
+        code = driver_error_code(err)
+        where = ""
+        row, column, constraint = error_location(err)
+        if row is not None and doing == "writing":
+            owner = self._asset_of_row(table, row, assets)
+            where = f" at row {row}" + (f" (asset {owner})" if owner else "")
+        if column:
+            where += f", column {column}"
+        if constraint:
+            where += f", constraint {constraint}"
+        return BrainLoadError(
+            f"Loading {len(ids)} Brain asset(s) ({shown}) failed while {doing} {table}: the database raised "
+            f"{error_class}" + (f" ({code})" if code else "") + where + ". The load was rolled back. The "
+            "database's message is left out: it can quote the rows' values (transcripts)",
+            table=table,
+            asset_ids=ids,
+            error_class=error_class,
+            code=code,
+        )
+
+    def _asset_of_row(self, table: str, row: int, assets: Sequence[Asset]) -> str | None:
+        """The asset whose rows of ``table`` include the ``row``-th (from 1) written to it."""
+        if table == self.table:
+            return assets[row - 1].asset_id if 0 < row <= len(assets) else None
+        seen = 0
+        for asset in assets:
+            seen += sum(1 for _ in _word_rows([asset]))
+            if row <= seen:
+                return asset.asset_id
+        return None
 
     # ------------------------------------------------------------------ SQL plumbing
 
@@ -301,3 +386,53 @@ def _word_rows(assets: Iterable[Asset]) -> Iterator[tuple[Any, ...]]:
         else:
             for values in word_tuples(asset):
                 yield (asset_id, *values)
+
+
+def is_driver_error(err: BaseException) -> bool:
+    """Whether ``err`` was raised by a DB-API (PEP 249) driver: an instance of the ``Error`` its package exports
+    (``psycopg.Error``, ``psycopg2.Error``, ``sqlite3.Error``, ``_duckdb.Error``, ``snowflake.connector.Error``)."""
+    parts = (type(err).__module__ or "").split(".")
+    for end in range(len(parts), 0, -1):
+        base = getattr(sys.modules.get(".".join(parts[:end])), "Error", None)
+        if isinstance(base, type) and issubclass(base, Exception) and isinstance(err, base):
+            return True
+    return False
+
+
+_SQLSTATE = re.compile(r"[0-9A-Z]{5}")
+
+
+def driver_error_code(err: BaseException) -> str | None:
+    """The error's SQLSTATE (psycopg, psycopg2, ODBC) or the driver's own code (SQLite's name, MySQL's number)."""
+    for attribute in ("sqlstate", "pgcode"):
+        value = getattr(err, attribute, None)
+        if isinstance(value, str) and value:
+            return f"SQLSTATE {value}"
+    name = getattr(err, "sqlite_errorname", None)
+    if isinstance(name, str) and name:
+        return name
+    first = err.args[0] if err.args else None
+    if isinstance(first, int) and not isinstance(first, bool):
+        return f"error {first}"
+    if isinstance(first, str) and _SQLSTATE.fullmatch(first):
+        return f"SQLSTATE {first}"
+    return None
+
+
+#: PostgreSQL's context line of a COPY error: ``COPY table, line 3, column transcript: "<the value>"``.
+_COPY_CONTEXT = re.compile(r"COPY [^,]+, line (\d+)(?:, column ([^:\s]+))?")
+
+
+def error_location(err: BaseException) -> tuple[int | None, str | None, str | None]:
+    """The row (from 1, in a COPY), column and constraint a PostgreSQL error points at: names, never values."""
+    diag = getattr(err, "diag", None)
+
+    def name(attribute: str) -> str | None:
+        value = getattr(diag, attribute, None)
+        return value if isinstance(value, str) and value else None
+
+    context = name("context")
+    match = _COPY_CONTEXT.search(context) if context else None
+    row = int(match.group(1)) if match else None
+    column = (match.group(2) if match else None) or name("column_name")
+    return row, column, name("constraint_name")
