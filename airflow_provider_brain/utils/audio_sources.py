@@ -3,11 +3,12 @@ and URLs made safe to log and store (no query string: a presigned URL's signatur
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote_plus, urlsplit, urlunsplit
 
 from airflow_provider_brain.exceptions import BrainError
 from airflow_provider_brain.utils.source_versions import S3Object, head_s3_object
@@ -87,6 +88,51 @@ def mask_url_secrets(url: str) -> None:
     ]
     for secret in secrets or [query]:
         mask_secret(secret)
+
+
+#: What a hidden secret reads as: Airflow's own mask.
+HIDDEN = "***"
+
+
+def _secret_param(name: str) -> bool:
+    return any(word in unquote_plus(name).lower() for word in _SECRET_PARAM_WORDS)
+
+
+def hide_url_secrets(url: str) -> str:
+    """The URL as a page or a log may show it: the values of its secret-named query parameters (a presigned URL's
+    signature, credential and session token) and any password in it replaced by ``***``; the rest kept, so it
+    still says which file, and which parameters were there. A query with no secret-named parameter is hidden
+    whole (the rule ``mask_url_secrets`` follows: it may be an opaque token). Costs a parse, no masker entry."""
+    parts = urlsplit(url)
+    netloc, query = parts.netloc, parts.query
+    if parts.password is not None:
+        userinfo, _, host = netloc.rpartition("@")
+        netloc = f"{userinfo.partition(':')[0]}:{HIDDEN}@{host}"
+    if query:
+        pairs = query.split("&")
+        if any(_secret_param(pair.partition("=")[0]) for pair in pairs):
+            query = "&".join(
+                f"{pair.partition('=')[0]}={HIDDEN}" if _secret_param(pair.partition("=")[0]) else pair
+                for pair in pairs
+            )
+        else:
+            query = HIDDEN
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+_URL_IN_TEXT = re.compile(r"https?://[^\s\"'<>]+", re.IGNORECASE)
+
+
+def hide_secrets_in_urls(value: Any) -> Any:
+    """``value`` with ``hide_url_secrets`` applied to every URL in it: a string (a URL, or the text of a list a
+    template rendered without native types) or a list or tuple of them. Anything else is returned as it is."""
+    if isinstance(value, str):
+        return _URL_IN_TEXT.sub(lambda match: hide_url_secrets(match.group(0)), value)
+    if isinstance(value, list | tuple):
+        return type(value)(hide_secrets_in_urls(item) for item in value)
+    return value
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ import requests
 from airflow_provider_brain.utils import audio_sources
 from airflow_provider_brain.utils.audio_sources import (
     existing_s3_object,
+    hide_secrets_in_urls,
+    hide_url_secrets,
     mask_url_secrets,
     parse_s3_uri,
     presigned_get_url,
@@ -94,3 +96,52 @@ def test_an_s3_key_with_query_and_fragment_characters_is_kept_whole(s3_server, s
     for bad in ("s3://", f"s3://{s3_bucket}", f"s3://{s3_bucket}/", f"https://{s3_bucket}/{key}"):
         with pytest.raises(ValueError, match="must look like s3://bucket/key"):
             parse_s3_uri(bad)
+
+
+def test_hide_url_secrets_keeps_the_file_and_hides_signature_credential_and_token(s3_server, s3_bucket):
+    import boto3
+    from botocore.config import Config
+
+    s3_server.client().put_object(Bucket=s3_bucket, Key="calls/a b.wav", Body=b"RIFF....")
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_server.endpoint_url,
+        region_name=s3_server.region,
+        aws_access_key_id="AKIASECRETKEYID1",
+        aws_secret_access_key=s3_server.secret_key,
+        aws_session_token="FwoGZXIvYXdzEXAMPLESESSIONTOKEN",
+        config=Config(signature_version="s3v4"),
+    )
+    url = client.generate_presigned_url("get_object", Params={"Bucket": s3_bucket, "Key": "calls/a b.wav"})
+    assert requests.get(url, timeout=10).status_code == 200  # a real, working presigned URL
+    secrets = {k: v for k, v in parse_qsl(urlsplit(url).query) if k in ("X-Amz-Signature", "X-Amz-Credential")}
+    assert len(secrets) == 2
+
+    shown = hide_url_secrets(url)
+
+    assert shown.startswith(f"{s3_server.endpoint_url}/{s3_bucket}/calls/a%20b.wav?")
+    for value in [*secrets.values(), "AKIASECRETKEYID1", "FwoGZXIvYXdzEXAMPLESESSIONTOKEN"]:
+        assert value not in shown
+    hidden = dict(parse_qsl(urlsplit(shown).query))
+    assert hidden["X-Amz-Signature"] == hidden["X-Amz-Credential"] == hidden["X-Amz-Security-Token"] == "***"
+    assert hidden["X-Amz-Expires"] == "3600" and hidden["X-Amz-Algorithm"] == "AWS4-HMAC-SHA256"
+    # Lists, and the text of a list a template rendered without native types.
+    assert hide_secrets_in_urls([url, url]) == [shown, shown]
+    assert hide_secrets_in_urls(str([url])) == str([shown])
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "https://acct.blob.core.windows.net/c/a.wav?sv=2024&sig=Zm9vYmFy",
+            "https://acct.blob.core.windows.net/c/a.wav?sv=2024&sig=***",
+        ),
+        ("https://user:hunter22@media.example/a.wav", "https://user:***@media.example/a.wav"),
+        ("https://media.example/a.wav?k9x7opaque", "https://media.example/a.wav?***"),
+        ("https://media.example/a.wav", "https://media.example/a.wav"),
+        ("{{ ti.xcom_pull(task_ids='presign') }}", "{{ ti.xcom_pull(task_ids='presign') }}"),
+    ],
+)
+def test_hide_url_secrets_forms(url, shown):
+    assert hide_url_secrets(url) == shown
