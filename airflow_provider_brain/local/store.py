@@ -152,6 +152,7 @@ class AssetStore:
         with self._write_lock:
             db.executescript(_SCHEMA)
             self._add_search_text(db)
+            self._remove_orphan_media(db)
 
     def _db(self) -> sqlite3.Connection:
         """This thread's connection (opened on its first call)."""
@@ -196,11 +197,6 @@ class AssetStore:
         with self._write_lock:
             return self._db().execute(sql, args).rowcount
 
-    def adopt_media(self, asset_id: str, tmp_file: Path) -> str:
-        """Move a finished upload or download into place; return its path relative to the data dir."""
-        tmp_file.replace(self.media_dir / asset_id)
-        return f"media/{asset_id}"
-
     def media_file(self, asset: Asset) -> Path | None:
         """The absolute path of the asset's media, if it has any."""
         return self.data_dir / asset.media_path if asset.media_path else None
@@ -209,25 +205,55 @@ class AssetStore:
         """A fresh path for a partial upload or download (removed on failure, or at the next start)."""
         return self.tmp_dir / f"{secrets.token_hex(8)}.part"
 
-    def create(self, asset: Asset) -> None:
-        """Insert a new asset (its media file, if any, is already in place)."""
-        self._exec(
-            "INSERT INTO assets (asset_id, owner, status, created, base_url, duration, metadata, media_path,"
-            " media_type, source_url, callback) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                asset.asset_id,
-                asset.owner,
-                asset.status,
-                asset.created,
-                asset.base_url,
-                asset.duration,
-                json.dumps(asset.metadata) if asset.metadata is not None else None,
-                asset.media_path,
-                asset.media_type,
-                asset.source_url,
-                asset.callback,
-            ),
-        )
+    def create(self, asset: Asset, media: Path | None = None) -> None:
+        """Insert a new asset; with ``media`` (a finished upload or download), also move that file into place as
+        the asset's media (``asset.media_path`` is set to it). One step under the write lock: the row first (a
+        clash moves nothing), then the file (if that fails the row goes), so no media file is left without its
+        asset and none is overwritten."""
+        if media is not None:
+            asset.media_path = f"media/{asset.asset_id}"
+        with self._write_lock:
+            db = self._db()
+            db.execute(
+                "INSERT INTO assets (asset_id, owner, status, created, base_url, duration, metadata, media_path,"
+                " media_type, source_url, callback) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    asset.asset_id,
+                    asset.owner,
+                    asset.status,
+                    asset.created,
+                    asset.base_url,
+                    asset.duration,
+                    json.dumps(asset.metadata) if asset.metadata is not None else None,
+                    asset.media_path,
+                    asset.media_type,
+                    asset.source_url,
+                    asset.callback,
+                ),
+            )
+            if media is not None:
+                try:
+                    media.replace(self.media_dir / asset.asset_id)
+                except BaseException:
+                    db.execute("DELETE FROM assets WHERE asset_id = ?", (asset.asset_id,))
+                    raise
+
+    def attach_media(self, asset_id: str, media: Path, media_type: str) -> Path | None:
+        """Make ``media`` (an asset's finished download) its media file and return where it now lies; if the
+        asset was deleted meanwhile, remove ``media`` and return None. Under the write lock, so a ``delete``
+        comes either before (the download is dropped here) or after (``delete`` removes the file)."""
+        with self._write_lock:
+            db = self._db()
+            if db.execute("SELECT 1 FROM assets WHERE asset_id = ?", (asset_id,)).fetchone() is None:
+                media.unlink(missing_ok=True)
+                return None
+            target = self.media_dir / asset_id
+            media.replace(target)
+            db.execute(
+                "UPDATE assets SET media_path = ?, media_type = ? WHERE asset_id = ?",
+                (f"media/{asset_id}", media_type, asset_id),
+            )
+            return target
 
     def get(self, asset_id: str, owner: str | None = None) -> Asset | None:
         """The asset, or None if it does not exist or (when ``owner`` is given) belongs to someone else."""
@@ -285,12 +311,6 @@ class AssetStore:
     def pending_count(self) -> int:
         return int(self._db().execute("SELECT COUNT(*) FROM assets WHERE status = 'processing'").fetchone()[0])
 
-    def set_media(self, asset_id: str, media_path: str, media_type: str) -> None:
-        self._exec(
-            "UPDATE assets SET media_path = ?, media_type = ? WHERE asset_id = ?",
-            (media_path, media_type, asset_id),
-        )
-
     def mark_done(self, asset_id: str, duration: float, words: list[Word]) -> None:
         self._exec(
             "UPDATE assets SET status = ?, completed = ?, duration = ?, words = ?, search_text = ?, error = NULL"
@@ -316,11 +336,21 @@ class AssetStore:
             self._exec("UPDATE assets SET metadata = ? WHERE asset_id = ?", (json.dumps(metadata), asset_id))
 
     def delete(self, asset_id: str) -> None:
-        """Remove the asset's row, then its media."""
-        asset = self.get(asset_id)
-        self._exec("DELETE FROM assets WHERE asset_id = ?", (asset_id,))
-        if asset and asset.media_path:
-            (self.data_dir / asset.media_path).unlink(missing_ok=True)
+        """Remove the asset's row, then its media (see ``attach_media`` for a download still under way)."""
+        with self._write_lock:
+            db = self._db()
+            row = db.execute("SELECT media_path FROM assets WHERE asset_id = ?", (asset_id,)).fetchone()
+            db.execute("DELETE FROM assets WHERE asset_id = ?", (asset_id,))
+        if row is not None and row["media_path"]:
+            (self.data_dir / row["media_path"]).unlink(missing_ok=True)
+
+    def _remove_orphan_media(self, db: sqlite3.Connection) -> None:
+        """Remove media files no asset refers to: a crash between moving a file into place and recording its
+        asset, or between deleting an asset's row and its file, leaves one behind."""
+        known = {row[0] for row in db.execute("SELECT media_path FROM assets WHERE media_path IS NOT NULL")}
+        for path in self.media_dir.iterdir():
+            if f"media/{path.name}" not in known:
+                path.unlink(missing_ok=True)
 
 
 __all__ = ["AssetStore", "FAILED", "utc_now"]

@@ -321,9 +321,11 @@ class Dispatcher:
         except AudioDecodeError:
             await unlink(tmp)
             raise
-        relative = await self._db.call(self._store.adopt_media, asset.asset_id, tmp)
-        await self._db.call(self._store.set_media, asset.asset_id, relative, info.mime_type)
-        return self._store.data_dir / relative
+        media = await self._db.call(self._store.attach_media, asset.asset_id, tmp, info.mime_type)
+        if media is None:
+            log.info("asset %s: deleted while its media downloaded; the download is discarded", asset.asset_id)
+            raise recognizer.RecognitionCancelled(asset.asset_id)
+        return media
 
     def _fail(self, asset: Asset, message: str, status: int) -> None:
         """Record ``asset`` as failed (blocking: run on a store thread)."""

@@ -81,6 +81,8 @@ class MediaServer:
         self.files: dict[str, Path] = {}
         self.callbacks: list[dict[str, Any]] = []
         self.callback_arrived = threading.Condition()
+        #: ``(event, path)`` of slow downloads: ``("started", "/slow/3/a.wav")``, then ``("finished", ...)``.
+        self.events: list[tuple[str, str]] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -104,6 +106,22 @@ class MediaServer:
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
                     self.wfile.write(data)
+                    return
+                if path.startswith("/slow/"):
+                    # /slow/<seconds>/<name>: the file <name> in ten pieces spread over <seconds>.
+                    _, _, seconds, name = path.split("/", 3)
+                    data = server.files[name].read_bytes()
+                    server.note("started", path)
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    step = -(-len(data) // 10)
+                    for at in range(0, len(data), step):
+                        self.wfile.write(data[at : at + step])
+                        self.wfile.flush()
+                        time.sleep(float(seconds) / 10)
+                    server.note("finished", path)
                     return
                 if path.startswith("/stream/"):
                     # Bytes without Content-Length, so only the streaming check can stop them.
@@ -141,6 +159,17 @@ class MediaServer:
         """Serve ``path`` at ``/files/<name>`` and return its URL."""
         self.files[name] = path
         return f"{self.url}/files/{name}"
+
+    def note(self, event: str, path: str) -> None:
+        with self.callback_arrived:
+            self.events.append((event, path))
+            self.callback_arrived.notify_all()
+
+    def wait_event(self, event: str, path: str, timeout: float = 60.0) -> None:
+        """Wait until a slow download of ``path`` has reached ``event`` (``started`` or ``finished``)."""
+        with self.callback_arrived:
+            if not self.callback_arrived.wait_for(lambda: (event, path) in self.events, timeout):
+                raise AssertionError(f"no {event} download of {path} within {timeout} s")
 
     def wait_callback(self, path: str, timeout: float = 60.0) -> dict[str, Any]:
         """The JSON body POSTed to ``path``, waiting for it to arrive."""

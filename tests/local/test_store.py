@@ -51,3 +51,46 @@ def test_listing_summaries_equal_the_assets_summaries_without_reading_words(stor
     with pytest.raises(ValueError):
         store.get(done.asset_id)
     assert store.page("u", done_only=False, limit=10, offset=0) == (expected, False)
+
+
+def test_media_moves_in_with_its_asset_and_a_deleted_asset_gets_none(store):
+    upload = store.new_tmp_file()
+    upload.write_bytes(b"media")
+    asset = Asset(new_asset_id(), "u", "processing", utc_now(), "http://127.0.0.1:1")
+    store.create(asset, upload)
+    assert store.media_file(store.get(asset.asset_id)).read_bytes() == b"media"
+
+    # An asset submitted by URL, deleted before its download finished: the download is dropped.
+    by_url = _new(store, source_url="http://example.com/a.wav")
+    store.delete(by_url.asset_id)
+    download = store.new_tmp_file()
+    download.write_bytes(b"late")
+    assert store.attach_media(by_url.asset_id, download, "audio/wav") is None
+    assert not download.exists()
+    assert sorted(p.name for p in store.media_dir.iterdir()) == [asset.asset_id]
+
+    # A failed insert (a duplicate id) moves nothing: the existing asset's media stays as it was.
+    clash = store.new_tmp_file()
+    clash.write_bytes(b"other")
+    with pytest.raises(sqlite3.IntegrityError):
+        store.create(Asset(asset.asset_id, "u", "processing", utc_now(), "x"), clash)
+    assert sorted(p.name for p in store.media_dir.iterdir()) == [asset.asset_id]
+    assert store.media_file(store.get(asset.asset_id)).read_bytes() == b"media"
+
+    store.delete(asset.asset_id)
+    assert list(store.media_dir.iterdir()) == []
+
+
+def test_opening_the_store_removes_media_no_asset_refers_to(tmp_path):
+    store = AssetStore(tmp_path / "data")
+    upload = store.new_tmp_file()
+    upload.write_bytes(b"media")
+    kept = Asset(new_asset_id(), "u", "processing", utc_now(), "http://127.0.0.1:1")
+    store.create(kept, upload)
+    store.close()
+    (tmp_path / "data" / "media" / "0123456789abcdef").write_bytes(b"left by a crash")
+    reopened = AssetStore(tmp_path / "data")
+    try:
+        assert [p.name for p in reopened.media_dir.iterdir()] == [kept.asset_id]
+    finally:
+        reopened.close()

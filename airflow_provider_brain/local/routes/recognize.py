@@ -40,7 +40,6 @@ async def _admit_media(
     except AudioDecodeError as exc:
         raise ApiError(400, str(exc)) from None
     asset_id = new_asset_id()
-    relative = await brain.db.call(brain.store.adopt_media, asset_id, tmp)
     asset = Asset(
         asset_id=asset_id,
         owner=user,
@@ -49,11 +48,10 @@ async def _admit_media(
         base_url=base_url(request),
         duration=round(info.duration, 3) if info.duration else None,
         metadata=metadata,
-        media_path=relative,
         media_type=info.mime_type,
         callback=callback,
     )
-    await brain.db.call(brain.store.create, asset)
+    await brain.db.call(brain.store.create, asset, tmp)
     log.info("asset %s: %s media from user %s queued", asset_id, info.format, user)
     return asset
 
