@@ -323,7 +323,9 @@ class Stack:
         if name == "brain":
             command = [sys.executable, "-m", "airflow_provider_brain.local", "serve", "--host", "127.0.0.1"]
             command += ["--port", str(p["brain"]), "--data-dir", str(self.root / "brain" / "data")]
-            command += ["--user", BRAIN_USER, "--password", BRAIN_PASSWORD, "--workers", "2", *self.brain_args]
+            command += ["--user", BRAIN_USER, "--password", BRAIN_PASSWORD, "--workers", "2"]
+            # The media it fetches are presigned URLs of moto, which listens on 127.0.0.1.
+            command += ["--allow-private-urls", *self.brain_args]
             return command, REPO_ROOT
         if name == "api-server":
             return [AIRFLOW, "api-server", "-H", "127.0.0.1", "-p", str(p["api-server"]), "-w", "1"], self.root / name

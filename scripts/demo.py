@@ -100,7 +100,9 @@ def main() -> int:
             start(
                 "brain-local",
                 [str(BIN / "brain-local"), "serve", "--host", "127.0.0.1", "--port", str(brain_port)]
-                + ["--data-dir", str(WORK / "brain"), "--user", "demo", "--password", "demo"],
+                + ["--data-dir", str(WORK / "brain"), "--user", "demo", "--password", "demo"]
+                # The audio is fetched from presigned URLs of the S3 emulator, which listens on 127.0.0.1.
+                + ["--allow-private-urls"],
                 brain_url + "/assets",
             )
         )

@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="seconds an asset stays processing at least after its submission, like a busy real service",
     )
+    serve.add_argument(
+        "--allow-private-urls",
+        action="store_true",
+        help="fetch audio.url from and POST callbacks to loopback, private and link-local addresses too"
+        " (e.g. an S3 emulator on 127.0.0.1); off by default, so a caller cannot reach the server's own network",
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return parser
 
@@ -152,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         download_timeout=args.download_timeout,
         max_queue=args.max_queue,
         min_latency=args.min_latency,
+        allow_private_urls=args.allow_private_urls,
     )
     try:
         return _serve(settings, args.log_level)

@@ -1,6 +1,7 @@
 """Fetching media from ``audio.url``: streamed to disk with httpx, within the server's limits.
 
-Only http and https; at most 5 redirects; a per-read timeout and a wall-clock limit for the whole
+Only http and https; only global addresses, every redirect hop checked, unless the server allows private
+ones (``local/url_guard.py``); at most 5 redirects; a per-read timeout and a wall-clock limit for the whole
 download; the body size limit checked against ``Content-Length`` and while streaming. Error messages go
 back to the client and never contain the URL (it may carry credentials or signatures). The file is
 written by threads (``FileWriter``), never on the event loop.
@@ -19,6 +20,7 @@ import httpx
 
 from airflow_provider_brain.local.errors import DownloadError
 from airflow_provider_brain.local.offload import FileWriter, unlink
+from airflow_provider_brain.local.url_guard import PrivateAddressError, http_client
 
 MAX_REDIRECTS = 5
 CHUNK_BYTES = 1024 * 1024
@@ -34,18 +36,23 @@ def check_media_url(url: object) -> str:
     return url
 
 
-async def download_to_file(url: str, dest: Path, *, max_bytes: int, timeout: float) -> str | None:
+async def download_to_file(
+    url: str, dest: Path, *, max_bytes: int, timeout: float, allow_private: bool = False
+) -> str | None:
     """Stream ``url`` into ``dest``; return the response's content type. Removes ``dest`` on failure."""
     check_media_url(url)
     try:
         async with asyncio.timeout(timeout):
-            return await _download(url, dest, max_bytes)
+            return await _download(url, dest, max_bytes, allow_private)
     except TimeoutError:
         await unlink(dest)
         raise DownloadError(f"could not download audio.url: timed out after {timeout:g} s") from None
     except DownloadError:
         await unlink(dest)
         raise
+    except PrivateAddressError as exc:
+        await unlink(dest)
+        raise DownloadError(f"could not download audio.url: {exc}") from None
     except httpx.TooManyRedirects:
         await unlink(dest)
         raise DownloadError(f"could not download audio.url: more than {MAX_REDIRECTS} redirects") from None
@@ -68,9 +75,14 @@ def _tls_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
-async def _download(url: str, dest: Path, max_bytes: int) -> str | None:
-    async with httpx.AsyncClient(
-        follow_redirects=True, max_redirects=MAX_REDIRECTS, timeout=httpx.Timeout(30.0), verify=_tls_context()
+async def _download(url: str, dest: Path, max_bytes: int, allow_private: bool) -> str | None:
+    async with http_client(
+        "audio.url",
+        allow_private,
+        follow_redirects=True,
+        max_redirects=MAX_REDIRECTS,
+        timeout=httpx.Timeout(30.0),
+        verify=_tls_context(),
     ) as client:
         async with client.stream("GET", url) as response:
             if response.status_code != 200:

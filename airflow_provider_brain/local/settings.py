@@ -32,3 +32,6 @@ class ServerSettings:
     #: Least time an asset stays ``processing`` after its submission, as a busy real service would keep it
     #: (for developing DAGs that must wait); recognition is not slowed and holds no slot meanwhile.
     min_latency: float = 0.0
+    #: Fetch ``audio.url`` from, and POST callbacks to, loopback, private and link-local addresses too (a
+    #: development setup whose media store listens on 127.0.0.1); off, only global addresses are reached.
+    allow_private_urls: bool = False

@@ -34,6 +34,7 @@ from airflow_provider_brain.local.download import download_to_file
 from airflow_provider_brain.local.errors import DownloadError
 from airflow_provider_brain.local.offload import StoreAccess, unlink
 from airflow_provider_brain.local.settings import ServerSettings
+from airflow_provider_brain.local.url_guard import PrivateAddressError, http_client
 
 log = logging.getLogger("brain_local.worker")
 
@@ -315,6 +316,7 @@ class Dispatcher:
             tmp,
             max_bytes=self._settings.max_body_bytes,
             timeout=self._settings.download_timeout,
+            allow_private=self._settings.allow_private_urls,
         )
         try:
             info = await asyncio.to_thread(probe, tmp)
@@ -344,13 +346,17 @@ class Dispatcher:
             return
         host = urlsplit(asset.callback).hostname
         body = asset.to_json()
-        async with httpx.AsyncClient(timeout=self._settings.callback_timeout) as client:
+        allow = self._settings.allow_private_urls
+        async with http_client("config.callback", allow, timeout=self._settings.callback_timeout) as client:
             for attempt in range(CALLBACK_ATTEMPTS):
                 try:
                     response = await client.post(asset.callback, json=body)
                     if response.status_code < 500:
                         log.info("asset %s: callback to %s answered %d", asset.asset_id, host, response.status_code)
                         return
+                except PrivateAddressError as exc:
+                    log.warning("asset %s: callback to %s refused: %s", asset.asset_id, host, exc)
+                    return
                 except httpx.HTTPError as exc:
                     log.info("asset %s: callback to %s failed: %s", asset.asset_id, host, exc.__class__.__name__)
                 await asyncio.sleep(2**attempt)

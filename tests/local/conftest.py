@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import jiwer
@@ -91,6 +92,12 @@ class MediaServer:
 
             def do_GET(self) -> None:
                 path = self.path.split("?")[0]
+                if path == "/redirect-to":
+                    # /redirect-to?url=<absolute URL>: one redirect, to anywhere.
+                    self.send_response(302)
+                    self.send_header("Location", parse_qs(urlsplit(self.path).query)["url"][0])
+                    self.end_headers()
+                    return
                 if path.startswith("/redirect/"):
                     # /redirect/<n>/<name>: n redirects, then the file <name>.
                     _, _, hops, name = path.split("/", 3)

@@ -24,6 +24,7 @@ from airflow_provider_brain.local.http_input import base_url, flag, read_json, r
 from airflow_provider_brain.local.offload import unlink
 from airflow_provider_brain.local.state import Brain, brain_of
 from airflow_provider_brain.local.store import utc_now
+from airflow_provider_brain.local.url_guard import PrivateAddressError, check_url
 
 log = logging.getLogger("brain_local.api")
 
@@ -80,6 +81,14 @@ async def _check_capacity(brain: Brain) -> None:
         raise ApiError(429, "too many assets are waiting; retry later", {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
+async def _check_address(brain: Brain, url: str, what: str) -> None:
+    """400 at submission for a URL whose host is a loopback, private or link-local address (unless allowed)."""
+    try:
+        await check_url(url, what, brain.settings.allow_private_urls)
+    except PrivateAddressError as exc:
+        raise ApiError(400, str(exc)) from None
+
+
 async def recognize(request: Request) -> Response:
     """``POST /speech:recognize``: a raw media upload, or a JSON body naming a URL or inline content."""
     brain = brain_of(request)
@@ -126,6 +135,7 @@ async def _recognize_json(request: Request, brain: Brain, user: str) -> Response
             check_media_url(callback)
         except DownloadError:
             raise ApiError(400, "config.callback must be an absolute http or https URL") from None
+        await _check_address(brain, callback, "config.callback")
     url = audio.get("url", audio.get("uri"))
     content = audio.get("content")
     if content is not None:
@@ -136,6 +146,7 @@ async def _recognize_json(request: Request, brain: Brain, user: str) -> Response
         check_media_url(url)
     except DownloadError as exc:
         raise ApiError(400, str(exc)) from None
+    await _check_address(brain, url, "audio.url")
     if is_async:
         # Download in the worker stage, so the caller gets its asset id at once.
         asset = Asset(
@@ -154,7 +165,11 @@ async def _recognize_json(request: Request, brain: Brain, user: str) -> Response
     tmp = brain.store.new_tmp_file()
     try:
         await download_to_file(
-            url, tmp, max_bytes=brain.settings.max_body_bytes, timeout=brain.settings.download_timeout
+            url,
+            tmp,
+            max_bytes=brain.settings.max_body_bytes,
+            timeout=brain.settings.download_timeout,
+            allow_private=brain.settings.allow_private_urls,
         )
         asset = await _admit_media(brain, tmp, user, request, metadata, callback)
     except DownloadError as exc:
