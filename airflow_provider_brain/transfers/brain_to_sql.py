@@ -7,9 +7,12 @@ loader's names are importable from here too, as they were before the split.
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.common.compat.assets import Asset, AssetAlias
 from airflow.providers.common.compat.sdk import AirflowException, BaseHook, BaseOperator
 
 from airflow_provider_brain.hooks.brain import BrainHook
@@ -80,6 +83,19 @@ def get_db_hook(conn_id: str, hook_params: dict[str, Any] | None = None) -> DbAp
 DEFAULT_ASSET_ALIAS = "brain_to_sql:{conn_id}"
 
 
+#: Connection types whose database takes session-level advisory locks (``pg_try_advisory_lock``).
+ADVISORY_LOCK_TYPES = frozenset({"postgres", "postgresql"})
+
+#: How long a load waits for other loads of the same table to have their success recorded, before it reports
+#: its own anyway (with a warning): the wait is a report's round trip per load ahead of it, not a load.
+EVENT_LOCK_TIMEOUT = 120.0
+
+
+def event_lock_key(asset_uri: str) -> int:
+    """The advisory lock (a signed 64-bit key) that serializes the reports of loads emitting ``asset_uri``."""
+    return int.from_bytes(hashlib.sha256(f"brain_to_sql:{asset_uri}".encode()).digest()[:8], "big", signed=True)
+
+
 def _sql_alias(asset_alias: str | None, conn_id: Any) -> str | None:
     """The alias a load through ``conn_id`` declares; ``None`` if there is none or the connection is not known
     (not a string: a mapped argument)."""
@@ -121,7 +137,10 @@ class BrainToSqlOperator(BaseOperator):
         # or schedule=[AssetAlias("brain_to_sql:warehouse")]: after every load through that connection.
 
     ``outlets=[Asset(...)]`` declared on the task get the same ``extra`` on their events (and no second
-    event through the alias). Lineage: OpenLineage sees the source audio (``s3://bucket`` / key, or the
+    event through the alias). On PostgreSQL a load holds an advisory lock per table from the end of its load
+    until its success is recorded, so that loads writing a new table together do not race in Airflow's
+    api-server, which creates the table's asset on the first event (see ``_hold_event_lock``).
+    Lineage: OpenLineage sees the source audio (``s3://bucket`` / key, or the
     URL) as inputs and both tables, with their columns, as outputs.
 
     :param asset_ids: one asset id or a list; items may also be the transcribe operator's summaries
@@ -179,6 +198,8 @@ class BrainToSqlOperator(BaseOperator):
         # What the last run wrote, for the OpenLineage listener (which asks the same operator object on complete).
         self._lineage_tables: list[tuple[TableLocation, TableSchema, ColumnTypes]] = []
         self._lineage_sources: list[str | None] = []
+        # The warehouse session holding this load's asset-event locks until its success is recorded.
+        self._event_lock_connection: Any = None
 
     @classmethod
     def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
@@ -208,7 +229,8 @@ class BrainToSqlOperator(BaseOperator):
         if self.create_tables:
             loader.create_tables()
         result = loader.load(fetched.done)
-        self._record_writes(context, loader, fetched.done, result, skipped=len(fetched.skipped))
+        through_alias = self._record_writes(context, loader, fetched.done, result, skipped=len(fetched.skipped))
+        self._hold_event_lock(db_hook, through_alias)
         return {
             "table": loader.table,
             "words_table": loader.words_table,
@@ -221,8 +243,10 @@ class BrainToSqlOperator(BaseOperator):
 
     def _record_writes(
         self, context: Context, loader: TranscriptLoader, assets: list[BrainAsset], result: LoadResult, skipped: int
-    ) -> None:
-        """Asset events for the tables written (with counts) and what OpenLineage will be told on complete."""
+    ) -> list[str]:
+        """Asset events for the tables written (with counts) and what OpenLineage will be told on complete.
+
+        Returns the URIs of the assets whose events go through the task's ``AssetAlias``."""
         connection = BaseHook.get_connection(self.conn_id)
         database = (self.hook_params or {}).get("database")
         tables = [(loader.table, TRANSCRIPTS)]
@@ -232,14 +256,71 @@ class BrainToSqlOperator(BaseOperator):
         self._lineage_tables = [(where, schema, loader.types) for where, schema in located if where]
         self._lineage_sources = [replacement_source(asset) for asset in assets]
         if not result.assets:
-            return
+            return []
         extra = {
             "assets": result.assets,
             "transcript_rows": result.transcript_rows,
             "word_rows": result.word_rows,
             "skipped": skipped,
         }
-        emit_asset_events(context, self.outlets, [where.asset() for where, _, _ in self._lineage_tables], extra)
+        written = [where.asset() for where, _, _ in self._lineage_tables]
+        emit_asset_events(context, self.outlets, written, extra)
+        if context.get("outlet_events") is None or not any(isinstance(o, AssetAlias) for o in self.outlets):
+            return []
+        declared = {outlet.uri for outlet in self.outlets if isinstance(outlet, Asset)}
+        return [asset.uri for asset in written if asset.uri not in declared]
+
+    def _hold_event_lock(self, db_hook: DbApiHook, asset_uris: Sequence[str]) -> None:
+        """Hold the warehouse's advisory lock of each table whose event goes through the alias until this task's
+        success is recorded: the reports of loads of one table then reach Airflow one at a time.
+
+        Airflow (3.1 to 3.3.2 at least) creates a table's asset, and links it to the alias, inside the request that
+        marks the first task reporting an event for it successful. Two such requests at once both insert the same
+        row; the second fails on the unique index, and the api-server marks its task ``failed``, whatever its
+        retries. The task runner reports success after ``execute`` returns and runs the success callbacks only once
+        the api-server has answered, so the lock taken here, released by a success callback (or when the task's
+        process ends and its connection with it), spans the report: the next load's report finds the asset and
+        its link in place. Only PostgreSQL warehouses have such a lock; a load elsewhere reports unlocked.
+        """
+        if not asset_uris or (getattr(db_hook, "conn_type", None) or "").lower() not in ADVISORY_LOCK_TYPES:
+            return
+        connection = db_hook.get_conn()
+        connection.autocommit = True
+        if not self._take_advisory_locks(connection, sorted({event_lock_key(uri) for uri in asset_uris})):
+            self.log.warning(
+                "Other loads of %s held its asset-event lock for %.0f s: reporting without it",
+                ", ".join(asset_uris),
+                EVENT_LOCK_TIMEOUT,
+            )
+            connection.close()
+            return
+        self._event_lock_connection = connection
+        callbacks = list(self.on_success_callback or [])
+        if self._release_event_lock not in callbacks:
+            self.on_success_callback = [*callbacks, self._release_event_lock]
+
+    @staticmethod
+    def _take_advisory_locks(connection: Any, keys: Sequence[int]) -> bool:
+        """Take each lock, in this order (the same for every load: no deadlock); ``False`` past the timeout."""
+        deadline = time.time() + EVENT_LOCK_TIMEOUT
+        cursor = connection.cursor()
+        try:
+            for key in keys:
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+                while not cursor.fetchone()[0]:
+                    if time.time() >= deadline:
+                        return False
+                    time.sleep(0.05)
+                    cursor.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+            return True
+        finally:
+            cursor.close()
+
+    def _release_event_lock(self, context: Any = None) -> None:
+        """A success callback: the task's success (and its asset events) is recorded; let the next load report."""
+        connection, self._event_lock_connection = self._event_lock_connection, None
+        if connection is not None and not connection.closed:
+            connection.close()  # ends the session: its advisory locks go with it
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the source audio in, both tables (with their columns) out."""
