@@ -64,7 +64,14 @@ class BrainAPIError(BrainError):
 
 
 class BrainConnectionError(BrainAPIError):
-    """No usable HTTP answer arrived: the connection failed, was reset, or timed out."""
+    """No usable HTTP answer arrived: the connection failed, was reset, or timed out.
+
+    :param maybe_sent: ``False`` when the connection could not even be opened, so the server saw nothing.
+    """
+
+    def __init__(self, message: str, *, maybe_sent: bool = True) -> None:
+        super().__init__(message)
+        self.maybe_sent = maybe_sent
 
 
 class BrainReadTimeout(BrainConnectionError):
@@ -104,6 +111,11 @@ class BrainTimeout(BrainError):
 class BrainDeadlinePassed(BrainTimeout, AirflowFailException):
     """A transcribe task's ``timeout``, counted from its asset's creation, passed: the task fails without retries
     (a retry would only wait past the deadline again)."""
+
+
+class BrainAnswerLost(BrainError):
+    """A submission may have been accepted but its answer was lost, and it is not sent again: the server does
+    not honour ``Idempotency-Key``, so a resend could transcribe the audio twice."""
 
 
 class BrainUploadNotRewindable(BrainError):

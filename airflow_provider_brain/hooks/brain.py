@@ -9,8 +9,10 @@ block the triggerer's event loop.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
@@ -21,6 +23,7 @@ import tenacity
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_brain.exceptions import (
+    BrainAnswerLost,
     BrainAPIError,
     BrainConnectionError,
     BrainError,
@@ -28,7 +31,12 @@ from airflow_provider_brain.exceptions import (
     BrainUploadNotRewindable,
 )
 from airflow_provider_brain.hooks import idempotency, poller
-from airflow_provider_brain.hooks.idempotency import IDEMPOTENCY_METADATA_KEY, MAX_LOOKUP_ASSETS
+from airflow_provider_brain.hooks.idempotency import (
+    IDEMPOTENCY_METADATA_KEY,
+    MAX_LOOKUP_ASSETS,
+    new_idempotency_key,
+    upload_never_accepted,
+)
 from airflow_provider_brain.hooks.transport import (
     DEFAULT_BASE_URL,
     Call,
@@ -43,6 +51,7 @@ from airflow_provider_brain.hooks.uploads import AudioSource, body_opener
 from airflow_provider_brain.models import Asset
 
 __all__ = [
+    "shared_poller",
     "DEFAULT_BASE_URL",
     "IDEMPOTENCY_METADATA_KEY",
     "AudioSource",
@@ -114,22 +123,41 @@ class BrainHook(BaseHook):
     def transport(self) -> Transport:
         """The HTTP clients and retry policy over this hook's connection (sync connection lookup)."""
         if self._transport is None:
-            conn = self.get_connection(self.brain_conn_id)
-            self._transport = self._new_transport(settings_from_connection(conn, conn.extra_dejson))
+            self._transport = self._new_transport(self._read_settings())
         return self._transport
 
     async def aget_transport(self) -> Transport:
         """``transport``, with Airflow's async connection lookup (never blocks a triggerer's event loop)."""
         if self._transport is None:
-            conn = await self.aget_connection(self.brain_conn_id)
-            extras = await conn.aextra_dejson() if hasattr(conn, "aextra_dejson") else conn.extra_dejson
-            self._transport = self._new_transport(settings_from_connection(conn, extras))
+            self._transport = self._new_transport(await self._aread_settings())
         return self._transport
 
-    def _new_transport(self, settings: ClientSettings) -> Transport:
+    def _read_settings(self) -> ClientSettings:
+        """The connection's settings, looked up now (a rotated password is seen the next time this runs)."""
+        conn = self.get_connection(self.brain_conn_id)
+        return self._with_overrides(settings_from_connection(conn, conn.extra_dejson))
+
+    async def _aread_settings(self) -> ClientSettings:
+        """``_read_settings`` with Airflow's async connection lookup."""
+        conn = await self.aget_connection(self.brain_conn_id)
+        extras = await conn.aextra_dejson() if hasattr(conn, "aextra_dejson") else conn.extra_dejson
+        return self._with_overrides(settings_from_connection(conn, extras))
+
+    def _with_overrides(self, settings: ClientSettings) -> ClientSettings:
         if self._max_retries_override is not None:
             settings = dataclasses.replace(settings, max_retries=self._max_retries_override)
-        return Transport(settings, retry_backoff=self.retry_backoff, retry_backoff_max=self.retry_backoff_max)
+        return settings
+
+    def _new_transport(self, settings: ClientSettings) -> Transport:
+        # On a 401/403 the transport reads the connection again: a password rotated while a wait goes on is
+        # picked up without restarting the worker or the triggerer.
+        return Transport(
+            settings,
+            retry_backoff=self.retry_backoff,
+            retry_backoff_max=self.retry_backoff_max,
+            reload=self._read_settings,
+            areload=self._aread_settings,
+        )
 
     def get_conn(self) -> requests.Session:
         """The ``requests.Session`` shared by this hook's calls, with auth, proxies and User-Agent set."""
@@ -163,6 +191,7 @@ class BrainHook(BaseHook):
         async_: bool = False,
         metadata: Mapping[str, Any] | None = None,
         content_type: str = "application/octet-stream",
+        idempotency_key: str | None = None,
     ) -> Asset:
         """Upload media to ``POST /speech:recognize``, streamed: the file is never read whole into memory.
 
@@ -174,27 +203,46 @@ class BrainHook(BaseHook):
         :param metadata: stored with the asset (sent with ``PUT /assets/{id}`` right after the upload,
             since the raw-upload form of the API carries no metadata).
         :param content_type: ``application/octet-stream`` or an ``audio/*`` type.
+        :param idempotency_key: names this upload (no secrets). It is sent as the ``Idempotency-Key`` header
+            (one is made up when none is given), so a server that honours it answers a resend after a lost
+            answer with the first asset; it is also stored in the asset's metadata with ``metadata``. Against
+            a server that does not (the connection's ``server_idempotency`` extra set to false), an upload
+            whose answer was lost is not sent again: ``BrainAnswerLost`` says so.
         """
-        call = Call("POST", "/speech:recognize", params={"async": "true" if async_ else "false"})
+        key = idempotency_key or new_idempotency_key()
+        call = Call("POST", "/speech:recognize", params={"async": "true" if async_ else "false"}, idempotency_key=key)
         headers = {"Content-Type": content_type}
         opener, rewindable = body_opener(source)
+        transport = self.transport
 
         def attempt() -> Any:
             with opener() as body:
-                return self._send(call, body=body, headers=headers)
+                return transport.send(call, body=body, headers=headers)
 
         # A stream that was read once cannot be sent again: no retry, and a clear error instead.
-        retrying = tenacity.Retrying(**self.transport.policy(call, retry=rewindable))
+        policy = transport.policy(call, retry=rewindable, idempotent=transport.settings.server_idempotency)
+        if rewindable and not transport.settings.server_idempotency:
+            policy["retry"] = tenacity.retry_if_exception(upload_never_accepted)
         try:
-            data = retrying(attempt)
+            data = tenacity.Retrying(**policy)(transport.with_fresh_credentials, attempt)
         except BrainAPIError as err:
-            if rewindable or not is_retryable(err, idempotent=False):
+            if not is_retryable(err, idempotent=False) or (rewindable and upload_never_accepted(err)):
                 raise
-            raise BrainUploadNotRewindable(
-                f"Upload to Brain failed ({err}) and its source is a stream that cannot be read again; "
-                "pass a file path or a seekable file object to let the provider retry the upload"
-            ) from err
+            if not rewindable:
+                raise BrainUploadNotRewindable(
+                    f"Upload to Brain failed ({err}) and its source is a stream that cannot be read again; "
+                    "pass a file path or a seekable file object to let the provider retry the upload"
+                ) from err
+            if not transport.settings.server_idempotency:
+                raise BrainAnswerLost(
+                    f"Upload to Brain may have been accepted, but its answer was lost ({err}); it is not sent "
+                    f"again because the connection says the server ignores Idempotency-Key (key {key!r}): "
+                    "look for the asset before submitting this audio again"
+                ) from err
+            raise
         asset = Asset.from_json(data)
+        if idempotency_key:
+            metadata = {**(metadata or {}), IDEMPOTENCY_METADATA_KEY: idempotency_key}
         if metadata:
             try:
                 stored = self.update_asset(asset.asset_id, metadata=metadata)
@@ -221,8 +269,11 @@ class BrainHook(BaseHook):
         The URL may be a presigned S3 URL: it is sent in the request body and never logged.
 
         A retried submission may create a second asset when Brain accepted the first attempt but its
-        answer was lost (a 5xx from a proxy, a reset, a timeout). With ``idempotency_key``, the key is
-        stored in the asset's metadata and, before sending again, the hook looks for an asset carrying it
+        answer was lost (a 5xx from a proxy, a reset, a timeout). Every submission carries an
+        ``Idempotency-Key`` header (``idempotency_key``, or one made up for this call), so a server that
+        honours it answers a resend with the first asset. For a server that does not, with
+        ``idempotency_key`` the key is also stored in the asset's metadata and, before sending again, the
+        hook looks for an asset carrying it
         among the newest ones (``find_asset_by_idempotency_key``): if Brain created the asset before the
         answer was lost, that asset is returned and the request is not sent again. (A request Brain was
         still working on when the lookup ran, such as a synchronous submission still downloading its
@@ -306,13 +357,17 @@ class BrainHook(BaseHook):
 
     # ------------------------------------------------------------------ API: assets
 
-    def get_asset(self, asset_id: str, *, times: bool = False) -> Asset:
-        """Fetch one asset; ``times=True`` adds word-level timings (``Asset.words``)."""
-        return Asset.from_json(self._request(poller.get_asset_call(asset_id, times)))
+    def get_asset(self, asset_id: str, *, times: bool = False, deadline: float | None = None) -> Asset:
+        """Fetch one asset; ``times=True`` adds word-level timings (``Asset.words``).
 
-    async def aget_asset(self, asset_id: str, *, times: bool = False) -> Asset:
+        :param deadline: a wall-clock time (``time.time()``) past which no retry starts and no attempt waits.
+        """
+        return Asset.from_json(self.transport.request(poller.get_asset_call(asset_id, times), deadline=deadline))
+
+    async def aget_asset(self, asset_id: str, *, times: bool = False, deadline: float | None = None) -> Asset:
         """Async ``get_asset`` for triggers: httpx, async connection lookup, same parsing and retries."""
-        return Asset.from_json(await self._arequest(poller.get_asset_call(asset_id, times)))
+        transport = await self.aget_transport()
+        return Asset.from_json(await transport.arequest(poller.get_asset_call(asset_id, times), deadline=deadline))
 
     def list_assets(self, *, include_unfinished: bool = False, page_size: int = 100) -> Iterator[Asset]:
         """Yield the user's assets, newest first, fetching further pages only as they are consumed.
@@ -328,7 +383,7 @@ class BrainHook(BaseHook):
             if include_unfinished:
                 params["done"] = "false"
             results, next_offset = poller.page_results(
-                self._request(Call("GET", "/assets", params=params), retry=retry)
+                self._request(Call("GET", "/assets", params=params), retry=retry), offset
             )
             for item in results:
                 yield Asset.from_json(item)
@@ -419,7 +474,8 @@ def _url_call(
         payload["metadata"] = dict(metadata or {})
     if idempotency_key:
         payload["metadata"][IDEMPOTENCY_METADATA_KEY] = idempotency_key
-    return Call("POST", "/speech:recognize", json=payload)
+    # Without a key of the caller's, one made up for this call still lets the server dedupe its retries.
+    return Call("POST", "/speech:recognize", json=payload, idempotency_key=idempotency_key or new_idempotency_key())
 
 
 def _submitted(asset: Asset, call: Call) -> Asset:
@@ -429,3 +485,21 @@ def _submitted(asset: Asset, call: Call) -> Asset:
         asset = dataclasses.replace(asset, metadata=dict(stored))
     log.info("Submitted a URL to Brain: asset %s (%s)", asset.asset_id, asset.status.value)
     return asset
+
+
+_pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, poller.AssetPoller[BrainHook]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def shared_poller(brain_conn_id: str) -> poller.AssetPoller[BrainHook]:
+    """The poller every wait on ``brain_conn_id`` in the running event loop shares (made on first use).
+
+    Its HTTP client stays open for the life of the loop, so a triggerer keeps one connection pool to Brain
+    however many triggers come and go; refused credentials make it read the connection again.
+    """
+    per_loop = _pollers.setdefault(asyncio.get_running_loop(), {})
+    shared = per_loop.get(brain_conn_id)
+    if shared is None:
+        shared = per_loop[brain_conn_id] = poller.AssetPoller(BrainHook(brain_conn_id=brain_conn_id))
+    return shared

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import tenacity
 
+from airflow_provider_brain.exceptions import BrainAPIError, BrainConnectionError
 from airflow_provider_brain.hooks.poller import get_asset_call, list_page_call, page_results
 from airflow_provider_brain.models import Asset, parse_api_time
 
@@ -42,6 +44,26 @@ def task_key(dag_id: str, run_id: str, task_id: str, map_index: int | None, sour
     confused with its earlier self). No secrets: the source is already stripped of query strings."""
     digest = hashlib.sha256(source.encode()).hexdigest()[:12]
     return f"{dag_id}/{run_id}/{task_id}/{map_index}/{digest}"
+
+
+def new_idempotency_key() -> str:
+    """A key for a submission that was given none: still sent, so a server that honours ``Idempotency-Key``
+    answers the retries of this one call with the first asset."""
+    return f"airflow-provider-brain/{uuid.uuid4().hex}"
+
+
+def upload_never_accepted(exc: BaseException) -> bool:
+    """Whether a failed submission certainly created nothing: refused (429) or never sent (no connection)."""
+    if isinstance(exc, BrainConnectionError):
+        return not exc.maybe_sent
+    return isinstance(exc, BrainAPIError) and exc.status == 429
+
+
+def run_started_at(dag_run: object) -> datetime | None:
+    """When a DAG run started (or was queued, if it has not started): how far back a retry looks for the
+    assets its earlier tries submitted. ``None`` if the run says neither."""
+    started = getattr(dag_run, "start_date", None) or getattr(dag_run, "queued_at", None)
+    return started if isinstance(started, datetime) else None
 
 
 def idempotency_key_of(asset: Asset) -> str | None:
@@ -117,7 +139,7 @@ def find_keys(
     """Run ``scan`` over the listing (every status, newest first), one page at a time, as far as it needs."""
     offset: int | None = 0
     while offset is not None:
-        results, offset = page_results(transport.request(list_page_call(offset, page_size), retry=retry))
+        results, offset = page_results(transport.request(list_page_call(offset, page_size), retry=retry), offset)
         if not all(scan.feed(Asset.from_json(item)) for item in results):
             break
     return scan.found
@@ -129,7 +151,8 @@ async def afind_keys(
     """Async ``find_keys`` (for triggers)."""
     offset: int | None = 0
     while offset is not None:
-        results, offset = page_results(await transport.arequest(list_page_call(offset, page_size), retry=retry))
+        page = await transport.arequest(list_page_call(offset, page_size), retry=retry)
+        results, offset = page_results(page, offset)
         if not all(scan.feed(Asset.from_json(item)) for item in results):
             break
     return scan.found
@@ -158,7 +181,8 @@ def submit_once(transport: Transport, call: Call, key: str, *, retry_read_timeou
                 return Asset.from_json(transport.send(get_asset_call(earlier.asset_id)))
         return Asset.from_json(transport.send(call))
 
-    return tenacity.Retrying(**transport.policy(call, idempotent=retry_read_timeouts))(attempt)
+    retrying = tenacity.Retrying(**transport.policy(call, idempotent=retry_read_timeouts))
+    return retrying(transport.with_fresh_credentials, attempt)
 
 
 async def asubmit_once(transport: Transport, call: Call, key: str) -> Asset:
@@ -176,4 +200,5 @@ async def asubmit_once(transport: Transport, call: Call, key: str) -> Asset:
                 return Asset.from_json(await transport.asend(get_asset_call(earlier.asset_id)))
         return Asset.from_json(await transport.asend(call))
 
-    return await tenacity.AsyncRetrying(**transport.policy(call, idempotent=True))(attempt)
+    retrying = tenacity.AsyncRetrying(**transport.policy(call, idempotent=True))
+    return await retrying(transport.awith_fresh_credentials, attempt)

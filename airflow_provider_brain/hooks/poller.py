@@ -17,11 +17,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from airflow_provider_brain.exceptions import (
     BrainAPIError,
@@ -31,11 +30,10 @@ from airflow_provider_brain.exceptions import (
     BrainNotFound,
     BrainTimeout,
 )
-from airflow_provider_brain.hooks.transport import Call, asset_path, is_retryable
+from airflow_provider_brain.hooks.calls import Call, asset_path
+from airflow_provider_brain.hooks.retry import is_retryable
+from airflow_provider_brain.hooks.transport import Transport
 from airflow_provider_brain.models import Asset, AssetStatus, parse_api_time
-
-if TYPE_CHECKING:
-    from airflow_provider_brain.hooks.brain import BrainHook
 
 #: The API's largest page: one request tells the status of this many assets.
 LIST_PAGE_SIZE = 1000
@@ -47,6 +45,11 @@ DIRECT_FETCH_MAX = 1
 FETCH_CONCURRENCY = 8
 #: Listing times are whole seconds on some servers and clocks differ: scan this far past the oldest watch.
 CREATED_SLACK = timedelta(seconds=60)
+#: How long a wait goes on while Brain refuses the credentials and the connection still holds the refused ones:
+#: a password rotation changes the server and the Airflow connection one after the other, not at once.
+AUTH_GRACE_SECONDS = 120.0
+#: The longest the last check at a wait's deadline may take before the wait reports a timeout.
+LAST_CHECK_SECONDS = 10.0
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +64,28 @@ def list_page_call(offset: int, page_size: int = LIST_PAGE_SIZE) -> Call:
     return Call("GET", "/assets", params={"done": "false", "limit": str(page_size), "offset": str(offset)})
 
 
-def page_results(page: Any) -> tuple[list[Any], int | None]:
-    """A listing page's items and its ``next_offset`` (``None`` on the last page)."""
+def page_results(page: Any, offset: int | None = None) -> tuple[list[Any], int | None]:
+    """A listing page's items and its ``next_offset`` (``None`` on the last page).
+
+    :param offset: the offset this page was asked for: a ``next_offset`` that does not move past it would
+        have the caller read the same page for ever, so it is an error.
+    """
     results = page.get("results") if isinstance(page, Mapping) else None
     if not isinstance(results, list):
         raise BrainAPIError("Brain GET /assets answered without a 'results' list")
-    next_offset = page.get("next_offset")
-    return results, (int(next_offset) if next_offset is not None and results else None)
+    raw = page.get("next_offset")
+    if raw is None or not results:
+        return results, None
+    try:
+        next_offset = int(raw)
+    except (TypeError, ValueError):
+        raise BrainAPIError(f"Brain GET /assets answered a next_offset that is not a number: {raw!r:.40}") from None
+    if offset is not None and next_offset <= offset:
+        raise BrainAPIError(
+            f"Brain GET /assets?offset={offset} answered next_offset={next_offset}, which does not move past it: "
+            "the listing would repeat for ever; is a proxy or the server rewriting the paging?"
+        )
+    return results, next_offset
 
 
 @dataclass
@@ -86,6 +104,8 @@ class ListingScan:
     page_size: int = LIST_PAGE_SIZE
     max_pages: int = MAX_LIST_PAGES
     seen: dict[str, Asset] = field(default_factory=dict)
+    #: Watched items the listing showed in a form we cannot read (an unknown status...): only their waits fail.
+    broken: dict[str, BrainError] = field(default_factory=dict)
     pages: int = 0
     _next_offset: int | None = 0
     _page_oldest: datetime | None = None
@@ -98,15 +118,19 @@ class ListingScan:
         return list_page_call(self._next_offset, self.page_size)
 
     def feed(self, page: Any) -> None:
-        results, next_offset = page_results(page)
+        results, next_offset = page_results(page, self._next_offset)
         self.pages += 1
         self._next_offset = next_offset
         self._page_oldest = None
         # Only watched items are parsed: a page holds up to 1,000 others, read every interval.
         for item in results:
             asset_id = item.get("asset_id") if isinstance(item, Mapping) else None
-            if asset_id in self.watched and asset_id not in self.seen:
-                asset = Asset.from_json(item)
+            if asset_id in self.watched and asset_id not in self.seen and asset_id not in self.broken:
+                try:
+                    asset = Asset.from_json(item)
+                except (BrainError, ValueError, TypeError) as err:
+                    self.broken[asset_id] = unreadable(asset_id, err)
+                    continue
                 self.seen[asset.asset_id] = asset
                 if (created := parse_api_time(asset.created)) is not None:
                     self.created[asset.asset_id] = created
@@ -115,7 +139,7 @@ class ListingScan:
 
     @property
     def missing(self) -> set[str]:
-        return self.watched - self.seen.keys()
+        return self.watched - self.seen.keys() - self.broken.keys()
 
     def outcome(self) -> tuple[dict[str, Asset], set[str]]:
         """After the scan: the watched assets it settled (done, or failed with their reason), and the ids to
@@ -134,9 +158,56 @@ class ListingScan:
         return pending > self.pages
 
 
+def unreadable(asset_id: str, err: BaseException) -> BrainAPIError:
+    """The error a wait ends with when Brain's answer about its asset cannot be read."""
+    return BrainAPIError(f"Brain's answer about asset {asset_id} could not be read: {err}")
+
+
 def needs_direct_fetch(asset: Asset) -> bool:
     """A listed asset that the summary cannot settle: failed (the listing omits the reason)."""
     return asset.is_failed and not asset.error
+
+
+class AsyncBrain(Protocol):
+    """What the async poller needs of a hook: its transport, read with the async connection lookup."""
+
+    brain_conn_id: str
+
+    async def aget_transport(self) -> Transport: ...
+
+    async def aclose(self) -> None: ...
+
+
+class SyncBrain(Protocol):
+    """What the sync waits need of a hook: its transport (sync connection lookup)."""
+
+    @property
+    def transport(self) -> Transport: ...
+
+
+HookT = TypeVar("HookT", bound=AsyncBrain)
+
+
+class AuthGrace:
+    """Whether a wait still goes on after Brain refused credentials that worked before: for
+    ``AUTH_GRACE_SECONDS`` after the first refusal in a row, so a rotation whose two halves (server,
+    connection) land apart does not end it. Credentials refused from the start fail at once."""
+
+    def __init__(self) -> None:
+        self._worked = False
+        self._since: float | None = None
+
+    def tolerates(self, err: BaseException) -> bool:
+        if not isinstance(err, BrainAuthError) or not self._worked:
+            return False
+        now = time.monotonic()
+        self._since = self._since if self._since is not None else now
+        return now - self._since < AUTH_GRACE_SECONDS
+
+    def reset(self) -> None:
+        """A request went through: the credentials work."""
+        self._worked = True
+        self._since = None
 
 
 class _Waiter:
@@ -147,20 +218,23 @@ class _Waiter:
         self.poll_interval = poll_interval
 
 
-class AssetPoller:
+class AssetPoller(Generic[HookT]):
     """One polling loop for every wait on one Brain connection in one event loop.
 
     ``await poller.wait(asset_id, poll_interval)`` returns the asset once it is done or failed (the
     listing's summary; fetch it for the transcript). The loop runs while someone waits, once per the
     shortest interval asked for, and ends with the last wait. An outage (connection errors, 429, 5xx past
     the hook's retries) is logged and waited out; an error no retry can fix (401, a bad answer) ends every
-    wait with that error. A cancelled wait (a trigger stopped) simply stops being watched.
+    wait with that error, and an item the listing shows in a form we cannot read ends only its own waits.
+    Refused credentials are read again from the connection (``Transport``); while the connection still holds
+    the refused ones, the waits go on for ``AUTH_GRACE_SECONDS``. A cancelled wait simply stops being watched.
 
     :param hook: the hook whose async client and connection every poll uses.
     """
 
-    def __init__(self, hook: BrainHook) -> None:
+    def __init__(self, hook: HookT) -> None:
         self.hook = hook
+        self._auth = AuthGrace()
         self._waiters: dict[str, list[_Waiter]] = {}
         self._created: dict[str, datetime] = {}
         self._task: asyncio.Task[None] | None = None
@@ -195,7 +269,15 @@ class AssetPoller:
             return await asyncio.wait_for(self.wait(asset_id, poll_interval), max(0.0, end_time - time.time()))
         except TimeoutError:
             pass
-        asset = await self.hook.aget_asset(asset_id)
+        check = get_asset_call(asset_id)
+        try:
+            transport = await self.hook.aget_transport()
+            data = await transport.arequest(check, deadline=time.time() + min(poll_interval, LAST_CHECK_SECONDS))
+        except BrainError as err:
+            if not is_retryable(err):
+                raise
+            return None  # Brain is out at the deadline: the wait timed out, not failed.
+        asset = Asset.from_json(data)
         return None if asset.is_processing else asset
 
     def _forget(self, asset_id: str, waiter: _Waiter) -> None:
@@ -213,8 +295,9 @@ class AssetPoller:
                 started = loop.time()
                 try:
                     await self._cycle()
+                    self._auth.reset()
                 except BrainError as err:
-                    if is_retryable(err):
+                    if is_retryable(err) or self._auth.tolerates(err):
                         log.warning("Checking %d Brain assets failed (%s); still waiting", len(self._waiters), err)
                     else:
                         await self._fail_all(err)
@@ -239,35 +322,45 @@ class AssetPoller:
         watched = set(self._waiters)
         settled: dict[str, Asset] = {}
         to_fetch: set[str] = watched
+        transport = await self.hook.aget_transport()
         if len(watched) > DIRECT_FETCH_MAX:
             scan = ListingScan(watched, self._created)
             while (call := scan.next_call()) is not None:
-                scan.feed(await self.hook._arequest(call))
+                scan.feed(await transport.arequest(call))
             settled, to_fetch = scan.outcome()
-        settled.update(await self._fetch_each(to_fetch))
+            settled.update({i: failed_asset(i, str(err)) for i, err in scan.broken.items()})
+        settled.update(await self._fetch_each(transport, to_fetch))
         for asset_id, asset in settled.items():
             for waiter in self._waiters.get(asset_id, ()):
                 if not waiter.future.done():
                     waiter.future.set_result(asset)
 
-    async def _fetch_each(self, asset_ids: set[str]) -> dict[str, Asset]:
-        """Fetch assets by id, a few at a time; an id that errors out (e.g. 404) ends only its own waits."""
+    def _fail(self, asset_id: str, err: BaseException) -> None:
+        for waiter in self._waiters.get(asset_id, ()):
+            if not waiter.future.done():
+                waiter.future.set_exception(err)
+
+    async def _fetch_each(self, transport: Transport, asset_ids: set[str]) -> dict[str, Asset]:
+        """Fetch assets by id, a few at a time; an id that errors out (e.g. 404) ends only its own waits. An
+        outage, or refused credentials, is raised: it concerns every wait, not this id."""
         semaphore = asyncio.Semaphore(FETCH_CONCURRENCY)
         settled: dict[str, Asset] = {}
 
         async def fetch(asset_id: str) -> None:
             async with semaphore:
                 try:
-                    asset = Asset.from_json(await self.hook._arequest(get_asset_call(asset_id)))
+                    data = await transport.arequest(get_asset_call(asset_id))
                 except BrainNotFound:
-                    asset = deleted_asset(asset_id)
-                except Exception as err:
-                    if isinstance(err, BrainError) and is_retryable(err):
+                    data = None
+                except BrainError as err:
+                    if is_retryable(err) or isinstance(err, BrainAuthError):
                         raise
-                    for waiter in self._waiters.get(asset_id, ()):
-                        if not waiter.future.done():
-                            waiter.future.set_exception(err)
+                    self._fail(asset_id, err)
                     return
+                try:
+                    asset = deleted_asset(asset_id) if data is None else Asset.from_json(data)
+                except (BrainError, ValueError, TypeError) as err:
+                    asset = failed_asset(asset_id, str(unreadable(asset_id, err)))
             if (created := parse_api_time(asset.created)) is not None and asset_id in self._waiters:
                 self._created[asset_id] = created
             if not asset.is_processing:
@@ -275,85 +368,83 @@ class AssetPoller:
 
         results = await asyncio.gather(*(fetch(i) for i in asset_ids), return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
+        if auth := next((e for e in errors if isinstance(e, BrainAuthError)), None):
+            raise auth  # Refused credentials concern every wait: decided in ``_run``.
         if errors:  # Only retryable ones reach here: an outage, waited out.
             log.warning("Checking %d Brain asset(s) failed (%s); still waiting", len(errors), errors[0])
         return settled
 
     async def _fail_all(self, err: BaseException) -> None:
-        """End every wait with ``err``; after refused credentials, read the connection afresh next time."""
-        for waiters in self._waiters.values():
-            for waiter in waiters:
-                if not waiter.future.done():
-                    waiter.future.set_exception(err)
-        if isinstance(err, BrainAuthError):
-            await self.hook.aclose()
-            self.hook = type(self.hook)(brain_conn_id=self.hook.brain_conn_id)
-
-
-_pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AssetPoller]] = weakref.WeakKeyDictionary()
-
-
-def shared_poller(brain_conn_id: str) -> AssetPoller:
-    """The poller every wait on ``brain_conn_id`` in the running event loop shares (made on first use).
-
-    Its HTTP client stays open for the life of the loop, so a triggerer keeps one connection pool to Brain
-    however many triggers come and go.
-    """
-    from airflow_provider_brain.hooks.brain import BrainHook
-
-    per_loop = _pollers.setdefault(asyncio.get_running_loop(), {})
-    poller = per_loop.get(brain_conn_id)
-    if poller is None:
-        poller = per_loop[brain_conn_id] = AssetPoller(BrainHook(brain_conn_id=brain_conn_id))
-    return poller
+        """End every wait with ``err`` (the transport reads the connection afresh on the next refusal)."""
+        self._auth = AuthGrace()
+        for asset_id in list(self._waiters):
+            self._fail(asset_id, err)
 
 
 def wait_for_assets(
-    hook: BrainHook, asset_ids: list[str], *, poll_interval: float, timeout: float | None
+    hook: SyncBrain, asset_ids: list[str], *, poll_interval: float, timeout: float | None
 ) -> dict[str, Asset]:
     """Wait in this thread until every asset is done or failed, or ``timeout`` passes (``BrainHook.wait_for_assets``).
 
-    Each interval costs one listing scan plus a fetch per id the listing missed and per failed asset.
-    Returns the settled assets (summaries, failed ones with their reason); an id missing from the result
-    was still processing at the deadline. An asset deleted meanwhile comes back failed, with that reason.
+    Each interval costs one listing scan plus a fetch per id the listing missed and per failed asset; no
+    request, retries included, runs past the deadline. Returns the settled assets (summaries, failed ones with
+    their reason); an id missing from the result was still processing at the deadline. An asset deleted
+    meanwhile, or one Brain answers in a form we cannot read, comes back failed, with that reason.
     """
     pending = set(asset_ids)
     settled: dict[str, Asset] = {}
     created: dict[str, datetime] = {}
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = None if timeout is None else time.time() + timeout
+    auth = AuthGrace()
     while pending:
         try:
-            settled.update(_settle_sync(hook, pending, created))
+            settled.update(_settle_sync(hook.transport, pending, created, deadline))
+            auth.reset()
         except BrainError as err:
-            if not is_retryable(err):
+            if not (is_retryable(err) or auth.tolerates(err)):
                 raise
             log.warning("Checking %d Brain assets failed (%s); still waiting", len(pending), err)
         pending -= settled.keys()
-        if not pending or (deadline is not None and time.monotonic() >= deadline):
+        if not pending or not _sleep_until_next_poll(poll_interval, deadline):
             break
-        remaining = poll_interval if deadline is None else max(0.0, deadline - time.monotonic())
-        time.sleep(min(poll_interval, remaining))
     return settled
 
 
-def _settle_sync(hook: BrainHook, watched: set[str], created: dict[str, datetime]) -> dict[str, Asset]:
+def _sleep_until_next_poll(poll_interval: float, deadline: float | None) -> bool:
+    """Sleep one interval, or until the wall-clock ``deadline``; ``False`` (at once) if it has passed."""
+    remaining = poll_interval if deadline is None else deadline - time.time()
+    if remaining <= 0:
+        return False
+    time.sleep(min(poll_interval, remaining))
+    return True
+
+
+def _settle_sync(
+    transport: Transport, watched: set[str], created: dict[str, datetime], deadline: float | None
+) -> dict[str, Asset]:
     settled: dict[str, Asset] = {}
     to_fetch = set(watched)
     if len(watched) > DIRECT_FETCH_MAX:
         scan = ListingScan(watched, created)
         while (call := scan.next_call()) is not None:
-            scan.feed(hook._request(call))
+            scan.feed(transport.request(call, deadline=deadline))
         settled, to_fetch = scan.outcome()
+        settled.update({i: failed_asset(i, str(err)) for i, err in scan.broken.items()})
     for asset_id in sorted(to_fetch):
         try:
-            asset = Asset.from_json(hook._request(get_asset_call(asset_id)))
+            data = transport.request(get_asset_call(asset_id), deadline=deadline)
         except BrainNotFound:
-            asset = deleted_asset(asset_id)
+            data = None
         except BrainError as err:
             if not is_retryable(err):
                 raise
             log.warning("Checking Brain asset %s failed (%s); still waiting", asset_id, err)
             continue  # An outage of this one fetch: what the listing settled still counts.
+        try:
+            asset = deleted_asset(asset_id) if data is None else Asset.from_json(data)
+        except (BrainError, ValueError, TypeError) as err:
+            settled[asset_id] = failed_asset(asset_id, str(unreadable(asset_id, err)))
+            continue
         if (when := parse_api_time(asset.created)) is not None:
             created[asset_id] = when
         if not asset.is_processing:
@@ -361,25 +452,34 @@ def _settle_sync(hook: BrainHook, watched: set[str], created: dict[str, datetime
     return settled
 
 
+def failed_asset(asset_id: str, error: str) -> Asset:
+    """What a wait reports for an asset it cannot wait for any more, with why."""
+    return Asset(asset_id=asset_id, status=AssetStatus.FAILED, error=error)
+
+
 def deleted_asset(asset_id: str) -> Asset:
     """What a wait reports for an asset that vanished (deleted on Brain while it was awaited)."""
-    return Asset(asset_id=asset_id, status=AssetStatus.FAILED, error="the asset no longer exists on Brain (deleted?)")
+    return failed_asset(asset_id, "the asset no longer exists on Brain (deleted?)")
 
 
 def wait_for_asset(
-    hook: BrainHook, asset_id: str, *, poll_interval: float, timeout: float | None, times: bool
+    hook: SyncBrain, asset_id: str, *, poll_interval: float, timeout: float | None, times: bool
 ) -> Asset:
-    """Poll one asset by id until it is done (``BrainHook.wait_for_asset``); an outage is waited out.
+    """Poll one asset by id until it is done (``BrainHook.wait_for_asset``); an outage is waited out, but no
+    request, retries included, runs past the deadline.
 
     :raises BrainAssetFailed: the asset failed; the message carries the server's reason.
     :raises BrainTimeout: still processing after ``timeout`` seconds.
     """
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = None if timeout is None else time.time() + timeout
+    auth = AuthGrace()
+    call = get_asset_call(asset_id, times)
     while True:
         try:
-            asset: Asset | None = hook.get_asset(asset_id, times=times)
+            asset: Asset | None = Asset.from_json(hook.transport.request(call, deadline=deadline))
+            auth.reset()
         except BrainError as err:
-            if not is_retryable(err):
+            if not (is_retryable(err) or auth.tolerates(err)):
                 raise
             log.warning("Checking Brain asset %s failed (%s); still waiting", asset_id, err)
             asset = None
@@ -387,7 +487,5 @@ def wait_for_asset(
             return asset
         if asset is not None and asset.is_failed:
             raise BrainAssetFailed(asset_id, asset.error or "")
-        if deadline is not None and time.monotonic() >= deadline:
+        if not _sleep_until_next_poll(poll_interval, deadline):
             raise BrainTimeout(asset_id, timeout or 0.0)
-        remaining = poll_interval if deadline is None else max(0.0, deadline - time.monotonic())
-        time.sleep(min(poll_interval, remaining))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -14,12 +13,13 @@ from airflow_provider_brain.config import default_poll_interval
 from airflow_provider_brain.exceptions import (
     BrainAssetFailed,
     BrainDeadlinePassed,
+    BrainError,
     BrainNotFound,
     BrainTimeout,
 )
 from airflow_provider_brain.hooks.brain import IDEMPOTENCY_METADATA_KEY, BrainHook
 from airflow_provider_brain.hooks.cancel import delete_quietly
-from airflow_provider_brain.hooks.idempotency import task_key
+from airflow_provider_brain.hooks.idempotency import run_started_at, task_key
 from airflow_provider_brain.links import ASSET_URL_XCOM_KEY, BrainAssetLink
 from airflow_provider_brain.models import Asset, AssetStatus, parse_api_time
 from airflow_provider_brain.operators import trigger_start
@@ -42,6 +42,11 @@ __all__ = ["IDEMPOTENCY_KEY", "S3_TRANSFERS", "BrainTranscribeOperator", "idempo
 
 #: Metadata key under which every submission records which task instance made it.
 IDEMPOTENCY_KEY = IDEMPOTENCY_METADATA_KEY
+
+
+#: How long a task whose deadline passed spends reading its asset (only to say how long it waited) before it
+#: cancels the asset and fails.
+GIVE_UP_FETCH_SECONDS = 15.0
 
 
 def idempotency_key(context: Context, source: str) -> str:
@@ -244,9 +249,7 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         ti = context["ti"]
         if getattr(ti, "try_number", 1) <= 1:
             return None
-        dag_run = context.get("dag_run")
-        started: datetime | None = getattr(dag_run, "start_date", None) or getattr(dag_run, "queued_at", None)
-        asset = self.hook.find_asset_by_idempotency_key(key, created_after=started)
+        asset = self.hook.find_asset_by_idempotency_key(key, created_after=run_started_at(context.get("dag_run")))
         return asset.asset_id if asset else None
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
@@ -375,8 +378,13 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
         """Fail on a deadline, naming the asset and how long it has been processing; with ``cancel_on_kill``
         delete it first, so Brain stops working on audio nobody waits for."""
         try:
-            created = parse_api_time(self.hook.get_asset(asset_id).created)
-        except BrainNotFound:
+            created = parse_api_time(
+                self.hook.get_asset(asset_id, deadline=time.time() + GIVE_UP_FETCH_SECONDS).created
+            )
+        except BrainError as err:
+            # Only the message's "waited" needs the asset: an outage here must neither skip the cancel nor
+            # turn the deadline, which is never retried, into a retryable error.
+            self.log.warning("Could not read Brain asset %s to say how long it waited: %s", asset_id, err)
             created = None
         waited = time.time() - created.timestamp() if created else self.timeout
         self._cancel(asset_id, "its deadline passed")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -23,6 +22,7 @@ from airflow_provider_brain.exceptions import (
 )
 from airflow_provider_brain.hooks.brain import IDEMPOTENCY_METADATA_KEY, BrainHook
 from airflow_provider_brain.hooks.cancel import delete_quietly
+from airflow_provider_brain.hooks.idempotency import run_started_at
 from airflow_provider_brain.models import Asset
 from airflow_provider_brain.operators.transcribe import idempotency_key
 from airflow_provider_brain.triggers.batch import BrainBatchTrigger
@@ -280,8 +280,7 @@ class BrainTranscribeBatchOperator(BaseOperator):
         the run's start, however many other assets (other batches of the run) were created since."""
         if getattr(context["ti"], "try_number", 1) <= 1:
             return {}
-        dag_run = context.get("dag_run")
-        started: datetime | None = getattr(dag_run, "start_date", None) or getattr(dag_run, "queued_at", None)
+        started = run_started_at(context.get("dag_run"))
         return self.hook.find_assets_by_idempotency_keys(keys.values(), created_after=started)
 
     # ------------------------------------------------------------------ wait and finish

@@ -60,13 +60,13 @@ def submit_audio(
                 response = s3.get_key(s3_key, bucket).get()
                 return SizedStream(response["Body"], response["ContentLength"])
 
-            return hook.submit_file(open_object, async_=True, metadata=metadata)
+            return hook.submit_file(open_object, async_=True, metadata=metadata, idempotency_key=key)
         url = presigned_get_url(s3, bucket, s3_key, expires_in=presigned_url_expires, hint="try s3_transfer='stream'")
         return hook.submit_url(url, async_=True, metadata=metadata, idempotency_key=key)
     if location.audio_url:
         mask_url_secrets(location.audio_url)
         return hook.submit_url(location.audio_url, async_=True, metadata=metadata, idempotency_key=key)
-    return hook.submit_file(str(location.local_path), async_=True, metadata=metadata)
+    return hook.submit_file(str(location.local_path), async_=True, metadata=metadata, idempotency_key=key)
 
 
 def reusable_asset(

@@ -9,17 +9,23 @@ return value. It ends the task itself with ``TaskSuccessEvent`` or ``TaskFailedE
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TaskFailedEvent, TaskSuccessEvent, TriggerEvent
 
 from airflow_provider_brain.config import default_poll_interval
 from airflow_provider_brain.exceptions import BrainNotFound, redact_urls
-from airflow_provider_brain.hooks.brain import BrainHook
-from airflow_provider_brain.hooks.idempotency import IDEMPOTENCY_METADATA_KEY, task_key
-from airflow_provider_brain.hooks.poller import shared_poller
+from airflow_provider_brain.hooks.brain import BrainHook, shared_poller
+from airflow_provider_brain.hooks.idempotency import (
+    IDEMPOTENCY_METADATA_KEY,
+    MAX_LOOKUP_ASSETS,
+    run_started_at,
+    task_key,
+)
 from airflow_provider_brain.models import Asset, parse_api_time
 from airflow_provider_brain.triggers.asset import cancel_asset
 from airflow_provider_brain.triggers.task_end import publish_asset, store_result, xcom_get, xcom_set
@@ -30,6 +36,8 @@ from airflow_provider_brain.utils.audio_sources import (
     shared_s3_hook,
 )
 from airflow_provider_brain.utils.source_versions import SOURCE_VERSION_METADATA_KEY
+
+log = logging.getLogger(__name__)
 
 #: Private XCom of a task started in the triggerer: its idempotency key and, once submitted, its asset id and
 #: deadline. A trigger run again (triggerer restart, a retry) reads it to resume the asset instead of submitting
@@ -269,9 +277,19 @@ def _created(asset: Asset) -> float | None:
     return created.timestamp() if created else None
 
 
-def _run_start(ti: Any) -> Any:
-    """When the task's DAG run started, to bound a lookup by idempotency key; ``None`` if unknown."""
-    try:
-        return getattr(ti.get_template_context().get("dag_run"), "start_date", None)
-    except Exception:
-        return None
+def _run_start(ti: Any) -> datetime | None:
+    """When the task's DAG run started, to bound a lookup by idempotency key.
+
+    The triggerer gives a task started here a runtime task instance, whose context holds its DAG run; a bare
+    task instance has none, and the lookup then reads only the newest assets (``MAX_LOOKUP_ASSETS``), which
+    is said in the log rather than hidden.
+    """
+    context = ti.get_template_context() if hasattr(ti, "get_template_context") else {}
+    started = run_started_at(context.get("dag_run"))
+    if started is None:
+        log.warning(
+            "The start of this task's DAG run is unknown here: the lookup of an earlier try's asset reads only "
+            "the %d newest assets",
+            MAX_LOOKUP_ASSETS,
+        )
+    return started

@@ -174,9 +174,11 @@ def test_a_keyed_sync_submission_whose_answer_was_lost_returns_the_whole_transcr
     assert len(asset.confidence) == asset.word_count
 
 
-def test_without_a_key_a_lost_answer_leaves_a_second_asset(brain_conn, fault_proxy, media_url):
-    """What the key is for: the same fault, no key, and Brain ends up with two assets of one file."""
+def test_without_a_key_a_server_that_ignores_the_header_is_sent_it_twice(brain_conn, fault_proxy, media_url):
+    """What the key is for: the same fault, no key, a server that ignores Idempotency-Key (the proxy drops the
+    header), and Brain ends up with two assets of one file."""
     brain_conn(url=fault_proxy.url)
+    fault_proxy.drop_request_headers.add("idempotency-key")
     source = f"test://{uuid.uuid4().hex}"
     fault_proxy.add(Fault("lost_answer", status=502, path_prefix="/speech:recognize"))
 
