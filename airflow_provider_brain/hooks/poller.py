@@ -50,6 +50,9 @@ CREATED_SLACK = timedelta(seconds=60)
 AUTH_GRACE_SECONDS = 120.0
 #: The longest the last check at a wait's deadline may take before the wait reports a timeout.
 LAST_CHECK_SECONDS = 10.0
+#: A polling cycle starts no retry after this long (or its interval, if longer): a ``Retry-After: 300`` is not
+#: sat out inside one cycle while waits come and go; the next cycle asks again.
+CYCLE_SECONDS = 30.0
 
 log = logging.getLogger(__name__)
 
@@ -323,13 +326,14 @@ class AssetPoller(Generic[HookT]):
         settled: dict[str, Asset] = {}
         to_fetch: set[str] = watched
         transport = await self.hook.aget_transport()
+        deadline = time.time() + max(self._interval, CYCLE_SECONDS)
         if len(watched) > DIRECT_FETCH_MAX:
             scan = ListingScan(watched, self._created)
             while (call := scan.next_call()) is not None:
-                scan.feed(await transport.arequest(call))
+                scan.feed(await transport.arequest(call, deadline=deadline))
             settled, to_fetch = scan.outcome()
             settled.update({i: failed_asset(i, str(err)) for i, err in scan.broken.items()})
-        settled.update(await self._fetch_each(transport, to_fetch))
+        settled.update(await self._fetch_each(transport, to_fetch, deadline))
         for asset_id, asset in settled.items():
             for waiter in self._waiters.get(asset_id, ()):
                 if not waiter.future.done():
@@ -340,7 +344,7 @@ class AssetPoller(Generic[HookT]):
             if not waiter.future.done():
                 waiter.future.set_exception(err)
 
-    async def _fetch_each(self, transport: Transport, asset_ids: set[str]) -> dict[str, Asset]:
+    async def _fetch_each(self, transport: Transport, asset_ids: set[str], deadline: float) -> dict[str, Asset]:
         """Fetch assets by id, a few at a time; an id that errors out (e.g. 404) ends only its own waits. An
         outage, or refused credentials, is raised: it concerns every wait, not this id."""
         semaphore = asyncio.Semaphore(FETCH_CONCURRENCY)
@@ -349,7 +353,7 @@ class AssetPoller(Generic[HookT]):
         async def fetch(asset_id: str) -> None:
             async with semaphore:
                 try:
-                    data = await transport.arequest(get_asset_call(asset_id))
+                    data = await transport.arequest(get_asset_call(asset_id), deadline=deadline)
                 except BrainNotFound:
                     data = None
                 except BrainError as err:
