@@ -44,6 +44,9 @@ class Asset:
     media_type: str | None = None
     source_url: str | None = None
     callback: str | None = None
+    #: The ``Idempotency-Key`` it was submitted with, and a digest of that request's body (``local/idempotency.py``).
+    idempotency_key: str | None = None
+    request_digest: str | None = None
 
     @property
     def transcript(self) -> str:

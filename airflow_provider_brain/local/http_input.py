@@ -53,17 +53,18 @@ def _check_declared(request: Request, limit: int, what: str) -> None:
         raise ApiError(413, f"{what} is larger than the limit of {limit} bytes")
 
 
-async def receive_body(request: Request, dest: Path, limit: int) -> int:
-    """Stream the request body into ``dest``; 413 past ``limit``. The caller removes ``dest`` on error."""
+async def receive_body(request: Request, dest: Path, limit: int, *, hashed: bool = False) -> tuple[int, str | None]:
+    """Stream the request body into ``dest``; return its size and (``hashed``) its SHA-256 in hex. 413 past
+    ``limit``. The caller removes ``dest`` on error."""
     _check_declared(request, limit, "request body")
     received = 0
-    async with await FileWriter.create(dest) as out:
+    async with await FileWriter.create(dest, hashed) as out:
         async for chunk in request.stream():
             received += len(chunk)
             if received > limit:
                 raise ApiError(413, f"request body is larger than the limit of {limit} bytes")
             await out.write(chunk)
-    return received
+    return received, out.hexdigest() if hashed else None
 
 
 def _parse_json(raw: bytes) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import logging
 import multiprocessing
 from collections.abc import Callable
@@ -110,16 +111,29 @@ class FileWriter:
     ``async with await FileWriter.create(path) as out: await out.write(chunk)``
     """
 
-    def __init__(self, handle: IO[bytes]) -> None:
+    def __init__(self, handle: IO[bytes], hashed: bool = False) -> None:
         self._handle = handle
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._writing: asyncio.Future[None] | None = None
+        self._sha256 = hashlib.sha256() if hashed else None
 
     @classmethod
-    async def create(cls, path: Path) -> FileWriter:
-        """Create (or truncate) ``path`` for writing."""
-        return cls(await asyncio.to_thread(path.open, "wb"))
+    async def create(cls, path: Path, hashed: bool = False) -> FileWriter:
+        """Create (or truncate) ``path`` for writing; ``hashed`` also keeps a SHA-256 of what is written (on the
+        writing threads too, so a large upload's hash costs the event loop nothing)."""
+        return cls(await asyncio.to_thread(path.open, "wb"), hashed)
+
+    def hexdigest(self) -> str:
+        """The SHA-256 of everything written (a ``hashed`` writer, once closed)."""
+        assert self._sha256 is not None and self._writing is None
+        return self._sha256.hexdigest()
+
+    def _write_block(self, block: list[bytes]) -> None:
+        if self._sha256 is not None:
+            for chunk in block:  # blocks are written one after another, in order
+                self._sha256.update(chunk)
+        self._handle.writelines(block)
 
     async def write(self, data: bytes) -> None:
         self._pending.append(data)
@@ -134,7 +148,7 @@ class FileWriter:
             # The chunks as received, not joined: a fresh block of megabytes costs more in page faults
             # than the write itself.
             block, self._pending, self._pending_bytes = self._pending, [], 0
-            self._writing = asyncio.get_running_loop().run_in_executor(None, self._handle.writelines, block)
+            self._writing = asyncio.get_running_loop().run_in_executor(None, self._write_block, block)
 
     async def _written(self) -> None:
         writing, self._writing = self._writing, None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from airflow_provider_brain.local.auth import Authenticator, load_or_create_secret
+from airflow_provider_brain.local.idempotency import KeyLocks
 from airflow_provider_brain.local.offload import StoreAccess
 from airflow_provider_brain.local.settings import ServerSettings
 from airflow_provider_brain.local.store import AssetStore
@@ -12,7 +13,8 @@ from airflow_provider_brain.local.worker import Dispatcher
 
 
 class Brain:
-    """The server's state for one run: settings, store (behind ``StoreAccess``), dispatcher and authenticator.
+    """The server's state for one run: settings, store (behind ``StoreAccess``), dispatcher, authenticator and
+    the turns of requests that share an ``Idempotency-Key``.
 
     Built on a thread (it opens SQLite and reads the secret), then given its dispatcher on the loop.
     """
@@ -23,6 +25,8 @@ class Brain:
         self.db = StoreAccess(AssetStore(settings.data_dir))
         self.auth = Authenticator(settings.users, load_or_create_secret(settings.data_dir))
         self.dispatcher: Dispatcher | None = None
+        #: Turns of the requests that carry the same user's same ``Idempotency-Key``.
+        self.keys = KeyLocks()
 
     @property
     def store(self) -> AssetStore:

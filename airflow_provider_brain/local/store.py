@@ -51,13 +51,24 @@ CREATE TABLE IF NOT EXISTS assets (
     media_type TEXT,
     source_url TEXT,
     callback TEXT,
-    search_text TEXT
+    search_text TEXT,
+    idempotency_key TEXT,
+    request_digest TEXT
 );
 CREATE INDEX IF NOT EXISTS assets_owner ON assets (owner, seq);
 CREATE INDEX IF NOT EXISTS assets_status ON assets (status, seq);
 -- A user's done assets, newest first: the listing and search walk it, whatever other users hold.
 CREATE INDEX IF NOT EXISTS assets_owner_status ON assets (owner, status, seq);
 """
+
+#: Created after ``_add_columns``: a data dir from before the key existed lacks its column until then.
+_KEY_INDEX = """
+-- One asset per user and Idempotency-Key; deleting the asset frees its key.
+CREATE UNIQUE INDEX IF NOT EXISTS assets_idempotency_key ON assets (owner, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+"""
+#: Columns added since the first release, with their types: ``_add_columns`` gives an older data dir them.
+_ADDED_COLUMNS = {"search_text": "TEXT", "idempotency_key": "TEXT", "request_digest": "TEXT"}
 
 
 def utc_now() -> str:
@@ -84,6 +95,8 @@ def _to_asset(row: sqlite3.Row) -> Asset:
         media_type=row["media_type"],
         source_url=row["source_url"],
         callback=row["callback"],
+        idempotency_key=row["idempotency_key"],
+        request_digest=row["request_digest"],
     )
 
 
@@ -151,7 +164,8 @@ class AssetStore:
         db.execute("PRAGMA journal_mode=WAL")
         with self._write_lock:
             db.executescript(_SCHEMA)
-            self._add_search_text(db)
+            self._add_columns(db)
+            db.executescript(_KEY_INDEX)
             self._remove_orphan_media(db)
 
     def _db(self) -> sqlite3.Connection:
@@ -169,11 +183,13 @@ class AssetStore:
         return db
 
     @staticmethod
-    def _add_search_text(db: sqlite3.Connection) -> None:
-        """Give a data dir from before ``search_text`` existed its column, filled for its done assets."""
+    def _add_columns(db: sqlite3.Connection) -> None:
+        """Give a data dir from an older release the columns added since, ``search_text`` filled for its done
+        assets (an older asset has no Idempotency-Key)."""
         columns = {row["name"] for row in db.execute("PRAGMA table_info(assets)")}
-        if "search_text" not in columns:
-            db.execute("ALTER TABLE assets ADD COLUMN search_text TEXT")
+        for name, kind in _ADDED_COLUMNS.items():
+            if name not in columns:
+                db.execute(f"ALTER TABLE assets ADD COLUMN {name} {kind}")
         rows = db.execute("SELECT asset_id, words FROM assets WHERE search_text IS NULL AND words IS NOT NULL")
         filled = [(search_text([w[0] for w in json.loads(words)]), asset_id) for asset_id, words in rows]
         if filled:
@@ -216,7 +232,8 @@ class AssetStore:
             db = self._db()
             db.execute(
                 "INSERT INTO assets (asset_id, owner, status, created, base_url, duration, metadata, media_path,"
-                " media_type, source_url, callback) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " media_type, source_url, callback, idempotency_key, request_digest)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     asset.asset_id,
                     asset.owner,
@@ -229,6 +246,8 @@ class AssetStore:
                     asset.media_type,
                     asset.source_url,
                     asset.callback,
+                    asset.idempotency_key,
+                    asset.request_digest,
                 ),
             )
             if media is not None:
@@ -260,6 +279,10 @@ class AssetStore:
         if owner is None:
             return self._one("SELECT * FROM assets WHERE asset_id = ?", (asset_id,))
         return self._one("SELECT * FROM assets WHERE asset_id = ? AND owner = ?", (asset_id, owner))
+
+    def find_by_key(self, owner: str, key: str) -> Asset | None:
+        """The owner's asset submitted with Idempotency-Key ``key``, if it still exists."""
+        return self._one("SELECT * FROM assets WHERE owner = ? AND idempotency_key = ?", (owner, key))
 
     def page(self, owner: str, done_only: bool, limit: int, offset: int) -> tuple[list[dict[str, Any]], bool]:
         """One page of the owner's assets as listing summaries, newest first, and whether more follow.

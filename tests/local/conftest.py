@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -73,6 +75,25 @@ def check_done_asset(asset: dict[str, Any], with_words: bool = False) -> None:
             assert 0.0 <= word["start"] <= word["end"] <= asset["duration"] + 1e-6, word
             assert word["start"] >= previous_end - 1e-6, words
             previous_end = word["end"]
+
+
+def send_cut_off(server: Any, body_prefix: bytes, chunked: bool, headers: dict[str, str] | None = None) -> None:
+    """Send an upload whose body stops early (after ``body_prefix``), then close the connection."""
+    host, port = server.url.removeprefix("http://").split(":")
+    auth = base64.b64encode(f"{server.user}:{server.password}".encode()).decode()
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(body_prefix) * 10}"
+    head = (
+        f"POST /speech:recognize HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {auth}\r\n"
+        f"Content-Type: application/octet-stream\r\n{framing}\r\n{extra}\r\n"
+    ).encode()
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(head)
+        if chunked:
+            sock.sendall(f"{len(body_prefix):x}\r\n".encode() + body_prefix + b"\r\n")
+        else:
+            sock.sendall(body_prefix)
+        time.sleep(0.3)
 
 
 class MediaServer:

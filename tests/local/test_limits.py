@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import socket
 import threading
 import time
 
@@ -12,7 +11,7 @@ import psutil
 import pytest
 
 from tests.fixtures.brain import start_brain_server
-from tests.local.conftest import OCTET, check_done_asset, wait_done
+from tests.local.conftest import OCTET, check_done_asset, send_cut_off, wait_done
 
 LIMIT = 300_000
 
@@ -87,24 +86,6 @@ def test_url_download_over_limit(small_server, media_server, tmp_path):
         assert failed["status"] == "failed"
         assert "larger than the limit" in failed["error"]
         assert tmp_files(small_server) == []
-
-
-def send_cut_off(server, body_prefix: bytes, chunked: bool) -> None:
-    """Send a request whose body stops early, then close the connection."""
-    host, port = server.url.removeprefix("http://").split(":")
-    auth = base64.b64encode(f"{server.user}:{server.password}".encode()).decode()
-    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(body_prefix) * 10}"
-    head = (
-        f"POST /speech:recognize HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {auth}\r\n"
-        f"Content-Type: application/octet-stream\r\n{framing}\r\n\r\n"
-    ).encode()
-    with socket.create_connection((host, int(port))) as sock:
-        sock.sendall(head)
-        if chunked:
-            sock.sendall(f"{len(body_prefix):x}\r\n".encode() + body_prefix + b"\r\n")
-        else:
-            sock.sendall(body_prefix)
-        time.sleep(0.3)
 
 
 @pytest.mark.parametrize("chunked", [False, True])

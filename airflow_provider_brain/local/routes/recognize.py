@@ -1,7 +1,8 @@
 """``POST /speech:recognize``: a raw media upload, a JSON body naming a URL, or inline base64 content.
 
 Bodies and downloads are streamed to a temporary file by threads, checked to be decodable audio, then
-made a ``processing`` asset; synchronous calls wait for the dispatcher to finish it.
+made a ``processing`` asset; synchronous calls wait for the dispatcher to finish it. A request carrying an
+``Idempotency-Key`` that made an asset before is answered with that asset (``local/idempotency.py``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 import base64
 import binascii
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,12 @@ from airflow_provider_brain.local.audio import AudioDecodeError, probe
 from airflow_provider_brain.local.download import check_media_url, download_to_file
 from airflow_provider_brain.local.errors import ApiError, DownloadError
 from airflow_provider_brain.local.http_input import base_url, flag, read_json, receive_body
+from airflow_provider_brain.local.idempotency import (
+    check_same_request,
+    idempotency_key,
+    json_digest,
+    upload_digest,
+)
 from airflow_provider_brain.local.offload import unlink
 from airflow_provider_brain.local.state import Brain, brain_of
 from airflow_provider_brain.local.store import utc_now
@@ -32,29 +40,56 @@ RETRY_AFTER_SECONDS = 5
 _JSON_TYPES = ("application/json", "application/x-www-form-urlencoded", "text/json")
 
 
-async def _admit_media(
-    brain: Brain, tmp: Path, user: str, request: Request, metadata: dict[str, Any] | None, callback: str | None
-) -> Asset:
+@dataclass
+class Submission:
+    """Who submits, and what the new asset records beside its media."""
+
+    user: str
+    base_url: str
+    key: str | None = None
+    digest: str | None = None
+    metadata: dict[str, Any] | None = None
+    callback: str | None = None
+
+    def new_asset(self, **fields: Any) -> Asset:
+        return Asset(
+            asset_id=new_asset_id(),
+            owner=self.user,
+            status=PROCESSING,
+            created=utc_now(),
+            base_url=self.base_url,
+            metadata=self.metadata,
+            callback=self.callback,
+            idempotency_key=self.key,
+            request_digest=self.digest,
+            **fields,
+        )
+
+
+async def _admit_media(brain: Brain, tmp: Path, submission: Submission) -> Asset:
     """Check that ``tmp`` is decodable audio, then make it a new ``processing`` asset."""
     try:
         info = await asyncio.to_thread(probe, tmp)
     except AudioDecodeError as exc:
         raise ApiError(400, str(exc)) from None
-    asset_id = new_asset_id()
-    asset = Asset(
-        asset_id=asset_id,
-        owner=user,
-        status=PROCESSING,
-        created=utc_now(),
-        base_url=base_url(request),
-        duration=round(info.duration, 3) if info.duration else None,
-        metadata=metadata,
-        media_type=info.mime_type,
-        callback=callback,
-    )
+    asset = submission.new_asset(duration=round(info.duration, 3) if info.duration else None, media_type=info.mime_type)
     await brain.db.call(brain.store.create, asset, tmp)
-    log.info("asset %s: %s media from user %s queued", asset_id, info.format, user)
+    log.info("asset %s: %s media from user %s queued", asset.asset_id, info.format, submission.user)
     return asset
+
+
+async def _earlier(brain: Brain, submission: Submission) -> Response | None:
+    """The answer to a resent submission: the asset its ``Idempotency-Key`` made, as it is now (200), or 422 if
+    that key came with another request; None if the key is new (or its asset was deleted)."""
+    if submission.key is None:
+        return None
+    asset = await brain.db.call(brain.store.find_by_key, submission.user, submission.key)
+    if asset is None:
+        return None
+    assert submission.digest is not None
+    check_same_request(asset.request_digest, submission.digest)
+    log.info("asset %s: submitted again by user %s with its Idempotency-Key", asset.asset_id, submission.user)
+    return JSONResponse(asset.to_json(), headers={"Idempotent-Replayed": "true"})
 
 
 async def _answer(brain: Brain, asset: Asset, is_async: bool) -> Response:
@@ -93,26 +128,44 @@ async def recognize(request: Request) -> Response:
     """``POST /speech:recognize``: a raw media upload, or a JSON body naming a URL or inline content."""
     brain = brain_of(request)
     user = brain.auth.authenticate(request)
-    await _check_capacity(brain)
+    key = idempotency_key(request)
+    # A full queue refuses new work, not a resend of work it already holds.
+    if key is None or await brain.db.call(brain.store.find_by_key, user, key) is None:
+        await _check_capacity(brain)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type in _JSON_TYPES or content_type.endswith("+json"):
-        return await _recognize_json(request, brain, user)
+        outcome = await _recognize_json(request, brain, Submission(user, base_url(request), key))
+    else:
+        outcome = await _recognize_upload(request, brain, Submission(user, base_url(request), key))
+    if isinstance(outcome, Response):
+        return outcome
+    # The request's body is dropped by now: a synchronous caller waits for recognition holding none of it.
+    return await _answer(brain, *outcome)
+
+
+async def _recognize_upload(request: Request, brain: Brain, submission: Submission) -> Response | tuple[Asset, bool]:
     is_async = flag(request.query_params.get("async"), "async")
     tmp = brain.store.new_tmp_file()
     try:
-        size = await receive_body(request, tmp, brain.settings.max_body_bytes)
+        size, sha256 = await receive_body(
+            request, tmp, brain.settings.max_body_bytes, hashed=submission.key is not None
+        )
         if size == 0:
             raise ApiError(400, "empty request body: send the media file as the body")
-        asset = await _admit_media(brain, tmp, user, request, None, None)
+        submission.digest = upload_digest(sha256) if sha256 is not None else None
+        async with brain.keys.hold(submission.user, submission.key):
+            earlier = await _earlier(brain, submission)
+            if earlier is not None:
+                return earlier
+            return await _admit_media(brain, tmp, submission), is_async
     except ClientDisconnect:
-        log.info("upload from user %s cut off by the client; no asset created", user)
+        log.info("upload from user %s cut off by the client; no asset created", submission.user)
         return Response(status_code=400)
     finally:
         await unlink(tmp)
-    return await _answer(brain, asset, is_async)
 
 
-async def _recognize_json(request: Request, brain: Brain, user: str) -> Response:
+async def _recognize_json(request: Request, brain: Brain, submission: Submission) -> Response | tuple[Asset, bool]:
     try:
         body = await read_json(request, brain.settings.max_json_bytes)
     except ClientDisconnect:
@@ -138,30 +191,44 @@ async def _recognize_json(request: Request, brain: Brain, user: str) -> Response
         await _check_address(brain, callback, "config.callback")
     url = audio.get("url", audio.get("uri"))
     content = audio.get("content")
-    if content is not None:
-        return await _recognize_inline(request, brain, user, content, metadata, callback, is_async)
-    if url is None:
-        raise ApiError(400, "audio.url is required")
-    try:
-        check_media_url(url)
-    except DownloadError as exc:
-        raise ApiError(400, str(exc)) from None
-    await _check_address(brain, url, "audio.url")
-    if is_async:
-        # Download in the worker stage, so the caller gets its asset id at once.
-        asset = Asset(
-            asset_id=new_asset_id(),
-            owner=user,
-            status=PROCESSING,
-            created=utc_now(),
-            base_url=base_url(request),
-            metadata=metadata,
-            source_url=url,
-            callback=callback,
-        )
-        await brain.db.call(brain.store.create, asset)
-        log.info("asset %s: URL submission from user %s queued", asset.asset_id, user)
-        return await _answer(brain, asset, True)
+    media_url: str | None = None  # None: the media is inline
+    if content is None:
+        if url is None:
+            raise ApiError(400, "audio.url is required")
+        try:
+            media_url = check_media_url(url)
+        except DownloadError as exc:
+            raise ApiError(400, str(exc)) from None
+        await _check_address(brain, media_url, "audio.url")
+    elif not isinstance(content, str) or not content:
+        raise ApiError(400, "audio.content must be a non-empty base64 string")
+    if submission.key is not None:
+        submission.digest = await json_digest(body, len(content) if isinstance(content, str) else 0)
+    submission.metadata, submission.callback = metadata, callback
+    del body, audio, config
+    async with brain.keys.hold(submission.user, submission.key):
+        earlier = await _earlier(brain, submission)
+        if earlier is not None:
+            return earlier
+        if media_url is not None:
+            if is_async:
+                return await _queue_url(brain, submission, media_url), True
+            return await _fetch_url(brain, submission, media_url), False
+        assert isinstance(content, str)  # checked above
+        return await _recognize_inline(brain, submission, content), is_async
+
+
+async def _queue_url(brain: Brain, submission: Submission, url: str) -> Asset:
+    """An asynchronous URL submission: its media is downloaded in the worker stage, so the caller gets its
+    asset id at once."""
+    asset = submission.new_asset(source_url=url)
+    await brain.db.call(brain.store.create, asset)
+    log.info("asset %s: URL submission from user %s queued", asset.asset_id, submission.user)
+    return asset
+
+
+async def _fetch_url(brain: Brain, submission: Submission, url: str) -> Asset:
+    """A synchronous URL submission: the asset exists once its media has arrived whole."""
     tmp = brain.store.new_tmp_file()
     try:
         await download_to_file(
@@ -171,12 +238,11 @@ async def _recognize_json(request: Request, brain: Brain, user: str) -> Response
             timeout=brain.settings.download_timeout,
             allow_private=brain.settings.allow_private_urls,
         )
-        asset = await _admit_media(brain, tmp, user, request, metadata, callback)
+        return await _admit_media(brain, tmp, submission)
     except DownloadError as exc:
         raise ApiError(exc.status, str(exc)) from None
     finally:
         await unlink(tmp)
-    return await _answer(brain, asset, False)
 
 
 def _write_base64(content: str, dest: Path) -> None:
@@ -191,21 +257,10 @@ def _write_base64(content: str, dest: Path) -> None:
     dest.write_bytes(media)
 
 
-async def _recognize_inline(
-    request: Request,
-    brain: Brain,
-    user: str,
-    content: Any,
-    metadata: dict[str, Any] | None,
-    callback: str | None,
-    is_async: bool,
-) -> Response:
-    if not isinstance(content, str) or not content:
-        raise ApiError(400, "audio.content must be a non-empty base64 string")
+async def _recognize_inline(brain: Brain, submission: Submission, content: str) -> Asset:
     tmp = brain.store.new_tmp_file()
     try:
         await asyncio.to_thread(_write_base64, content, tmp)
-        asset = await _admit_media(brain, tmp, user, request, metadata, callback)
+        return await _admit_media(brain, tmp, submission)
     finally:
         await unlink(tmp)
-    return await _answer(brain, asset, is_async)
