@@ -30,6 +30,7 @@ from airflow_provider_brain.operators.transcribe_source import (
     reusable_asset,
     submit_audio,
 )
+from airflow_provider_brain.operators.url_fields import HidesUrlSecrets
 from airflow_provider_brain.triggers.asset import BrainAssetTrigger
 from airflow_provider_brain.triggers.events import AssetEvent, EventStatus
 from airflow_provider_brain.utils.audio_sources import AudioLocation, public_url
@@ -62,7 +63,7 @@ def _asset_id_of(external_id: Any) -> str:
     return str(external_id["asset_id"] if isinstance(external_id, Mapping) else external_id)
 
 
-class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
+class BrainTranscribeOperator(HidesUrlSecrets, ResumableJobMixin, BaseOperator):
     """Transcribe one audio file with Brain: from S3, from a URL, or from a file on the worker.
 
     The asset id goes to XCom (key ``asset_id``) as soon as the asset exists, before any wait.
@@ -113,6 +114,8 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
 
     template_fields: Sequence[str] = ("s3_uri", "s3_bucket", "s3_key", "audio_url", "local_path", "metadata")
     template_fields_renderers = {"metadata": "json"}
+    #: The Rendered Template tab shows ``audio_url`` with its signature hidden; the task submits it whole.
+    url_fields = ("audio_url",)
     operator_extra_links = (BrainAssetLink(),)
     external_id_key = "brain_asset_id"
     ui_color = "#e8f1fb"
@@ -193,7 +196,9 @@ class BrainTranscribeOperator(ResumableJobMixin, BaseOperator):
 
     @property
     def location(self) -> AudioLocation:
-        return AudioLocation(self.s3_uri, self.s3_bucket, self.s3_key, self.audio_url, self.local_path)
+        """Where the audio is, as rendered: ``audio_url`` with its signature (the field shows it hidden)."""
+        audio_url = self.rendered_url("audio_url")
+        return AudioLocation(self.s3_uri, self.s3_bucket, self.s3_key, audio_url, self.local_path)
 
     @property
     def source(self) -> str:

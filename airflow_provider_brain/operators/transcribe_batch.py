@@ -25,6 +25,7 @@ from airflow_provider_brain.hooks.cancel import delete_quietly
 from airflow_provider_brain.hooks.idempotency import run_started_at
 from airflow_provider_brain.models import Asset
 from airflow_provider_brain.operators.transcribe import idempotency_key
+from airflow_provider_brain.operators.url_fields import HidesUrlSecrets
 from airflow_provider_brain.triggers.batch import BrainBatchTrigger
 from airflow_provider_brain.triggers.events import BatchEvent, EventStatus
 from airflow_provider_brain.utils.audio_sources import parse_s3_uri, presigned_get_url, public_url
@@ -40,7 +41,7 @@ ASSET_IDS_XCOM_KEY = "asset_ids"
 SUBMIT_ERROR_CHARS = 300
 
 
-class BrainTranscribeBatchOperator(BaseOperator):
+class BrainTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
     """Transcribe many audio files in one task: submit them all, wait once, return one summary per file.
 
     A mapped ``BrainTranscribeOperator`` costs one task instance, and two task starts when deferred, per
@@ -87,6 +88,9 @@ class BrainTranscribeBatchOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("s3_uris", "audio_urls", "metadata", "file_metadata")
     template_fields_renderers = {"metadata": "json", "file_metadata": "json"}
+    #: The Rendered Template tab shows ``audio_urls`` with their signatures hidden (a parse per URL, no masker
+    #: entries); the task submits them whole.
+    url_fields = ("audio_urls",)
     ui_color = "#d6e7f8"
 
     def __init__(
@@ -145,7 +149,7 @@ class BrainTranscribeBatchOperator(BaseOperator):
     def sources(self) -> list[str]:
         """The files to transcribe, as rendered, checked and safe to log: ``s3://bucket/key`` or a URL
         without its query string. Raises ``ValueError`` naming the first item that is not one."""
-        given = self.s3_uris if self.s3_uris is not None else self.audio_urls
+        given = self.s3_uris if self.s3_uris is not None else self.rendered_url("audio_urls")
         name = "s3_uris" if self.s3_uris is not None else "audio_urls"
         if isinstance(given, str):
             raise ValueError(
