@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -32,7 +32,8 @@ class Call:
     method: str
     path: str
     params: dict[str, str] | None = None
-    json: Any = None
+    #: Left out of the repr: a URL submission's body holds the presigned URL, an update's the asset's metadata.
+    json: Any = field(default=None, repr=False)
     #: Sent as the ``Idempotency-Key`` header: a server that honours it answers a resend with the first asset.
     idempotency_key: str | None = None
 
