@@ -1,41 +1,33 @@
 """``BrainHook``: the Brain API as Airflow sees it. Submit audio, fetch, list, update, delete and wait.
 
 Operators, sensors, triggers and transfers only call this hook. How requests travel (settings, the two
-HTTP clients, status-to-error mapping, the retry decision) lives in ``hooks/transport.py``; how an upload
-body is opened and re-opened for a retry lives in ``hooks/uploads.py``. Sync methods use ``requests``; the
+HTTP clients, status-to-error mapping, the retry decision) lives in ``hooks/transport.py`` and the modules it
+names; submissions in ``hooks/submissions.py`` and ``hooks/uploads.py``; waits in ``hooks/waits.py`` and
+``hooks/poller.py``. Sync methods use ``requests``; the
 ``a``-prefixed coroutines (for triggers) use ``httpx`` and Airflow's async connection lookup, so they never
 block the triggerer's event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
-import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
-import tenacity
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_brain.exceptions import (
-    BrainAnswerLost,
-    BrainAPIError,
     BrainConnectionError,
     BrainError,
     BrainReadTimeout,
-    BrainUploadNotRewindable,
 )
-from airflow_provider_brain.hooks import idempotency, poller
+from airflow_provider_brain.hooks import idempotency, listing, submissions, waits
 from airflow_provider_brain.hooks.idempotency import (
     IDEMPOTENCY_METADATA_KEY,
     MAX_LOOKUP_ASSETS,
-    new_idempotency_key,
-    upload_never_accepted,
 )
 from airflow_provider_brain.hooks.transport import (
     DEFAULT_BASE_URL,
@@ -47,11 +39,10 @@ from airflow_provider_brain.hooks.transport import (
     is_retryable,
     settings_from_connection,
 )
-from airflow_provider_brain.hooks.uploads import AudioSource, body_opener
+from airflow_provider_brain.hooks.uploads import AudioSource
 from airflow_provider_brain.models import Asset
 
 __all__ = [
-    "shared_poller",
     "DEFAULT_BASE_URL",
     "IDEMPOTENCY_METADATA_KEY",
     "AudioSource",
@@ -71,8 +62,8 @@ class BrainHook(BaseHook):
     The connection (type ``brain``) holds the base URL in *host* (default
     ``https://brain.deepgram.com``), the API ID or username in *login*, and the API token or
     password in *password*. Extras: ``timeout`` (seconds, default 300), ``verify`` (bool or CA
-    bundle path), ``proxies`` (``{"https": "http://proxy:3128"}``) and ``max_retries``
-    (default 5).
+    bundle path), ``proxies`` (``{"https": "http://proxy:3128"}``), ``max_retries``
+    (default 5) and ``server_idempotency`` (default true: the server honours ``Idempotency-Key``).
 
     .. code-block:: python
 
@@ -173,9 +164,6 @@ class BrainHook(BaseHook):
         if self._transport is not None:
             self._transport.close()
 
-    def _send(self, call: Call, *, body: Any = None, headers: Mapping[str, str] | None = None) -> Any:
-        return self.transport.send(call, body=body, headers=headers)
-
     def _request(self, call: Call, *, retry: bool = True) -> Any:
         return self.transport.request(call, retry=retry)
 
@@ -209,38 +197,9 @@ class BrainHook(BaseHook):
             a server that does not (the connection's ``server_idempotency`` extra set to false), an upload
             whose answer was lost is not sent again: ``BrainAnswerLost`` says so.
         """
-        key = idempotency_key or new_idempotency_key()
-        call = Call("POST", "/speech:recognize", params={"async": "true" if async_ else "false"}, idempotency_key=key)
-        headers = {"Content-Type": content_type}
-        opener, rewindable = body_opener(source)
-        transport = self.transport
-
-        def attempt() -> Any:
-            with opener() as body:
-                return transport.send(call, body=body, headers=headers)
-
-        # A stream that was read once cannot be sent again: no retry, and a clear error instead.
-        policy = transport.policy(call, retry=rewindable, idempotent=transport.settings.server_idempotency)
-        if rewindable and not transport.settings.server_idempotency:
-            policy["retry"] = tenacity.retry_if_exception(upload_never_accepted)
-        try:
-            data = tenacity.Retrying(**policy)(transport.with_fresh_credentials, attempt)
-        except BrainAPIError as err:
-            if not is_retryable(err, idempotent=False) or (rewindable and upload_never_accepted(err)):
-                raise
-            if not rewindable:
-                raise BrainUploadNotRewindable(
-                    f"Upload to Brain failed ({err}) and its source is a stream that cannot be read again; "
-                    "pass a file path or a seekable file object to let the provider retry the upload"
-                ) from err
-            if not transport.settings.server_idempotency:
-                raise BrainAnswerLost(
-                    f"Upload to Brain may have been accepted, but its answer was lost ({err}); it is not sent "
-                    f"again because the connection says the server ignores Idempotency-Key (key {key!r}): "
-                    "look for the asset before submitting this audio again"
-                ) from err
-            raise
-        asset = Asset.from_json(data)
+        asset = submissions.upload(
+            self.transport, source, async_=async_, content_type=content_type, idempotency_key=idempotency_key
+        )
         if idempotency_key:
             metadata = {**(metadata or {}), IDEMPOTENCY_METADATA_KEY: idempotency_key}
         if metadata:
@@ -287,7 +246,9 @@ class BrainHook(BaseHook):
             With ``async_=True`` a read timeout is then retried too; a synchronous submission whose earlier
             attempt is found returns that asset as it is, possibly still ``processing``.
         """
-        call = _url_call(url, async_=async_, metadata=metadata, callback=callback, idempotency_key=idempotency_key)
+        call = submissions.url_call(
+            url, async_=async_, metadata=metadata, callback=callback, idempotency_key=idempotency_key
+        )
         if idempotency_key:
             asset = idempotency.submit_once(self.transport, call, idempotency_key, retry_read_timeouts=async_)
             if not async_ and asset.is_processing:
@@ -295,7 +256,7 @@ class BrainHook(BaseHook):
                 asset = self.wait_for_asset(asset.asset_id, timeout=self.settings.timeout)
         else:
             asset = Asset.from_json(self._request(call))
-        return _submitted(asset, call)
+        return submissions.submitted(asset, call)
 
     async def asubmit_url(
         self, url: str, *, metadata: Mapping[str, Any] | None = None, idempotency_key: str | None = None
@@ -304,13 +265,13 @@ class BrainHook(BaseHook):
 
         The same payload, retry policy and idempotency-key lookup before each resend as ``submit_url``.
         """
-        call = _url_call(url, async_=True, metadata=metadata, callback=None, idempotency_key=idempotency_key)
+        call = submissions.url_call(url, async_=True, metadata=metadata, callback=None, idempotency_key=idempotency_key)
         transport = await self.aget_transport()
         if idempotency_key:
             asset = await idempotency.asubmit_once(transport, call, idempotency_key)
         else:
             asset = Asset.from_json(await transport.arequest(call))
-        return _submitted(asset, call)
+        return submissions.submitted(asset, call)
 
     def find_asset_by_idempotency_key(
         self,
@@ -362,29 +323,24 @@ class BrainHook(BaseHook):
 
         :param deadline: a wall-clock time (``time.time()``) past which no retry starts and no attempt waits.
         """
-        return Asset.from_json(self.transport.request(poller.get_asset_call(asset_id, times), deadline=deadline))
+        return Asset.from_json(self.transport.request(listing.get_asset_call(asset_id, times), deadline=deadline))
 
     async def aget_asset(self, asset_id: str, *, times: bool = False, deadline: float | None = None) -> Asset:
         """Async ``get_asset`` for triggers: httpx, async connection lookup, same parsing and retries."""
         transport = await self.aget_transport()
-        return Asset.from_json(await transport.arequest(poller.get_asset_call(asset_id, times), deadline=deadline))
+        return Asset.from_json(await transport.arequest(listing.get_asset_call(asset_id, times), deadline=deadline))
 
     def list_assets(self, *, include_unfinished: bool = False, page_size: int = 100) -> Iterator[Asset]:
         """Yield the user's assets, newest first, fetching further pages only as they are consumed.
 
         :param include_unfinished: also list assets that are still processing or failed.
         """
-        return self._iter_assets(include_unfinished=include_unfinished, page_size=page_size, retry=True)
-
-    def _iter_assets(self, *, include_unfinished: bool, page_size: int, retry: bool) -> Iterator[Asset]:
         offset = 0
         while True:
             params = {"limit": str(page_size), "offset": str(offset)}
             if include_unfinished:
                 params["done"] = "false"
-            results, next_offset = poller.page_results(
-                self._request(Call("GET", "/assets", params=params), retry=retry), offset
-            )
+            results, next_offset = listing.page_results(self._request(Call("GET", "/assets", params=params)), offset)
             for item in results:
                 yield Asset.from_json(item)
             if next_offset is None:
@@ -431,7 +387,7 @@ class BrainHook(BaseHook):
         :raises BrainAssetFailed: the asset failed; the message carries the server's reason.
         :raises BrainTimeout: still processing after ``timeout`` seconds.
         """
-        return poller.wait_for_asset(self, asset_id, poll_interval=poll_interval, timeout=timeout, times=times)
+        return waits.wait_for_asset(self, asset_id, poll_interval=poll_interval, timeout=timeout, times=times)
 
     def wait_for_assets(
         self, asset_ids: Iterable[str], *, poll_interval: float = 10.0, timeout: float | None = None
@@ -442,9 +398,7 @@ class BrainHook(BaseHook):
         their reason), keyed by id; an id missing from the result was still processing at ``timeout``.
         Failures are returned, not raised: the caller decides what a failed file means.
         """
-        return poller.wait_for_assets(
-            self, list(dict.fromkeys(asset_ids)), poll_interval=poll_interval, timeout=timeout
-        )
+        return waits.wait_for_assets(self, list(dict.fromkeys(asset_ids)), poll_interval=poll_interval, timeout=timeout)
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the URL and credentials with one cheap, unretried call (used by the UI and CLI)."""
@@ -453,53 +407,3 @@ class BrainHook(BaseHook):
         except (BrainError, ValueError) as err:
             return False, str(err)
         return True, f"Connected to Brain at {self.settings.base_url}"
-
-
-def _url_call(
-    url: str,
-    *,
-    async_: bool,
-    metadata: Mapping[str, Any] | None,
-    callback: str | None,
-    idempotency_key: str | None,
-) -> Call:
-    """The JSON form of ``POST /speech:recognize`` for media at ``url``."""
-    if urlsplit(url).scheme not in ("http", "https"):
-        raise ValueError("Brain can only fetch http:// or https:// URLs; upload other media with submit_file")
-    config: dict[str, Any] = {"async": async_}
-    if callback:
-        config["callback"] = callback
-    payload: dict[str, Any] = {"audio": {"url": url}, "config": config}
-    if metadata or idempotency_key:
-        payload["metadata"] = dict(metadata or {})
-    if idempotency_key:
-        payload["metadata"][IDEMPOTENCY_METADATA_KEY] = idempotency_key
-    # Without a key of the caller's, one made up for this call still lets the server dedupe its retries.
-    return Call("POST", "/speech:recognize", json=payload, idempotency_key=idempotency_key or new_idempotency_key())
-
-
-def _submitted(asset: Asset, call: Call) -> Asset:
-    """The asset a URL submission answered, with the metadata it stored (a processing asset's JSON omits it)."""
-    stored = (call.json or {}).get("metadata")
-    if stored and not asset.metadata:
-        asset = dataclasses.replace(asset, metadata=dict(stored))
-    log.info("Submitted a URL to Brain: asset %s (%s)", asset.asset_id, asset.status.value)
-    return asset
-
-
-_pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, poller.AssetPoller[BrainHook]]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def shared_poller(brain_conn_id: str) -> poller.AssetPoller[BrainHook]:
-    """The poller every wait on ``brain_conn_id`` in the running event loop shares (made on first use).
-
-    Its HTTP client stays open for the life of the loop, so a triggerer keeps one connection pool to Brain
-    however many triggers come and go; refused credentials make it read the connection again.
-    """
-    per_loop = _pollers.setdefault(asyncio.get_running_loop(), {})
-    shared = per_loop.get(brain_conn_id)
-    if shared is None:
-        shared = per_loop[brain_conn_id] = poller.AssetPoller(BrainHook(brain_conn_id=brain_conn_id))
-    return shared

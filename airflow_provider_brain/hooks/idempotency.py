@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import tenacity
 
 from airflow_provider_brain.exceptions import BrainAPIError, BrainConnectionError
-from airflow_provider_brain.hooks.poller import get_asset_call, list_page_call, page_results
+from airflow_provider_brain.hooks.listing import get_asset_call, list_page_call, page_results
 from airflow_provider_brain.models import Asset, parse_api_time
 
 if TYPE_CHECKING:

@@ -8,8 +8,9 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
 from airflow_provider_brain.exceptions import redact_urls
-from airflow_provider_brain.hooks.brain import BrainHook, shared_poller
+from airflow_provider_brain.hooks.brain import BrainHook
 from airflow_provider_brain.hooks.cancel import adelete_quietly
+from airflow_provider_brain.hooks.shared import shared_poller
 from airflow_provider_brain.models import Asset, validate_asset_id
 from airflow_provider_brain.triggers.events import AssetEvent, EventStatus
 from airflow_provider_brain.triggers.task_end import publish_asset, store_result

@@ -11,7 +11,8 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_brain.exceptions import redact_urls
-from airflow_provider_brain.hooks.brain import BrainHook, shared_poller
+from airflow_provider_brain.hooks.brain import BrainHook
+from airflow_provider_brain.hooks.shared import shared_poller
 from airflow_provider_brain.models import Asset, validate_asset_id
 from airflow_provider_brain.triggers.asset import cancel_asset
 from airflow_provider_brain.triggers.events import BatchEvent, EventStatus

@@ -19,13 +19,14 @@ from airflow.triggers.base import BaseTrigger, TaskFailedEvent, TaskSuccessEvent
 
 from airflow_provider_brain.config import default_poll_interval
 from airflow_provider_brain.exceptions import BrainNotFound, redact_urls
-from airflow_provider_brain.hooks.brain import BrainHook, shared_poller
+from airflow_provider_brain.hooks.brain import BrainHook
 from airflow_provider_brain.hooks.idempotency import (
     IDEMPOTENCY_METADATA_KEY,
     MAX_LOOKUP_ASSETS,
     run_started_at,
     task_key,
 )
+from airflow_provider_brain.hooks.shared import shared_poller
 from airflow_provider_brain.models import Asset, parse_api_time
 from airflow_provider_brain.triggers.asset import cancel_asset
 from airflow_provider_brain.triggers.task_end import publish_asset, store_result, xcom_get, xcom_set
