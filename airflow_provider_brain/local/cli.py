@@ -68,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     serve.add_argument("--max-json-bytes", type=int, default=DEFAULT_MAX_JSON_BYTES)
+    serve.add_argument(
+        "--max-json-buffered-bytes",
+        type=int,
+        default=None,
+        help="bytes of JSON bodies held in memory at once over all requests, past which one is answered 503"
+        " (default: twice --max-json-bytes)",
+    )
     serve.add_argument("--download-timeout", type=float, default=300.0, help="seconds per URL download")
     serve.add_argument("--max-queue", type=int, default=1000, help="most assets processing at once before 429")
     serve.add_argument(
@@ -141,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("brain-local: --workers must be at least 1")
     if args.min_latency < 0:
         raise SystemExit("brain-local: --min-latency must be 0 or more seconds")
+    if args.max_json_buffered_bytes is not None and args.max_json_buffered_bytes < args.max_json_bytes:
+        raise SystemExit("brain-local: --max-json-buffered-bytes must be at least --max-json-bytes")
     from airflow_provider_brain.local.store import DataDirInUse, lock_data_dir
 
     try:
@@ -155,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         max_body_bytes=args.max_body_bytes,
         max_json_bytes=args.max_json_bytes,
+        max_json_buffered_bytes=args.max_json_buffered_bytes,
         download_timeout=args.download_timeout,
         max_queue=args.max_queue,
         min_latency=args.min_latency,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +14,8 @@ from starlette.requests import Request
 
 from airflow_provider_brain.local.errors import ApiError
 from airflow_provider_brain.local.offload import FileWriter
+
+log = logging.getLogger("brain_local.api")
 
 #: JSON bodies up to this size are parsed on the loop; larger ones (``audio.content``) on a thread.
 PARSE_ON_LOOP_BYTES = 64 * 1024
@@ -74,15 +79,72 @@ def _parse_json(raw: bytes) -> Any:
         raise ApiError(400, "malformed JSON body") from None
 
 
-async def read_json(request: Request, limit: int) -> Any:
-    """The request's JSON body; 413 past ``limit``, 400 if it is not JSON."""
+class JsonBudget:
+    """How many bytes of JSON bodies the server may hold in memory at once, over all requests.
+
+    A JSON body is parsed whole in memory (``audio.content`` may make it megabytes), so without a bound many
+    large ones at once could take all the memory there is. A body is charged from its first byte (its
+    declared length at once, else chunk by chunk) until its request is done with it; one that does not fit is
+    read and dropped, then answered ``503`` with ``Retry-After``. Only the event loop touches it: no lock.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.held = 0
+
+    def take(self, size: int) -> bool:
+        if self.held + size > self.total:
+            return False
+        self.held += size
+        return True
+
+    def give(self, size: int) -> None:
+        self.held -= size
+
+
+#: Seconds a client whose JSON body did not fit the budget is told to wait.
+BUSY_RETRY_AFTER_SECONDS = 1
+
+
+@asynccontextmanager
+async def json_body(request: Request, limit: int, budget: JsonBudget) -> AsyncIterator[Any]:
+    """``async with json_body(request, limit, budget) as body``: the request's JSON body, charged to ``budget``
+    until the block ends. 413 past ``limit``, 400 if it is not JSON, 503 if the budget has no room for it."""
     _check_declared(request, limit, "JSON body")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"JSON body is larger than the limit of {limit} bytes")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
-    return _parse_json(raw) if size <= PARSE_ON_LOOP_BYTES else await asyncio.to_thread(_parse_json, raw)
+    declared = request.headers.get("content-length")
+    charged = 0
+    fits = True
+    if declared and declared.isdigit():
+        charged = int(declared)
+        fits = budget.take(charged)
+        if not fits:
+            charged = 0
+    try:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, f"JSON body is larger than the limit of {limit} bytes")
+            if fits and size > charged:
+                fits = budget.take(size - charged)
+                if fits:
+                    charged = size
+                else:
+                    chunks.clear()  # read the rest and drop it, so the client gets its answer
+            if fits:
+                chunks.append(chunk)
+        if not fits:
+            log.warning("a JSON body of %d bytes did not fit in memory beside the others being read; 503", size)
+            raise ApiError(
+                503,
+                "the server is busy reading other large JSON bodies; retry later",
+                {"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)},
+            )
+        raw = b"".join(chunks)
+        chunks.clear()
+        body = _parse_json(raw) if size <= PARSE_ON_LOOP_BYTES else await asyncio.to_thread(_parse_json, raw)
+        del raw
+        yield body
+    finally:
+        budget.give(charged)

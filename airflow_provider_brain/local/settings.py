@@ -23,6 +23,9 @@ class ServerSettings:
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_json_bytes: int = DEFAULT_MAX_JSON_BYTES
+    #: Bytes of JSON bodies held in memory at once over all requests (None: twice ``max_json_bytes``); a body
+    #: that does not fit beside the others is answered ``503`` with ``Retry-After``.
+    max_json_buffered_bytes: int | None = None
     #: Wall-clock limit for one URL download, in seconds.
     download_timeout: float = 300.0
     #: Most assets waiting or in progress at once; past it submissions get ``429`` with ``Retry-After``.
@@ -35,3 +38,7 @@ class ServerSettings:
     #: Fetch ``audio.url`` from, and POST callbacks to, loopback, private and link-local addresses too (a
     #: development setup whose media store listens on 127.0.0.1); off, only global addresses are reached.
     allow_private_urls: bool = False
+
+    @property
+    def json_budget_bytes(self) -> int:
+        return self.max_json_buffered_bytes or 2 * self.max_json_bytes

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from airflow_provider_brain.local.auth import Authenticator, load_or_create_secret
+from airflow_provider_brain.local.http_input import JsonBudget
 from airflow_provider_brain.local.idempotency import KeyLocks
 from airflow_provider_brain.local.offload import StoreAccess
 from airflow_provider_brain.local.settings import ServerSettings
@@ -13,8 +14,8 @@ from airflow_provider_brain.local.worker import Dispatcher
 
 
 class Brain:
-    """The server's state for one run: settings, store (behind ``StoreAccess``), dispatcher, authenticator and
-    the turns of requests that share an ``Idempotency-Key``.
+    """The server's state for one run: settings, store (behind ``StoreAccess``), dispatcher, authenticator, the
+    turns of requests that share an ``Idempotency-Key`` and the memory budget of JSON bodies.
 
     Built on a thread (it opens SQLite and reads the secret), then given its dispatcher on the loop.
     """
@@ -27,6 +28,7 @@ class Brain:
         self.dispatcher: Dispatcher | None = None
         #: Turns of the requests that carry the same user's same ``Idempotency-Key``.
         self.keys = KeyLocks()
+        self.json_budget = JsonBudget(settings.json_budget_bytes)
 
     @property
     def store(self) -> AssetStore:

@@ -59,6 +59,11 @@ def test_users_from_flags_file_and_environment(tmp_path):
         (["serve", "--data-dir", "{tmp}"], "no users"),
         (["serve", "--data-dir", "{tmp}", "--user", "a"], "--password"),
         (["serve", "--data-dir", "{tmp}", "--user", "a", "--password", "b", "--workers", "0"], "--workers"),
+        (
+            ["serve", "--data-dir", "{tmp}", "--user", "a", "--password", "b", "--max-json-bytes", "2000"]
+            + ["--max-json-buffered-bytes", "1000"],
+            "--max-json-buffered-bytes must be at least --max-json-bytes",
+        ),
     ],
 )
 def test_refuses_bad_configuration(tmp_path, args, message):
@@ -86,6 +91,8 @@ def test_help_lists_the_documented_flags():
         "--workers",
         "--max-body-bytes",
         "--users-file",
+        "--allow-private-urls",
+        "--max-json-buffered-bytes",
     ):
         assert flag in result.stdout
 

@@ -15,7 +15,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 
 from airflow_provider_brain.local.assets import ASSET_ID_PATTERN, DONE, Asset, realign
 from airflow_provider_brain.local.errors import ApiError
-from airflow_provider_brain.local.http_input import flag, int_param, read_json
+from airflow_provider_brain.local.http_input import flag, int_param, json_body
 from airflow_provider_brain.local.search import SearchQuery
 from airflow_provider_brain.local.state import Brain, brain_of
 
@@ -57,7 +57,11 @@ async def put_asset(request: Request) -> Response:
     brain = brain_of(request)
     user = brain.auth.authenticate(request)
     asset = await _owned_asset(request, brain, user)
-    body = await read_json(request, brain.settings.max_json_bytes)
+    async with json_body(request, brain.settings.max_json_bytes, brain.json_budget) as body:
+        return await _correct(brain, asset, body)
+
+
+async def _correct(brain: Brain, asset: Asset, body: Any) -> Response:
     if not isinstance(body, dict):
         raise ApiError(400, "the JSON body must be an object")
     transcript, metadata = body.get("transcript"), body.get("metadata")
@@ -109,6 +113,7 @@ async def search_assets(request: Request) -> Response:
     """``POST /assets/search``: where a phrase occurs in the caller's assets, best confidence first."""
     brain = brain_of(request)
     user = brain.auth.authenticate(request)
-    query = SearchQuery.parse(await read_json(request, brain.settings.max_json_bytes))
-    body = await brain.db.search(user, query)
-    return Response(body, media_type="application/json")
+    async with json_body(request, brain.settings.max_json_bytes, brain.json_budget) as body:
+        query = SearchQuery.parse(body)
+        answer = await brain.db.search(user, query)
+    return Response(answer, media_type="application/json")

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import binascii
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from airflow_provider_brain.local.assets import DONE, PROCESSING, Asset, new_ass
 from airflow_provider_brain.local.audio import AudioDecodeError, probe
 from airflow_provider_brain.local.download import check_media_url, download_to_file
 from airflow_provider_brain.local.errors import ApiError, DownloadError
-from airflow_provider_brain.local.http_input import base_url, flag, read_json, receive_body
+from airflow_provider_brain.local.http_input import base_url, flag, json_body, receive_body
 from airflow_provider_brain.local.idempotency import (
     check_same_request,
     idempotency_key,
@@ -37,6 +38,7 @@ from airflow_provider_brain.local.url_guard import PrivateAddressError, check_ur
 log = logging.getLogger("brain_local.api")
 
 RETRY_AFTER_SECONDS = 5
+_SPACE = re.compile(r"\s")
 _JSON_TYPES = ("application/json", "application/x-www-form-urlencoded", "text/json")
 
 
@@ -166,10 +168,15 @@ async def _recognize_upload(request: Request, brain: Brain, submission: Submissi
 
 
 async def _recognize_json(request: Request, brain: Brain, submission: Submission) -> Response | tuple[Asset, bool]:
+    """A JSON submission; its body is held (and charged to the JSON budget) only until its asset exists."""
     try:
-        body = await read_json(request, brain.settings.max_json_bytes)
+        async with json_body(request, brain.settings.max_json_bytes, brain.json_budget) as body:
+            return await _from_json(brain, submission, body)
     except ClientDisconnect:
         return Response(status_code=400)
+
+
+async def _from_json(brain: Brain, submission: Submission, body: Any) -> Response | tuple[Asset, bool]:
     if not isinstance(body, dict):
         raise ApiError(400, "the JSON body must be an object")
     audio = body.get("audio")
@@ -205,7 +212,6 @@ async def _recognize_json(request: Request, brain: Brain, submission: Submission
     if submission.key is not None:
         submission.digest = await json_digest(body, len(content) if isinstance(content, str) else 0)
     submission.metadata, submission.callback = metadata, callback
-    del body, audio, config
     async with brain.keys.hold(submission.user, submission.key):
         earlier = await _earlier(brain, submission)
         if earlier is not None:
@@ -247,9 +253,11 @@ async def _fetch_url(brain: Brain, submission: Submission, url: str) -> Asset:
 
 def _write_base64(content: str, dest: Path) -> None:
     """Decode ``audio.content`` into ``dest`` (blocking: up to the JSON limit of base64, so on a thread)."""
-    try:
+    if _SPACE.search(content):  # copied only if it must be: it may be tens of megabytes
         # Line breaks are common in base64 (MIME style); anything else outside the alphabet is an error.
-        media = base64.b64decode("".join(content.split()), validate=True)
+        content = "".join(content.split())
+    try:
+        media = base64.b64decode(content, validate=True)
     except (binascii.Error, ValueError):
         raise ApiError(400, "audio.content is not valid base64") from None
     if not media:
