@@ -25,10 +25,12 @@ from airflow_provider_brain.exceptions import (
     BrainReadTimeout,
 )
 from airflow_provider_brain.hooks import idempotency, listing, submissions, waits
+from airflow_provider_brain.hooks import search as phrase_search
 from airflow_provider_brain.hooks.idempotency import (
     IDEMPOTENCY_METADATA_KEY,
     MAX_LOOKUP_ASSETS,
 )
+from airflow_provider_brain.hooks.search import SearchHit
 from airflow_provider_brain.hooks.transport import (
     DEFAULT_BASE_URL,
     Call,
@@ -399,6 +401,17 @@ class BrainHook(BaseHook):
         Failures are returned, not raised: the caller decides what a failed file means.
         """
         return waits.wait_for_assets(self, list(dict.fromkeys(asset_ids)), poll_interval=poll_interval, timeout=timeout)
+
+    def search(self, query: str, asset_ids: Iterable[str] | None, *, limit: int | None = None) -> list[SearchHit]:
+        """Where ``query`` was said in ``asset_ids`` (``None``: all the user's assets): typed hits, best confidence
+        first, every page followed (``hooks/search.py``). Unknown and others' ids just have no hits."""
+        return phrase_search.search(self.transport, query, asset_ids, limit=limit)
+
+    async def asearch(
+        self, query: str, asset_ids: Iterable[str] | None, *, limit: int | None = None
+    ) -> list[SearchHit]:
+        """Async ``search`` (for triggers)."""
+        return await phrase_search.asearch(await self.aget_transport(), query, asset_ids, limit=limit)
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the URL and credentials with one cheap, unretried call (used by the UI and CLI)."""
