@@ -143,3 +143,15 @@ for dag_id, deferrable in (("brain_deadline_worker", False), ("brain_deadline_de
             retries=2,
             retry_delay=timedelta(seconds=0),
         )
+
+# A local file whose first upload's answer is lost (the test's fault proxy answers 502 after forwarding it, and
+# the connection allows no retry inside the hook): the task's retry sends it again with the same Idempotency-Key.
+with DAG(dag_id="brain_local_lost_answer", **COMMON):
+    BrainTranscribeOperator(
+        task_id="transcribe",
+        local_path=os.environ.get("BRAIN_TEST_LOCAL_PATH", "/nonexistent.wav"),
+        deferrable=False,
+        poll_interval=0.5,
+        retries=1,
+        retry_delay=timedelta(seconds=0),
+    )

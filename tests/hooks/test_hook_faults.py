@@ -4,6 +4,7 @@ how often and how long, uploads cut part way, slow answers, and what the errors 
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
 
@@ -116,15 +117,37 @@ def test_seekable_file_is_rewound_on_retry(brain_conn, fault_proxy, speech):
 # ---------------------------------------------------------------------------- review fixes
 
 
-def test_a_slow_submission_is_not_sent_twice(brain_conn, brain_server, fault_proxy, speech):
-    """A read timeout on POST means the server has the audio: resending it would transcribe it twice."""
-    brain_conn(url=fault_proxy.url, timeout=1)
+def test_a_slow_submission_is_not_sent_twice_to_a_server_that_ignores_keys(
+    brain_conn, brain_server, fault_proxy, speech
+):
+    """A read timeout on POST means the server has the audio: without Idempotency-Key, resending it would
+    transcribe it twice."""
+    brain_conn(url=fault_proxy.url, timeout=1, server_idempotency=False)
+    fault_proxy.drop_request_headers.add("idempotency-key")
     fault_proxy.add(Fault("delay", seconds=3, path_prefix="/speech:recognize"))
     from airflow_provider_brain.hooks.brain import BrainReadTimeout
 
+    before = count_assets(brain_server)
     with pytest.raises(BrainReadTimeout):
         fast_hook().submit_file(speech.file(0), async_=True)
     assert len(fault_proxy.requests_to("/speech:recognize")) == 1
+    time.sleep(3.5)  # the delayed attempt reaches the server 3 s after it was sent: let it arrive
+    assert count_assets(brain_server) == before + 1
+
+
+def test_a_slow_submission_is_sent_again_with_its_key_and_leaves_one_asset(
+    brain_conn, brain_server, fault_proxy, speech
+):
+    """The same read timeout against a server that honours Idempotency-Key: the resend is answered with the
+    first asset (once the delayed first request arrives, or by the first being the resend's asset)."""
+    brain_conn(url=fault_proxy.url, timeout=1)
+    before = count_assets(brain_server)
+    fault_proxy.add(Fault("delay", seconds=3, path_prefix="/speech:recognize"))
+    asset = fast_hook().submit_file(speech.file(0), async_=True)
+    assert len(fault_proxy.requests_to("/speech:recognize")) == 2
+    time.sleep(3.5)  # the delayed first attempt reaches the server 3 s after it was sent: let it arrive
+    assert count_assets(brain_server) == before + 1
+    assert BrainHook().get_asset(asset.asset_id).asset_id == asset.asset_id
 
 
 def test_a_slow_read_is_retried(brain_conn, fault_proxy, speech):

@@ -20,6 +20,8 @@ from airflow_provider_brain.operators import trigger_start
 from airflow_provider_brain.operators.transcribe import IDEMPOTENCY_KEY
 from tests.fixtures.brain import start_brain_server
 from tests.fixtures.connections import brain_connection_json
+from tests.fixtures.faults import Fault
+from tests.hooks.helpers import count_assets
 
 DAG_FILE = Path(__file__).parents[1] / "dags" / "transcribe_modes.py"
 WER_BOUND = 0.25
@@ -173,3 +175,23 @@ def run_against_a_slow_brain(runner: DagRunner, tmp_path: Path, dag_id: str) -> 
     submissions = [path for method, path, _ in access if method == "POST" and path.startswith("/speech:recognize")]
     deletions = [path for method, path, status in access if method == "DELETE" and status == "200"]
     return output, submissions, deletions, listed
+
+
+def test_a_lost_upload_answer_leaves_one_asset_across_task_tries(dag_runner, brain_server, fault_proxy, speech):
+    """#22: the first try's upload reached Brain and its answer was lost; the retry (same task, same key) is
+    answered with that asset instead of creating a second."""
+    fault_proxy.add(Fault("lost_answer", status=502, path_prefix="/speech:recognize"))
+    env = {
+        **dag_runner.env,
+        "AIRFLOW_CONN_BRAIN_DEFAULT": brain_connection_json(fault_proxy.url, *brain_server.auth, max_retries=0),
+        "BRAIN_TEST_LOCAL_PATH": str(speech.file(2)),
+    }
+    before = count_assets(brain_server)
+    code, output = DagRunner(dag_runner.cli, env).test("brain_local_lost_answer")
+    assert_succeeded(code, output)
+    assert "failed with 502" in output, "the first try failed on the lost answer"
+    posts = fault_proxy.requests_to("/speech:recognize", "POST")
+    assert [p.faulted for p in posts] == ["lost_answer", None]
+    assert count_assets(brain_server) == before + 1
+    (asset,) = assets_for(str(speech.file(2)))
+    assert BrainHook().get_asset(asset.asset_id).is_done
