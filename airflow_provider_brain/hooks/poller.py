@@ -42,6 +42,9 @@ LAST_CHECK_SECONDS = 10.0
 #: A polling cycle starts no retry after this long (or its interval, if longer): a ``Retry-After: 300`` is not
 #: sat out inside one cycle while waits come and go; the next cycle asks again.
 CYCLE_SECONDS = 30.0
+#: The poller reads its connection again this often, so a change of URL, extras or password reaches a
+#: long-lived triggerer without waiting for a refusal.
+RENEW_SECONDS = 600.0
 
 
 log = logging.getLogger(__name__)
@@ -85,6 +88,7 @@ class AssetPoller(Generic[HookT]):
     def __init__(self, hook: HookT) -> None:
         self.hook = hook
         self._auth = AuthGrace()
+        self._renewed = time.monotonic()
         self._waiters: dict[str, list[_Waiter]] = {}
         self._created: dict[str, datetime] = {}
         self._task: asyncio.Task[None] | None = None
@@ -173,6 +177,9 @@ class AssetPoller(Generic[HookT]):
         settled: dict[str, Asset] = {}
         to_fetch: set[str] = watched
         transport = await self.hook.aget_transport()
+        if time.monotonic() - self._renewed >= RENEW_SECONDS:
+            self._renewed = time.monotonic()
+            await transport.arenew()
         deadline = time.time() + max(self._interval, CYCLE_SECONDS)
         if len(watched) > DIRECT_FETCH_MAX:
             scan = ListingScan(watched, self._created)

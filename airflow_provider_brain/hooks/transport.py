@@ -123,10 +123,9 @@ class Transport:
 
     def _adopt(self, fresh: ClientSettings) -> bool:
         """Take the connection's settings as read again; whether the credentials (or the URL) changed."""
-        old = self.settings
-        if (fresh.base_url, fresh.login, fresh.password) == (old.base_url, old.login, old.password):
+        if fresh == self.settings:
             return False
-        log.info("Brain refused the credentials; the connection now holds others, which are used from now on")
+        log.info("The Brain connection changed; its new settings are used from now on")
         self.settings = fresh
         self.close()
         if self._async_client is not None:  # closed by the next ``aclose``, from the event loop it belongs to
@@ -142,6 +141,12 @@ class Transport:
             if self._reload is None or not self._adopt(self._reload()):
                 raise
             return attempt()
+
+    async def arenew(self) -> None:
+        """Read the connection again and take any change (a long-lived transport, such as the triggerer's shared
+        poller's, renews itself now and then, as the shared S3 hook does)."""
+        if self._areload is not None and self._adopt(await self._areload()):
+            await self.aclose_stale()
 
     async def awith_fresh_credentials(self, attempt: Callable[[], Awaitable[T]]) -> T:
         """Async ``with_fresh_credentials``: the connection is read with Airflow's async lookup."""

@@ -153,3 +153,24 @@ def test_an_unreadable_listing_item_fails_only_its_own_wait(brain_conn, fault_pr
     assert event["status"] == "done", event["message"]
     assert list(event["failed"]) == [ids[0]] and "could not be read" in event["failed"][ids[0]]
     assert "1 of 2 Brain assets done, 1 failed" in event["message"]
+
+
+def test_the_poller_reads_its_connection_again(brain_conn, fault_proxy, speech, monkeypatch):
+    """A long-lived poller (the triggerer's) takes a changed connection without a refusal to prompt it, as the
+    shared S3 hook renews itself: here the connection moves to the proxy between two waits."""
+    from airflow_provider_brain.hooks import poller as poller_module
+
+    monkeypatch.setattr(poller_module, "RENEW_SECONDS", 0.0)
+    brain_conn()
+    hook = BrainHook()
+    first, second = (hook.submit_file(speech.file(i), async_=True).asset_id for i in range(2))
+
+    async def run() -> list[str]:
+        shared = poller_module.AssetPoller(BrainHook())
+        done = [(await shared.wait(first, 0.2)).status.value]
+        brain_conn(url=fault_proxy.url)
+        done.append((await shared.wait(second, 0.2)).status.value)
+        return done
+
+    assert asyncio.run(asyncio.wait_for(run(), 120)) == ["done", "done"]
+    assert fault_proxy.requests_to("/assets"), "the second wait polled through the connection's new URL"
