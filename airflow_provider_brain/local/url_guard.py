@@ -132,7 +132,11 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         try:
-            addresses = await checked_addresses(host, port, self._what, self._resolver)
+            # The connect timeout covers the name lookup too: it is part of connecting.
+            async with asyncio.timeout(timeout):
+                addresses = await checked_addresses(host, port, self._what, self._resolver)
+        except TimeoutError:
+            raise httpcore.ConnectTimeout("timed out resolving the host") from None
         except OSError as exc:
             raise httpcore.ConnectError(f"could not resolve the host: {exc.__class__.__name__}") from None
         last: Exception | None = None

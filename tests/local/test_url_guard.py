@@ -9,6 +9,7 @@ import ipaddress
 import socket
 
 import httpcore
+import httpx
 import pytest
 
 from airflow_provider_brain.local.url_guard import PrivateAddressError, check_url, http_client, refusal
@@ -140,5 +141,20 @@ def test_with_private_addresses_allowed_nothing_is_checked(media_server, speech)
             assert (await client.get(url)).content == speech.file(0).read_bytes()
         with pytest.raises(PrivateAddressError, match="loopback"):
             await check_url(url, "audio.url", False)
+
+    asyncio.run(scenario())
+
+
+def test_a_name_lookup_that_hangs_is_a_connect_timeout(media_server):
+    async def scenario() -> None:
+        async def hanging(host: str, port: int) -> list[str]:
+            await asyncio.sleep(30)
+            return [PUBLIC]
+
+        backend = Recording(int(media_server.url.rsplit(":", 1)[1]))
+        async with http_client("config.callback", False, resolver=hanging, inner=backend, timeout=0.5) as client:
+            with pytest.raises(httpx.ConnectTimeout):
+                await client.post("http://slow-dns.example/cb", json={})
+        assert backend.asked == []
 
     asyncio.run(scenario())
