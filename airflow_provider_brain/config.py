@@ -30,4 +30,4 @@ def default_poll_interval() -> float:
     """``[brain] default_poll_interval``, or 10 s."""
     from airflow.providers.common.compat.sdk import conf
 
-    return conf.getfloat(SECTION, "default_poll_interval", fallback=POLL_INTERVAL_FALLBACK)
+    return float(conf.getfloat(SECTION, "default_poll_interval", fallback=POLL_INTERVAL_FALLBACK))

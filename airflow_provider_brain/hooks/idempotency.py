@@ -182,7 +182,8 @@ def submit_once(transport: Transport, call: Call, key: str, *, retry_read_timeou
         return Asset.from_json(transport.send(call))
 
     retrying = tenacity.Retrying(**transport.policy(call, idempotent=retry_read_timeouts))
-    return retrying(transport.with_fresh_credentials, attempt)
+    asset: Asset = retrying(transport.with_fresh_credentials, attempt)
+    return asset
 
 
 async def asubmit_once(transport: Transport, call: Call, key: str) -> Asset:

@@ -181,7 +181,7 @@ def partial_with_alias(operator: type, kwargs: dict[str, Any], alias: str | None
 
 
 def emit_asset_events(
-    context: Mapping[str, Any], outlets: Sequence[Any], written: Iterable[Asset], extra: dict
+    context: Mapping[str, Any], outlets: Sequence[Any], written: Iterable[Asset], extra: dict[str, Any]
 ) -> None:
     """Record what a transfer wrote as asset events, with ``extra`` (counts, never transcript text).
 

@@ -60,7 +60,7 @@ class BrainAssetTrigger(BaseTrigger):
         cancel_on_kill: bool = False,
         end_task: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger.__init__ is untyped
         self.asset_id = validate_asset_id(asset_id)
         self.brain_conn_id = brain_conn_id
         self.poll_interval = float(poll_interval)

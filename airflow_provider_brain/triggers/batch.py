@@ -45,7 +45,7 @@ class BrainBatchTrigger(BaseTrigger):
         end_time: float | None = None,
         cancel_on_kill: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger.__init__ is untyped
         self.asset_ids = list(dict.fromkeys(validate_asset_id(a) for a in asset_ids))
         self.brain_conn_id = brain_conn_id
         self.poll_interval = float(poll_interval)

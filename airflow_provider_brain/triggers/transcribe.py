@@ -82,7 +82,7 @@ class BrainTranscribeTrigger(BaseTrigger):
         return_transcript: bool = False,
         cancel_on_kill: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger.__init__ is untyped
         self.s3_uri = s3_uri
         self.s3_bucket = s3_bucket
         self.s3_key = s3_key
