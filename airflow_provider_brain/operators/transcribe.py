@@ -5,25 +5,23 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
+from airflow.providers.common.compat.sdk import conf
 
 from airflow_provider_brain.config import default_poll_interval
 from airflow_provider_brain.exceptions import (
     BrainAssetFailed,
-    BrainDeadlinePassed,
-    BrainError,
     BrainNotFound,
     BrainTimeout,
 )
 from airflow_provider_brain.hooks.brain import IDEMPOTENCY_METADATA_KEY, BrainHook
-from airflow_provider_brain.hooks.cancel import delete_quietly
 from airflow_provider_brain.hooks.idempotency import run_started_at, task_key
 from airflow_provider_brain.links import ASSET_URL_XCOM_KEY, BrainAssetLink
-from airflow_provider_brain.models import Asset, AssetStatus, parse_api_time
+from airflow_provider_brain.models import Asset, AssetStatus
 from airflow_provider_brain.operators import trigger_start
 from airflow_provider_brain.operators.partial import SOURCE_ARGUMENTS, TriggerStartPartial
+from airflow_provider_brain.operators.task_end import TaskEnd
 from airflow_provider_brain.operators.transcribe_source import (
     S3_TRANSFERS,
     lineage_inputs,
@@ -45,11 +43,6 @@ __all__ = ["IDEMPOTENCY_KEY", "S3_TRANSFERS", "BrainTranscribeOperator", "idempo
 IDEMPOTENCY_KEY = IDEMPOTENCY_METADATA_KEY
 
 
-#: How long a task whose deadline passed spends reading its asset (only to say how long it waited) before it
-#: cancels the asset and fails.
-GIVE_UP_FETCH_SECONDS = 15.0
-
-
 def idempotency_key(context: Context, source: str) -> str:
     """Name one task instance across its tries, and its audio: dag id, run id, task id, map index and a
     hash of the source (so a cleared mapped task whose index now names another file is not confused
@@ -63,7 +56,7 @@ def _asset_id_of(external_id: Any) -> str:
     return str(external_id["asset_id"] if isinstance(external_id, Mapping) else external_id)
 
 
-class BrainTranscribeOperator(HidesUrlSecrets, ResumableJobMixin, BaseOperator):
+class BrainTranscribeOperator(HidesUrlSecrets, TaskEnd):
     """Transcribe one audio file with Brain: from S3, from a URL, or from a file on the worker.
 
     The asset id goes to XCom (key ``asset_id``) as soon as the asset exists, before any wait.
@@ -352,57 +345,6 @@ class BrainTranscribeOperator(HidesUrlSecrets, ResumableJobMixin, BaseOperator):
             self._give_up(ended.asset_id, None)
         asset_id = ended.outcome(timeout=self.timeout)
         return self._result(self.hook.get_asset(asset_id, times=self.times))
-
-    def _gone(self, asset_id: str) -> bool:
-        try:
-            self.hook.get_asset(asset_id)
-        except BrainNotFound:
-            return True
-        return False
-
-    # ------------------------------------------------------------------ the end of a task's life
-
-    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
-        """Airflow's own timeout of a deferred task (``execution_timeout``) also gives the asset up."""
-        try:
-            from airflow.sdk.exceptions import TaskDeferralTimeout
-        except ImportError:  # Airflow before 3.2
-            from airflow.exceptions import TaskDeferralTimeout  # type: ignore[no-redef]
-
-        self._owns_asset = bool((next_kwargs or {}).get("owned", True))
-        try:
-            return super().resume_execution(next_method, next_kwargs, context)
-        except TaskDeferralTimeout:
-            ti = context["ti"]
-            asset_id = ti.xcom_pull(task_ids=ti.task_id, key="asset_id", map_indexes=ti.map_index)
-            if not asset_id:
-                raise
-            self._give_up(str(asset_id), None)
-
-    def _give_up(self, asset_id: str, end_time: float | None) -> NoReturn:
-        """Fail on a deadline, naming the asset and how long it has been processing; with ``cancel_on_kill``
-        delete it first, so Brain stops working on audio nobody waits for."""
-        try:
-            created = parse_api_time(
-                self.hook.get_asset(asset_id, deadline=time.time() + GIVE_UP_FETCH_SECONDS).created
-            )
-        except BrainError as err:
-            # Only the message's "waited" needs the asset: an outage here must neither skip the cancel nor
-            # turn the deadline, which is never retried, into a retryable error.
-            self.log.warning("Could not read Brain asset %s to say how long it waited: %s", asset_id, err)
-            created = None
-        waited = time.time() - created.timestamp() if created else self.timeout
-        self._cancel(asset_id, "its deadline passed")
-        raise BrainDeadlinePassed(asset_id, self.timeout, waited)
-
-    def on_kill(self) -> None:
-        """A user ended the task while it waited in the worker (or ``execution_timeout`` passed): cancel its asset."""
-        if self._asset_id:
-            self._cancel(self._asset_id, "the task was killed")
-
-    def _cancel(self, asset_id: str, why: str) -> None:
-        if self.cancel_on_kill and self._owns_asset:
-            delete_quietly(self.hook, self.log, asset_id, why)
 
     # ------------------------------------------------------------------ lineage
 

@@ -363,7 +363,9 @@ class BrainTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
             raise BrainBatchFailed([s["source"] for s in bad], total=len(summaries))
         return summaries
 
-    def _details(self, asset_ids: list[str | None], failed: dict[str, str], settled: Mapping[str, Asset]) -> dict[str, Any]:
+    def _details(
+        self, asset_ids: list[str | None], failed: dict[str, str], settled: Mapping[str, Asset]
+    ) -> dict[str, Any]:
         """Duration (and word timings with ``times``) of each done asset; fetched when the wait did not bring them."""
         done = [a for a in dict.fromkeys(asset_ids) if a is not None and a not in failed]
         details: dict[str, dict[str, Any]] = {}
