@@ -22,7 +22,7 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "Brain",
                 "external-doc-url": "https://brain.deepgram.com",
-                "how-to-guide": ["README.md#using-it"],
+                "how-to-guide": ["README.md#using-it", "README.md#find-what-was-said"],
                 "tags": ["service"],
             }
         ],
@@ -41,6 +41,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider_brain.operators.transcribe",
                     "airflow_provider_brain.operators.transcribe_batch",
+                    "airflow_provider_brain.operators.search",
                 ],
             },
         ],
