@@ -17,6 +17,7 @@ from airflow.providers.common.compat.sdk import AirflowException, BaseHook, Base
 
 from airflow_provider_brain.hooks.brain import BrainHook
 from airflow_provider_brain.models import Asset as BrainAsset
+from airflow_provider_brain.operators.search import normalize_phrases
 from airflow_provider_brain.transfers.common import fetch_done_assets, normalize_asset_ids, replacement_source
 from airflow_provider_brain.transfers.lineage import (
     TableLocation,
@@ -26,10 +27,12 @@ from airflow_provider_brain.transfers.lineage import (
     table_location,
     with_alias,
 )
+from airflow_provider_brain.transfers.sql_hits import search_hits
 from airflow_provider_brain.transfers.sql_loader import DELETE_CHUNK, LoadResult, TranscriptLoader
 from airflow_provider_brain.transfers.sql_tables import (
     DIALECT_TYPES,
     TRANSCRIPT_COLUMNS,
+    TRANSCRIPT_HITS,
     TRANSCRIPT_WORDS,
     TRANSCRIPTS,
     WORD_COLUMNS,
@@ -158,11 +161,17 @@ class BrainToSqlOperator(BaseOperator):
         S3 object, URL or file), so rerunning a DAG over the same audio keeps one row per file.
     :param hook_params: extra keyword arguments for the database hook.
     :param asset_alias: the ``AssetAlias`` this task declares as an outlet (``brain_to_sql:{conn_id}`` by
-        default), through which each load emits an asset event for both tables; ``None`` for no alias.
+        default), through which each load emits an asset event for each table; ``None`` for no alias.
+    :param phrases: phrases to search the assets for (one, or a list; templated or from XCom, as
+        ``BrainSearchOperator`` takes them). Their hits go to ``hits_table`` (asset_id, hit_index, source, phrase,
+        start_s, end_s, confidence, loaded_at), replacing all of the loaded assets' earlier hits, in the same
+        transaction; that table gets an asset event too. ``None`` (the default): no search, no hits table.
+    :param hits_table: the hits table (optionally ``schema.table``).
+    :param min_confidence: hits below this confidence (the matched words' mean, in [0, 1]) are not loaded.
     :return: a summary: ``{"assets": ..., "transcript_rows": ..., "word_rows": ..., "skipped": [...], ...}``.
     """
 
-    template_fields: Sequence[str] = ("asset_ids", "table", "words_table")
+    template_fields: Sequence[str] = ("asset_ids", "table", "words_table", "phrases", "hits_table")
     ui_color = "#d7e8f7"
 
     def __init__(
@@ -179,6 +188,9 @@ class BrainToSqlOperator(BaseOperator):
         replace_by_source: bool = True,
         hook_params: dict[str, Any] | None = None,
         asset_alias: str | None = DEFAULT_ASSET_ALIAS,
+        phrases: Any = None,
+        hits_table: str = "transcript_hits",
+        min_confidence: float = 0.0,
         **kwargs: Any,
     ) -> None:
         asset_alias = _sql_alias(asset_alias, conn_id)
@@ -195,6 +207,13 @@ class BrainToSqlOperator(BaseOperator):
         self.create_tables = create_tables
         self.batch_size = batch_size
         self.hook_params = hook_params
+        self.phrases = phrases
+        self.hits_table = hits_table
+        if isinstance(min_confidence, bool) or not isinstance(min_confidence, (int, float)):
+            raise ValueError(f"min_confidence must be a number in [0, 1], not {min_confidence!r}")
+        if not 0.0 <= min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be in [0, 1], not {min_confidence}")
+        self.min_confidence = float(min_confidence)
         # What the last run wrote, for the OpenLineage listener (which asks the same operator object on complete).
         self._lineage_tables: list[tuple[TableLocation, TableSchema, ColumnTypes]] = []
         self._lineage_sources: list[str | None] = []
@@ -209,6 +228,7 @@ class BrainToSqlOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         ids = normalize_asset_ids(self.asset_ids)
+        phrases = None if self.phrases is None else normalize_phrases(self.phrases)
         db_hook = get_db_hook(self.conn_id, self.hook_params)
         loader = TranscriptLoader(
             db_hook,
@@ -216,22 +236,23 @@ class BrainToSqlOperator(BaseOperator):
             words_table=self.words_table,
             batch_size=self.batch_size,
             replace_by_source=self.replace_by_source,
+            hits_table=self.hits_table if phrases is not None else None,
         )
         # Fetch (and check) everything before touching the database: an unfinished asset fails the task
         # without a write, and the transaction stays short.
+        brain = BrainHook(brain_conn_id=self.brain_conn_id)
         fetched = fetch_done_assets(
-            BrainHook(brain_conn_id=self.brain_conn_id),
-            ids,
-            times=bool(self.words_table),
-            skip_unfinished=self.skip_unfinished,
-            log=self.log,
+            brain, ids, times=bool(self.words_table), skip_unfinished=self.skip_unfinished, log=self.log
         )
+        hits = None
+        if phrases is not None:
+            hits = search_hits(brain, phrases, fetched.done, min_confidence=self.min_confidence)
         if self.create_tables:
             loader.create_tables()
-        result = loader.load(fetched.done)
+        result = loader.load(fetched.done, hits=hits)
         through_alias = self._record_writes(context, loader, fetched.done, result, skipped=len(fetched.skipped))
         self._hold_event_lock(db_hook, through_alias)
-        return {
+        summary = {
             "table": loader.table,
             "words_table": loader.words_table,
             "assets": result.assets,
@@ -240,6 +261,9 @@ class BrainToSqlOperator(BaseOperator):
             "skipped": sorted(fetched.skipped),
             "method": result.method,
         }
+        if loader.hits_table:
+            summary.update(hits_table=loader.hits_table, hit_rows=result.hit_rows)
+        return summary
 
     def _record_writes(
         self, context: Context, loader: TranscriptLoader, assets: list[BrainAsset], result: LoadResult, skipped: int
@@ -252,6 +276,8 @@ class BrainToSqlOperator(BaseOperator):
         tables = [(loader.table, TRANSCRIPTS)]
         if loader.words_table:
             tables.append((loader.words_table, TRANSCRIPT_WORDS))
+        if loader.hits_table:
+            tables.append((loader.hits_table, TRANSCRIPT_HITS))
         located = [(table_location(connection, table, database=database), schema) for table, schema in tables]
         self._lineage_tables = [(where, schema, loader.types) for where, schema in located if where]
         self._lineage_sources = [replacement_source(asset) for asset in assets]
@@ -263,6 +289,8 @@ class BrainToSqlOperator(BaseOperator):
             "word_rows": result.word_rows,
             "skipped": skipped,
         }
+        if loader.hits_table:
+            extra["hit_rows"] = result.hit_rows
         written = [where.asset() for where, _, _ in self._lineage_tables]
         emit_asset_events(context, self.outlets, written, extra)
         if context.get("outlet_events") is None or not any(isinstance(o, AssetAlias) for o in self.outlets):

@@ -7,8 +7,6 @@ is made safe (one transaction, old rows replaced) and fast (the best bulk path e
 
 from __future__ import annotations
 
-import re
-import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -27,10 +25,14 @@ from airflow_provider_brain.transfers.common import (
     utc_now,
     word_tuples,
 )
+from airflow_provider_brain.transfers.sql_errors import driver_error_code, error_location, is_driver_error
+from airflow_provider_brain.transfers.sql_hits import hit_table_rows
 from airflow_provider_brain.transfers.sql_tables import (
+    TRANSCRIPT_HITS,
     TRANSCRIPT_WORDS,
     TRANSCRIPTS,
     ColumnTypes,
+    TableSchema,
     dialect_types,
     validate_table_name,
 )
@@ -38,6 +40,8 @@ from airflow_provider_brain.transfers.sql_writers import bulk_writer
 
 if TYPE_CHECKING:
     from airflow.providers.common.sql.hooks.sql import DbApiHook
+
+    from airflow_provider_brain.hooks.search import SearchHit
 
 #: How many asset ids one ``DELETE ... WHERE asset_id IN (...)`` names (well under every driver's limit).
 DELETE_CHUNK = 500
@@ -81,6 +85,7 @@ class LoadResult:
     transcript_rows: int
     word_rows: int
     method: str
+    hit_rows: int = 0
 
 
 class TranscriptLoader:
@@ -109,11 +114,14 @@ class TranscriptLoader:
         batch_size: int = 10_000,
         use_copy: bool = True,
         replace_by_source: bool = True,
+        hits_table: str | None = None,
     ) -> None:
         self.hook = hook
         self.replace_by_source = replace_by_source
         self.table = validate_table_name(table)
         self.words_table = validate_table_name(words_table) if words_table else None
+        #: Where ``load(..., hits=...)`` writes the hits of a phrase search (``None``: no hits table).
+        self.hits_table = validate_table_name(hits_table) if hits_table else None
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.batch_size = batch_size
@@ -140,16 +148,17 @@ class TranscriptLoader:
     # ------------------------------------------------------------------ DDL
 
     def ddl(self) -> list[str]:
-        """``CREATE TABLE IF NOT EXISTS`` statements for both tables, in this hook's dialect."""
-        statements = [TRANSCRIPTS.create_sql(self.table, self.types)]
-        if self.words_table:
-            statements.append(TRANSCRIPT_WORDS.create_sql(self.words_table, self.types))
-        return statements
+        """``CREATE TABLE IF NOT EXISTS`` statements for the tables, in this hook's dialect."""
+        return [schema.create_sql(table, self.types) for table, schema in self._tables()]
+
+    def _tables(self) -> list[tuple[str, TableSchema]]:
+        tables = [(self.table, TRANSCRIPTS), (self.words_table, TRANSCRIPT_WORDS), (self.hits_table, TRANSCRIPT_HITS)]
+        return [(table, schema) for table, schema in tables if table]
 
     def create_tables(self) -> None:
         """Create the tables if they are missing (each in its own transaction, before any load)."""
-        for statement, table in zip(self.ddl(), (self.table, self.words_table), strict=False):
-            self._create_table(statement, table)  # type: ignore[arg-type]
+        for statement, (table, _) in zip(self.ddl(), self._tables(), strict=True):
+            self._create_table(statement, table)
 
         if self.replace_by_source:
             self._create_source_index()
@@ -199,8 +208,16 @@ class TranscriptLoader:
 
     # ------------------------------------------------------------------ load
 
-    def load(self, assets: Sequence[Asset], *, loaded_at: datetime | None = None) -> LoadResult:
-        """Replace the rows of ``assets`` (done assets) in one transaction; return the counts written."""
+    def load(
+        self, assets: Sequence[Asset], *, loaded_at: datetime | None = None, hits: Sequence[SearchHit] | None = None
+    ) -> LoadResult:
+        """Replace the rows of ``assets`` (done assets) in one transaction; return the counts written.
+
+        :param hits: a phrase search's hits in these assets: with them (even none), every hit row of the assets in
+            ``hits_table`` is replaced too (the table then holds, per asset, the hits of its last load's phrases).
+        """
+        if hits is not None and not self.hits_table:
+            raise ValueError("hits were given but the loader has no hits_table")
         for asset in assets:
             if not asset.is_done:
                 raise ValueError(f"Brain asset {asset.asset_id} is {asset.status.value}, not done: cannot load it")
@@ -216,7 +233,7 @@ class TranscriptLoader:
         if not assets:
             return LoadResult(assets=0, transcript_rows=0, word_rows=0, method="none")
         loaded_at = loaded_at or utc_now()
-        tables = [t for t in (self.words_table, self.table) if t]
+        tables = [t for t in (self.words_table, self.hits_table if hits is not None else None, self.table) if t]
         # What the load was doing when the database refused it; None until a connection is open (a
         # connection error quotes no row, and its message is what the user needs to see).
         step: tuple[str, str] | None = None
@@ -241,6 +258,11 @@ class TranscriptLoader:
                 if self.words_table:
                     step = ("writing", self.words_table)
                     word_rows = write(cur, self.words_table, TRANSCRIPT_WORDS, _word_rows(assets))
+                hit_rows = 0
+                if self.hits_table and hits is not None:
+                    step = ("writing", self.hits_table)
+                    rows = hit_table_rows(assets, hits, self._timestamp(loaded_at))
+                    hit_rows = write(cur, self.hits_table, TRANSCRIPT_HITS, rows)
                 step = ("committing", " and ".join(tables))
         except Exception as err:
             if step is None or not is_driver_error(err):
@@ -248,15 +270,18 @@ class TranscriptLoader:
             # ``from None``: the driver's error (and its message quoting the row) is not printed with the traceback.
             raise self._load_error(err, step, assets) from None
         self.log.info(
-            "Loaded %d Brain asset(s) into %s (%d rows) and %s (%d rows) by %s",
+            "Loaded %d Brain asset(s) into %s (%d rows) and %s (%d rows)%s by %s",
             len(assets),
             self.table,
             transcript_rows,
             self.words_table or "-",
             word_rows,
+            f" and {self.hits_table} ({hit_rows} rows)" if hits is not None else "",
             method,
         )
-        return LoadResult(assets=len(assets), transcript_rows=transcript_rows, word_rows=word_rows, method=method)
+        return LoadResult(
+            assets=len(assets), transcript_rows=transcript_rows, word_rows=word_rows, method=method, hit_rows=hit_rows
+        )
 
     def _transcript_rows(self, assets: Iterable[Asset], loaded_at: datetime) -> Iterator[tuple[Any, ...]]:
         """One row per asset, its values in ``TRANSCRIPTS`` column order."""
@@ -312,6 +337,8 @@ class TranscriptLoader:
         """The asset whose rows of ``table`` include the ``row``-th (from 1) written to it."""
         if table == self.table:
             return assets[row - 1].asset_id if 0 < row <= len(assets) else None
+        if table == self.hits_table:
+            return None  # hits are not counted per asset here; the ids are in the message
         seen = 0
         for asset in assets:
             seen += sum(1 for _ in _word_rows([asset]))
@@ -386,53 +413,3 @@ def _word_rows(assets: Iterable[Asset]) -> Iterator[tuple[Any, ...]]:
         else:
             for values in word_tuples(asset):
                 yield (asset_id, *values)
-
-
-def is_driver_error(err: BaseException) -> bool:
-    """Whether ``err`` was raised by a DB-API (PEP 249) driver: an instance of the ``Error`` its package exports
-    (``psycopg.Error``, ``psycopg2.Error``, ``sqlite3.Error``, ``_duckdb.Error``, ``snowflake.connector.Error``)."""
-    parts = (type(err).__module__ or "").split(".")
-    for end in range(len(parts), 0, -1):
-        base = getattr(sys.modules.get(".".join(parts[:end])), "Error", None)
-        if isinstance(base, type) and issubclass(base, Exception) and isinstance(err, base):
-            return True
-    return False
-
-
-_SQLSTATE = re.compile(r"[0-9A-Z]{5}")
-
-
-def driver_error_code(err: BaseException) -> str | None:
-    """The error's SQLSTATE (psycopg, psycopg2, ODBC) or the driver's own code (SQLite's name, MySQL's number)."""
-    for attribute in ("sqlstate", "pgcode"):
-        value = getattr(err, attribute, None)
-        if isinstance(value, str) and value:
-            return f"SQLSTATE {value}"
-    name = getattr(err, "sqlite_errorname", None)
-    if isinstance(name, str) and name:
-        return name
-    first = err.args[0] if err.args else None
-    if isinstance(first, int) and not isinstance(first, bool):
-        return f"error {first}"
-    if isinstance(first, str) and _SQLSTATE.fullmatch(first):
-        return f"SQLSTATE {first}"
-    return None
-
-
-#: PostgreSQL's context line of a COPY error: ``COPY table, line 3, column transcript: "<the value>"``.
-_COPY_CONTEXT = re.compile(r"COPY [^,]+, line (\d+)(?:, column ([^:\s]+))?")
-
-
-def error_location(err: BaseException) -> tuple[int | None, str | None, str | None]:
-    """The row (from 1, in a COPY), column and constraint a PostgreSQL error points at: names, never values."""
-    diag = getattr(err, "diag", None)
-
-    def name(attribute: str) -> str | None:
-        value = getattr(diag, attribute, None)
-        return value if isinstance(value, str) and value else None
-
-    context = name("context")
-    match = _COPY_CONTEXT.search(context) if context else None
-    row = int(match.group(1)) if match else None
-    column = (match.group(2) if match else None) or name("column_name")
-    return row, column, name("constraint_name")

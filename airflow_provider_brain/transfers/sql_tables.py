@@ -1,4 +1,4 @@
-"""The two tables Brain transcripts are loaded into, each column defined once.
+"""The tables Brain transcripts (and the hits of a phrase search) are loaded into, each column defined once.
 
 A column says its name, its logical type, whether it may be NULL and whether it belongs to the primary
 key. Everything the loader writes is derived from that: the ``CREATE TABLE`` statement in each dialect's
@@ -146,6 +146,21 @@ TRANSCRIPT_WORDS = TableSchema(
         Column("start_s", LogicalType.NUMBER),
         Column("end_s", LogicalType.NUMBER),
         Column("confidence", LogicalType.NUMBER),
+    )
+)
+
+#: One row per place a searched phrase was said in an asset (``BrainToSqlOperator(phrases=...)``), numbered from 0
+#: in time order within the asset; times in seconds from the start. A load replaces all of its assets' hits.
+TRANSCRIPT_HITS = TableSchema(
+    (
+        Column("asset_id", LogicalType.KEY, nullable=False, primary_key=True),
+        Column("hit_index", LogicalType.INTEGER, nullable=False, primary_key=True),
+        Column("source", LogicalType.TEXT),
+        Column("phrase", LogicalType.TEXT),
+        Column("start_s", LogicalType.NUMBER),
+        Column("end_s", LogicalType.NUMBER),
+        Column("confidence", LogicalType.NUMBER),
+        Column("loaded_at", LogicalType.TIMESTAMP, nullable=False),
     )
 )
 
