@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime
 from typing import Any
 
 import requests
@@ -28,7 +27,6 @@ from airflow_provider_brain.hooks import idempotency, listing, submissions, wait
 from airflow_provider_brain.hooks import search as phrase_search
 from airflow_provider_brain.hooks.idempotency import (
     IDEMPOTENCY_METADATA_KEY,
-    MAX_LOOKUP_ASSETS,
 )
 from airflow_provider_brain.hooks.search import SearchHit
 from airflow_provider_brain.hooks.transport import (
@@ -58,7 +56,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class BrainHook(BaseHook):
+class BrainHook(idempotency.KeyLookups, BaseHook):
     """Talk to a Brain speech-transcription API: submit audio, fetch, list, update and delete assets.
 
     The connection (type ``brain``) holds the base URL in *host* (default
@@ -202,6 +200,7 @@ class BrainHook(BaseHook):
         asset = submissions.upload(
             self.transport, source, async_=async_, content_type=content_type, idempotency_key=idempotency_key
         )
+        asset = self._finished(asset, async_)
         if idempotency_key:
             metadata = {**(metadata or {}), IDEMPOTENCY_METADATA_KEY: idempotency_key}
         if metadata:
@@ -229,36 +228,32 @@ class BrainHook(BaseHook):
 
         The URL may be a presigned S3 URL: it is sent in the request body and never logged.
 
-        A retried submission may create a second asset when Brain accepted the first attempt but its
-        answer was lost (a 5xx from a proxy, a reset, a timeout). Every submission carries an
-        ``Idempotency-Key`` header (``idempotency_key``, or one made up for this call), so a server that
-        honours it answers a resend with the first asset. For a server that does not, with
-        ``idempotency_key`` the key is also stored in the asset's metadata and, before sending again, the
-        hook looks for an asset carrying it
-        among the newest ones (``find_asset_by_idempotency_key``): if Brain created the asset before the
-        answer was lost, that asset is returned and the request is not sent again. (A request Brain was
-        still working on when the lookup ran, such as a synchronous submission still downloading its
-        media, is not found, and is sent again.) This costs one ``GET /assets`` per resend, none on the
-        first attempt.
+        Every submission carries an ``Idempotency-Key`` header (``idempotency_key``, or one made up for this
+        call): a server that honours it answers a resend after a lost answer with the first asset. For one that
+        does not, ``idempotency_key`` is also stored in the metadata and looked up before any resend
+        (``hooks/idempotency.py``: one ``GET /assets`` per resend, none on the first attempt).
 
         :param async_: return at once with a ``processing`` asset instead of waiting for the transcript.
         :param metadata: stored with the asset and returned with it (e.g. ``{"source": "s3://bucket/key"}``).
         :param callback: a URL that receives a ``POST`` of the asset JSON when it is done or failed.
         :param idempotency_key: names this submission (no secrets: it is stored in the asset's metadata).
-            With ``async_=True`` a read timeout is then retried too; a synchronous submission whose earlier
-            attempt is found returns that asset as it is, possibly still ``processing``.
+            With ``async_=True`` a read timeout is then retried too.
         """
         call = submissions.url_call(
             url, async_=async_, metadata=metadata, callback=callback, idempotency_key=idempotency_key
         )
         if idempotency_key:
             asset = idempotency.submit_once(self.transport, call, idempotency_key, retry_read_timeouts=async_)
-            if not async_ and asset.is_processing:
-                # An earlier attempt was found still at work: wait for it, as a synchronous submission does.
-                asset = self.wait_for_asset(asset.asset_id, timeout=self.settings.timeout)
         else:
             asset = Asset.from_json(self._request(call))
-        return submissions.submitted(asset, call)
+        return submissions.submitted(self._finished(asset, async_), call)
+
+    def _finished(self, asset: Asset, async_: bool) -> Asset:
+        """A synchronous submission answered with a processing asset (an earlier attempt found, or a resend the
+        server answered with the first asset as it is now): wait for it, as a synchronous submission does."""
+        if async_ or not asset.is_processing:
+            return asset
+        return self.wait_for_asset(asset.asset_id, timeout=self.settings.timeout)
 
     async def asubmit_url(
         self, url: str, *, metadata: Mapping[str, Any] | None = None, idempotency_key: str | None = None
@@ -274,49 +269,6 @@ class BrainHook(BaseHook):
         else:
             asset = Asset.from_json(await transport.arequest(call))
         return submissions.submitted(asset, call)
-
-    def find_asset_by_idempotency_key(
-        self,
-        key: str,
-        *,
-        created_after: datetime | None = None,
-        max_assets: int = MAX_LOOKUP_ASSETS,
-        retry: bool = True,
-    ) -> Asset | None:
-        """The newest asset, not failed, whose metadata holds idempotency key ``key``; ``None`` if there is none.
-
-        Scans the user's assets (every status) newest first, and stops at the first created before
-        ``created_after`` (less ``CLOCK_SLACK``, for whole-second stamps and clock skew) or after
-        ``max_assets``: cheap when the submission is recent, bounded when it is not.
-
-        :param retry: ``False`` sends each page request once (for use inside a call that retries itself).
-        """
-        scan = idempotency.KeyScan([key], created_after=created_after, max_assets=max_assets)
-        return idempotency.find_keys(self.transport, scan, retry=retry).get(key)
-
-    async def afind_asset_by_idempotency_key(
-        self, key: str, *, created_after: datetime | None = None, max_assets: int = MAX_LOOKUP_ASSETS
-    ) -> Asset | None:
-        """Async ``find_asset_by_idempotency_key`` (for triggers)."""
-        scan = idempotency.KeyScan([key], created_after=created_after, max_assets=max_assets)
-        return (await idempotency.afind_keys(await self.aget_transport(), scan)).get(key)
-
-    def find_assets_by_idempotency_keys(
-        self,
-        keys: Iterable[str],
-        *,
-        created_after: datetime | None = None,
-        max_assets: int | None = None,
-        retry: bool = True,
-        page_size: int = 1000,
-    ) -> dict[str, Asset]:
-        """For each idempotency key, the newest asset (not failed) that carries it; keys without one are absent.
-
-        One scan of the listing, newest first, for all keys at once (a batch retry looks up thousands of
-        files in a few pages); where it stops: ``idempotency.KeyScan``.
-        """
-        scan = idempotency.KeyScan(keys, created_after=created_after, max_assets=max_assets)
-        return idempotency.find_keys(self.transport, scan, page_size=page_size, retry=retry)
 
     # ------------------------------------------------------------------ API: assets
 

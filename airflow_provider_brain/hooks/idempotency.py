@@ -203,3 +203,57 @@ async def asubmit_once(transport: Transport, call: Call, key: str) -> Asset:
 
     retrying = tenacity.AsyncRetrying(**transport.policy(call, idempotent=True))
     return await retrying(transport.awith_fresh_credentials, attempt)
+
+
+class KeyLookups:
+    """``BrainHook``'s lookups by idempotency key (a base class of it): every status, newest first."""
+
+    @property
+    def transport(self) -> Transport:
+        raise NotImplementedError
+
+    async def aget_transport(self) -> Transport:
+        raise NotImplementedError
+
+    def find_asset_by_idempotency_key(
+        self,
+        key: str,
+        *,
+        created_after: datetime | None = None,
+        max_assets: int = MAX_LOOKUP_ASSETS,
+        retry: bool = True,
+    ) -> Asset | None:
+        """The newest asset, not failed, whose metadata holds idempotency key ``key``; ``None`` if there is none.
+
+        Scans the user's assets (every status) newest first, and stops at the first created before
+        ``created_after`` (less ``CLOCK_SLACK``, for whole-second stamps and clock skew) or after
+        ``max_assets``: cheap when the submission is recent, bounded when it is not.
+
+        :param retry: ``False`` sends each page request once (for use inside a call that retries itself).
+        """
+        scan = KeyScan([key], created_after=created_after, max_assets=max_assets)
+        return find_keys(self.transport, scan, retry=retry).get(key)
+
+    async def afind_asset_by_idempotency_key(
+        self, key: str, *, created_after: datetime | None = None, max_assets: int = MAX_LOOKUP_ASSETS
+    ) -> Asset | None:
+        """Async ``find_asset_by_idempotency_key`` (for triggers)."""
+        scan = KeyScan([key], created_after=created_after, max_assets=max_assets)
+        return (await afind_keys(await self.aget_transport(), scan)).get(key)
+
+    def find_assets_by_idempotency_keys(
+        self,
+        keys: Iterable[str],
+        *,
+        created_after: datetime | None = None,
+        max_assets: int | None = None,
+        retry: bool = True,
+        page_size: int = 1000,
+    ) -> dict[str, Asset]:
+        """For each idempotency key, the newest asset (not failed) that carries it; keys without one are absent.
+
+        One scan of the listing, newest first, for all keys at once (a batch retry looks up thousands of
+        files in a few pages); where it stops: ``KeyScan``.
+        """
+        scan = KeyScan(keys, created_after=created_after, max_assets=max_assets)
+        return find_keys(self.transport, scan, page_size=page_size, retry=retry)

@@ -98,3 +98,16 @@ def test_every_submission_carries_a_key_header(brain_conn, fault_proxy, speech, 
     BrainHook().submit_file(speech.file(0), async_=True, idempotency_key="mine")
     assert len(sent) == 2 and sent[0] and sent[1] == "mine"
     assert len(fault_proxy.requests_to("/speech:recognize", "POST")) == 2
+
+
+def test_a_synchronous_upload_whose_answer_was_lost_returns_the_transcript(
+    brain_conn, brain_server, fault_proxy, speech
+):
+    """The resend of a synchronous upload is answered with the first asset as it is now, possibly still
+    processing: the hook then waits for it, as a synchronous submission does."""
+    brain_conn(url=fault_proxy.url)
+    before = count_assets(brain_server)
+    fault_proxy.add(LOST_ANSWERS[0])
+    asset = fast_hook().submit_file(speech.file(3))
+    assert asset.is_done and asset.word_count > 0 and asset.transcript
+    assert count_assets(brain_server) == before + 1
