@@ -139,3 +139,16 @@ def test_normalize_phrases_and_templating():
     with pytest.raises(ValueError, match="min_confidence"):
         BrainSearchOperator(task_id="s", phrases="x", asset_ids=[], min_confidence=1.5)
     assert SENTENCES[0].startswith("the children played in the park")
+
+
+def test_an_asset_still_processing_fails_the_search_naming_it(tmp_path, monkeypatch, speech):
+    from airflow_provider_brain.exceptions import BrainError
+    from tests.fixtures.brain import slow_default_brain
+
+    with slow_default_brain(tmp_path / "data", monkeypatch, latency=60) as server, server.client() as client:
+        response = client.post(
+            "/speech:recognize", params={"async": "true"}, content=speech.file(0).read_bytes(), headers=OCTET
+        )
+        waiting = response.json()["asset_id"]
+        with pytest.raises(BrainError, match=f"1 of 1 asset\\(s\\) to search are not done: {waiting} \\(processing\\)"):
+            run(asset_ids=[waiting], phrases="the park")
