@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 import tenacity
 
 from airflow_provider_brain.exceptions import BrainAPIError, BrainNotFound
-from airflow_provider_brain.hooks.calls import Call, asset_path
+from airflow_provider_brain.hooks.calls import Call
+from airflow_provider_brain.hooks.listing import LIST_PAGE_SIZE, get_asset_call, list_page_call, page_results
 from airflow_provider_brain.models import Asset, validate_asset_id
 
 if TYPE_CHECKING:
@@ -41,8 +42,7 @@ PAGE_SIZE = 1000
 IDS_PER_REQUEST = 1000
 #: A list of ids whose hits need more pages than this is refused: a million hits is not a search result.
 MAX_PAGES = 1000
-#: The listing's largest page, and how many pages ``check_assets`` reads at most before fetching by id.
-LIST_PAGE_SIZE = 1000
+#: How many listing pages (of ``LIST_PAGE_SIZE``) ``check_assets`` reads at most before fetching by id.
 MAX_LIST_PAGES = 50
 
 _WORD = re.compile(r"\w")
@@ -260,22 +260,17 @@ def check_assets(transport: Transport, asset_ids: Iterable[str]) -> dict[str, As
     pages = 0
     # One id costs one fetch; more are looked for in the listing first.
     while len(wanted) > 1 and offset is not None and pages < MAX_LIST_PAGES and len(wanted) - len(found) > pages:
-        call = Call("GET", "/assets", params={"done": "false", "limit": str(LIST_PAGE_SIZE), "offset": str(offset)})
-        page = transport.request(call)
-        results = page.get("results") if isinstance(page, Mapping) else None
-        if not isinstance(results, list):
-            raise BrainAPIError("Brain GET /assets answered without a 'results' list")
+        results, next_offset = page_results(transport.request(list_page_call(offset, LIST_PAGE_SIZE)), offset)
         pages += 1
         watched = set(wanted)
         for item in results:
             if isinstance(item, Mapping) and item.get("asset_id") in watched:
                 found[str(item["asset_id"])] = Asset.from_json(item)
-        next_offset = page.get("next_offset")
-        offset = int(next_offset) if isinstance(next_offset, int) and results and next_offset > offset else None
+        offset = next_offset
     for asset_id in wanted:
         if asset_id not in found:
             try:
-                found[asset_id] = Asset.from_json(transport.request(Call("GET", asset_path(asset_id))))
+                found[asset_id] = Asset.from_json(transport.request(get_asset_call(asset_id)))
             except BrainNotFound:
                 found[asset_id] = None
     return {asset_id: found[asset_id] for asset_id in wanted}
