@@ -63,6 +63,10 @@ class Word:
     end: float
     confidence: float
 
+    def as_dict(self) -> dict[str, Any]:
+        """The word as the API's JSON spells it (``word``, ``start``, ``end``, ``confidence``)."""
+        return {"word": self.word, "start": self.start, "end": self.end, "confidence": self.confidence}
+
 
 @dataclass(frozen=True)
 class Asset:
@@ -137,9 +141,7 @@ class Asset:
         if transcript:
             result["transcript"] = self.transcript
         if times and self.words is not None:
-            result["words"] = [
-                {"word": w.word, "start": w.start, "end": w.end, "confidence": w.confidence} for w in self.words
-            ]
+            result["words"] = [w.as_dict() for w in self.words]
         return result
 
     @classmethod

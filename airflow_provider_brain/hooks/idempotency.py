@@ -14,13 +14,13 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import tenacity
 
 from airflow_provider_brain.exceptions import BrainAPIError, BrainConnectionError
-from airflow_provider_brain.hooks.listing import get_asset_call, list_page_call, page_results
+from airflow_provider_brain.hooks.listing import CLOCK_SLACK, get_asset_call, list_page_call, page_results
 from airflow_provider_brain.models import Asset, parse_api_time
 
 if TYPE_CHECKING:
@@ -30,8 +30,6 @@ if TYPE_CHECKING:
 IDEMPOTENCY_METADATA_KEY = "airflow_idempotency_key"
 #: How many of the newest assets a lookup by idempotency key scans, at least.
 MAX_LOOKUP_ASSETS = 1000
-#: Servers may stamp whole seconds and clocks differ a little: a lookup reaches this far before its cutoff.
-CLOCK_SLACK = timedelta(seconds=60)
 #: Page size of a lookup for one key: most lookups end on the first page.
 LOOKUP_PAGE_SIZE = 100
 

@@ -21,8 +21,9 @@ LIST_PAGE_SIZE = 1000
 MAX_LIST_PAGES = 50
 #: Up to this many watched assets, fetching each by id costs no more requests than a listing page.
 DIRECT_FETCH_MAX = 1
-#: Listing times are whole seconds on some servers and clocks differ: scan this far past the oldest watch.
-CREATED_SLACK = timedelta(seconds=60)
+#: Servers may stamp whole seconds and clocks differ a little: a scan reaches this far past its cutoff (a
+#: lookup by idempotency key before its run's start, a poll past its oldest watched asset).
+CLOCK_SLACK = timedelta(seconds=60)
 #: How long a wait goes on while Brain refuses the credentials and the connection still holds the refused ones:
 #: a password rotation changes the server and the Airflow connection one after the other, not at once.
 AUTH_GRACE_SECONDS = 120.0
@@ -127,7 +128,7 @@ class ListingScan:
         read so far. Otherwise the few left are cheaper fetched one by one."""
         if self._page_oldest is None:
             return False
-        cutoff = self._page_oldest + CREATED_SLACK
+        cutoff = self._page_oldest + CLOCK_SLACK
         pending = sum(1 for i in self.missing if i not in self.created or self.created[i] <= cutoff)
         return pending > self.pages
 

@@ -379,9 +379,6 @@ class BrainTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
             for asset in pool.map(lambda a: self.hook.get_asset(a, times=True), done):
                 details[asset.asset_id] = {
                     "duration": asset.duration,
-                    "words": [
-                        {"word": w.word, "start": w.start, "end": w.end, "confidence": w.confidence}
-                        for w in asset.words or ()
-                    ],
+                    "words": [w.as_dict() for w in asset.words or ()],
                 }
         return details

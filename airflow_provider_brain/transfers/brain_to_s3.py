@@ -42,7 +42,7 @@ from airflow_provider_brain.transfers.lineage import (
     source_datasets,
     with_alias,
 )
-from airflow_provider_brain.utils.audio_sources import s3_object_of
+from airflow_provider_brain.utils.audio_sources import parse_s3_uri, s3_object_of
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -67,13 +67,8 @@ MAX_S3_KEY_BYTES = 1024
 
 
 def split_s3_uri(s3_uri: str) -> tuple[str, str]:
-    """``s3://bucket/some/key`` as ``("bucket", "some/key")``; ``ValueError`` for anything else."""
-    if not isinstance(s3_uri, str) or not s3_uri.startswith("s3://"):
-        raise ValueError(f"Expected an s3://bucket/... URI, got {s3_uri!r}")
-    bucket, _, key = s3_uri[len("s3://") :].partition("/")
-    if not bucket:
-        raise ValueError(f"S3 URI {s3_uri!r} names no bucket")
-    return bucket, key
+    """``s3://bucket/some/key`` as ``("bucket", "some/key")`` (a bucket alone gives an empty key)."""
+    return parse_s3_uri(s3_uri, "s3_uri", key_required=False)
 
 
 def source_document_name(source: str, max_bytes: int = MAX_S3_KEY_BYTES, extension: str = "json") -> str:

@@ -209,7 +209,5 @@ def asset_document(asset: Asset) -> dict[str, Any]:
         "metadata": asset.metadata,
     }
     if asset.words is not None:
-        document["words"] = [
-            {"word": w.word, "start": w.start, "end": w.end, "confidence": w.confidence} for w in asset.words
-        ]
+        document["words"] = [w.as_dict() for w in asset.words]
     return document

@@ -23,14 +23,17 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def parse_s3_uri(uri: str, name: str = "s3_uri") -> tuple[str, str]:
+def parse_s3_uri(uri: str, name: str = "s3_uri", *, key_required: bool = True) -> tuple[str, str]:
     """``(bucket, key)`` of ``s3://bucket/key``; ``ValueError`` naming the parameter ``name`` otherwise.
 
     The key is everything after the bucket, as it is: S3 keys may hold ``?``, ``#`` or ``%`` (an S3
     notification's decoded key does), which a URL parser would take for a query, a fragment or an escape.
+    With ``key_required=False`` a bucket alone (``s3://bucket``, a prefix's root) gives an empty key.
     """
+    if not isinstance(uri, str):
+        raise ValueError(f"{name} must look like s3://bucket/key, got {uri!r:.200}")
     scheme, bucket, key = uri[:5], *uri[5:].partition("/")[::2]
-    if scheme.lower() != "s3://" or not bucket or not key.strip("/"):
+    if scheme.lower() != "s3://" or not bucket or (key_required and not key.strip("/")):
         raise ValueError(f"{name} must look like s3://bucket/key, got {uri[:200]!r}")
     return bucket, key.lstrip("/")
 
