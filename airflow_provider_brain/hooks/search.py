@@ -19,6 +19,7 @@ listing page per 1,000 of them, then a fetch per id the listing did not show).
 
 from __future__ import annotations
 
+import ast
 import functools
 import math
 import re
@@ -274,3 +275,29 @@ def check_assets(transport: Transport, asset_ids: Iterable[str]) -> dict[str, As
             except BrainNotFound:
                 found[asset_id] = None
     return {asset_id: found[asset_id] for asset_id in wanted}
+
+
+def normalize_phrases(value: Any) -> list[str]:
+    """The phrases a DAG passes, as a list without duplicates, each checked (``validate_query``).
+
+    Accepted: one phrase; a list (or any iterable, an XCom's included) of phrases; or the string form of a list,
+    which is what a Jinja template such as ``"{{ params.phrases }}"`` renders when the DAG does not render native
+    objects. Raises ``ValueError`` for none at all, and for an empty phrase (naming its position, never its text).
+    """
+    if isinstance(value, str) and value.strip()[:1] == "[":
+        try:
+            value = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            raise ValueError("Could not read the search phrases from the rendered list") from None
+    items: Iterable[Any] = [value] if isinstance(value, str) or value is None else value
+    if isinstance(value, Mapping):
+        raise ValueError("Search phrases must be a phrase or a list of phrases, not a mapping")
+    phrases: list[str] = []
+    for position, phrase in enumerate(items):
+        try:
+            phrases.append(validate_query(phrase))
+        except ValueError as err:
+            raise ValueError(f"Search phrase {position + 1}: {err}") from None
+    if not phrases:
+        raise ValueError("BrainSearchOperator needs at least one search phrase")
+    return list(dict.fromkeys(phrases))

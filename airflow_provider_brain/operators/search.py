@@ -6,15 +6,14 @@ snippet; ``BrainToSqlOperator(phrases=...)`` loads the hits themselves into a wa
 
 from __future__ import annotations
 
-import ast
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
 from airflow_provider_brain.exceptions import BrainError
 from airflow_provider_brain.hooks.brain import BrainHook
-from airflow_provider_brain.hooks.search import SearchHit, check_assets, validate_query
+from airflow_provider_brain.hooks.search import SearchHit, check_assets, normalize_phrases
 from airflow_provider_brain.transfers.common import normalize_asset_ids
 
 if TYPE_CHECKING:
@@ -22,32 +21,6 @@ if TYPE_CHECKING:
 
 #: How many ids an error message names (the rest are counted).
 IDS_SHOWN = 10
-
-
-def normalize_phrases(value: Any) -> list[str]:
-    """The phrases a DAG passes, as a list without duplicates, each checked (``validate_query``).
-
-    Accepted: one phrase; a list (or any iterable, an XCom's included) of phrases; or the string form of a list,
-    which is what a Jinja template such as ``"{{ params.phrases }}"`` renders when the DAG does not render native
-    objects. Raises ``ValueError`` for none at all, and for an empty phrase (naming its position, never its text).
-    """
-    if isinstance(value, str) and value.strip()[:1] == "[":
-        try:
-            value = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError):
-            raise ValueError("Could not read the search phrases from the rendered list") from None
-    items: Iterable[Any] = [value] if isinstance(value, str) or value is None else value
-    if isinstance(value, Mapping):
-        raise ValueError("Search phrases must be a phrase or a list of phrases, not a mapping")
-    phrases: list[str] = []
-    for position, phrase in enumerate(items):
-        try:
-            phrases.append(validate_query(phrase))
-        except ValueError as err:
-            raise ValueError(f"Search phrase {position + 1}: {err}") from None
-    if not phrases:
-        raise ValueError("BrainSearchOperator needs at least one search phrase")
-    return list(dict.fromkeys(phrases))
 
 
 def summarize(

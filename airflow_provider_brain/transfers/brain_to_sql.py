@@ -16,8 +16,8 @@ from airflow.providers.common.compat.assets import Asset, AssetAlias
 from airflow.providers.common.compat.sdk import AirflowException, BaseHook, BaseOperator
 
 from airflow_provider_brain.hooks.brain import BrainHook
+from airflow_provider_brain.hooks.search import normalize_phrases
 from airflow_provider_brain.models import Asset as BrainAsset
-from airflow_provider_brain.operators.search import normalize_phrases
 from airflow_provider_brain.transfers.common import fetch_done_assets, normalize_asset_ids, replacement_source
 from airflow_provider_brain.transfers.lineage import (
     TableLocation,
