@@ -6,7 +6,6 @@ import html
 import itertools
 import json
 import re
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ import webvtt
 
 from airflow_provider_brain.exceptions import BrainAPIError
 from airflow_provider_brain.hooks.brain import BrainHook
+from airflow_provider_brain.models import parse_api_time
 from airflow_provider_brain.transfers.brain_to_s3 import BrainToS3Operator, source_document_name, split_s3_uri
 from airflow_provider_brain.transfers.common import BrainAssetsNotDone
 from tests.fixtures.faults import Fault
@@ -94,8 +94,8 @@ def test_a_new_transcription_of_the_same_file_replaces_its_document(s3_server, s
     first = hook.submit_file(speech.file(4), metadata=source)
     uri = f"s3://{s3_bucket}/brain"
     run(asset_ids=[first.asset_id], s3_uri=uri)
-    time.sleep(1.1)  # the server stamps whole seconds: the second asset is strictly newer
     second = hook.submit_file(speech.file(4), metadata=source)
+    assert parse_api_time(second.created) > parse_api_time(first.created)  # millisecond stamps: strictly newer
 
     # The rerun's batch may still hold the old asset (a cleared task): the newer one wins, wherever it is.
     keys = run(asset_ids=[second.asset_id, first.asset_id], s3_uri=uri)
@@ -351,8 +351,8 @@ def test_a_new_transcription_of_the_same_file_replaces_its_captions(s3_server, s
     assert edited.transcript == "it will rain"
     assert_captions(read_captions("srt", objects(s3_server, s3_bucket)[keys[0]]), edited)
 
-    time.sleep(1.1)  # the server stamps whole seconds: the second asset is strictly newer
     second = hook.submit_file(speech.file(4), metadata=source)
+    assert parse_api_time(second.created) > parse_api_time(first.created)  # millisecond stamps: strictly newer
     assert run(asset_ids=[second.asset_id, first.asset_id], s3_uri=uri, output_format="srt") == keys
 
     stored = objects(s3_server, s3_bucket)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_brain.hooks.brain import BrainHook
+from airflow_provider_brain.models import parse_api_time
 from airflow_provider_brain.transfers import brain_to_sql, sql_loader
 from airflow_provider_brain.transfers.brain_to_sql import BrainToSqlOperator, TranscriptLoader, get_db_hook
 from airflow_provider_brain.transfers.common import BrainAssetsNotDone
@@ -180,8 +180,8 @@ def test_two_assets_of_one_file_in_a_batch_load_as_one_row(warehouse, brain_conn
     hook = BrainHook()
     source = {"source": f"s3://audio/twice-{uuid.uuid4().hex[:8]}.wav"}
     older = hook.submit_file(speech.file(2), metadata=source)
-    time.sleep(1.1)  # the server stamps whole seconds: the second asset is strictly newer
     newer = hook.submit_file(speech.file(2), metadata=source)
+    assert parse_api_time(newer.created) > parse_api_time(older.created)  # millisecond stamps: strictly newer
 
     run(asset_ids=[newer.asset_id, older.asset_id])
 
