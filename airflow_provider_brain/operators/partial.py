@@ -3,6 +3,10 @@
 ``expand()`` / ``expand_kwargs()`` on it check ``reuse_existing`` against the audio sources being expanded (a
 bad combination fails the DAG file, naming it) and let a mapped ``start_from_trigger`` task start in the
 triggerer (``trigger_start.start_mapped_in_triggerer``).
+
+``_expand`` and ``_expand_called`` are private to Airflow, but both ``expand()`` and ``expand_kwargs()`` end in
+``_expand`` and no public hook says "a partial was expanded"; tests/provider/test_airflow_internals.py fails on
+any supported release that changes them.
 """
 
 from __future__ import annotations

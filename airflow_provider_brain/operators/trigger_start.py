@@ -93,6 +93,8 @@ def start_trigger_args(arguments: Mapping[str, Any], per_index: Mapping[str, str
 
 def per_index_templates(mapped: Any) -> tuple[dict[str, str] | None, str | None]:
     """Templates that give each map index of ``mapped`` its audio source, or ``(None, why not)``."""
+    # Private, but the only way to tell which argument a mapped task expands over; pinned per release by
+    # tests/provider/test_airflow_internals.py.
     from airflow.sdk.definitions._internal.expandinput import DictOfListsExpandInput
     from airflow.sdk.definitions.mappedoperator import MappedOperator
     from airflow.sdk.definitions.xcom_arg import PlainXComArg

@@ -9,7 +9,9 @@ the real value for itself: ``rendered_url(name)`` is what the task submits.
 
 The swap happens in ``_do_render_template_fields``, the method both a plain task's ``render_template_fields`` and
 a mapped task's (on the unmapped operator it makes for the map index) call; a deferred task resuming in a worker
-is rendered again, so it gets the real URL back the same way.
+is rendered again, so it gets the real URL back the same way. The method is private to Airflow, and no public
+one runs between rendering and storing for both kinds of task: tests/provider/test_airflow_internals.py fails on
+any supported release that changes it.
 """
 
 from __future__ import annotations
