@@ -1,4 +1,9 @@
-"""A 1 GiB upload through BrainHook.submit_file streams, from a path or a stream: the client's memory stays flat."""
+"""An upload through BrainHook.submit_file streams, from a path or a stream: the client's memory stays flat.
+
+128 MiB is enough to show it: a client that held the body, or any part of it bigger than an eighth, would grow by
+more than MAX_GROWTH; one that streams grows by about 2 MiB (README's benchmark: at most 2.0 MiB for 1 GiB).
+``bench/upload.py`` measures the 1 GiB upload's throughput.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +19,8 @@ import pytest
 from tests.fixtures.brain import start_brain_server
 from tests.fixtures.connections import brain_connection_json
 
-GIB = 1 << 30
-MAX_GROWTH = 64 << 20
+UPLOAD = 128 << 20
+MAX_GROWTH = UPLOAD // 8
 
 MEASURE = textwrap.dedent(
     """
@@ -73,12 +78,12 @@ MEASURE = textwrap.dedent(
 
 
 @pytest.mark.parametrize("mode", ["path", "stream"])
-def test_one_gib_upload_keeps_client_memory_flat(tmp_path, mode):
+def test_an_upload_keeps_client_memory_flat(tmp_path, mode):
     # Its own server and a clean environment: the measurement must not depend on what other tests left.
     server = start_brain_server(tmp_path / "data", workers=1)
     big = tmp_path / "big.wav"
     with big.open("wb") as handle:
-        handle.truncate(GIB)  # Sparse: no disk used, but every byte is read and sent.
+        handle.truncate(UPLOAD)  # Sparse: no disk used, but every byte is read and sent.
     env = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": os.environ.get("HOME", "/root"),
@@ -96,4 +101,7 @@ def test_one_gib_upload_keeps_client_memory_flat(tmp_path, mode):
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     growth = (figures["peak_kib"] - figures["baseline_kib"]) * 1024
     assert figures["outcome"] in ("accepted", "400"), figures
-    assert growth < MAX_GROWTH, f"client RSS grew by {growth / 2**20:.1f} MiB uploading 1 GiB from a {mode}: {figures}"
+    assert growth < MAX_GROWTH, (
+        f"client RSS grew by {growth / 2**20:.1f} MiB uploading {UPLOAD >> 20} MiB from a {mode}: {figures}"
+    )
+    print(f"{mode}: client RSS grew by {growth / 2**20:.1f} MiB uploading {UPLOAD >> 20} MiB")
