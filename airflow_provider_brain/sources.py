@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote_plus, urlsplit, urlunsplit
 
 from airflow_provider_brain.exceptions import BrainError
-from airflow_provider_brain.utils.source_versions import S3Object, head_s3_object
+from airflow_provider_brain.hooks.source_versions import S3Object, head_s3_object
 
 
 def public_url(url: str) -> str:

@@ -33,8 +33,8 @@ from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTr
 from airflow.sdk import DAG, Asset, AssetWatcher, task
 
 from airflow_provider_brain.operators.transcribe import BrainTranscribeOperator
+from airflow_provider_brain.s3_events import s3_uris_from_asset_events
 from airflow_provider_brain.transfers.brain_to_sql import BrainToSqlOperator
-from airflow_provider_brain.utils.s3_events import s3_uris_from_asset_events
 
 QUEUE_URL = os.environ.get("BRAIN_AUDIO_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/000000000000/brain-audio")
 

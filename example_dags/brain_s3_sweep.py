@@ -33,9 +33,9 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.sdk import DAG, Param, task
 
 from airflow_provider_brain.hooks.brain import BrainHook
+from airflow_provider_brain.hooks.source_versions import list_s3_objects, sweep_batches, untranscribed
 from airflow_provider_brain.operators.transcribe_batch import BrainTranscribeBatchOperator
 from airflow_provider_brain.transfers.brain_to_sql import BrainToSqlOperator
-from airflow_provider_brain.utils.source_versions import list_s3_objects, sweep_batches, untranscribed
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import json
 
 import boto3
 
-from airflow_provider_brain.utils.s3_events import s3_uris_from_asset_events, s3_uris_from_notification
+from airflow_provider_brain.s3_events import s3_uris_from_asset_events, s3_uris_from_notification
 
 
 def test_created_objects_from_real_s3_notifications(s3_server, s3_bucket):

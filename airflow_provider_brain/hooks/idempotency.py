@@ -4,7 +4,7 @@ A submission stores its key under ``IDEMPOTENCY_METADATA_KEY``; a retry (of an H
 lost, or of a task whose worker or trigger died) scans the newest assets for it instead of submitting
 again. ``KeyScan`` decides what a scan keeps and where it stops, free of I/O; the sync and async twins
 below (``find_keys``/``afind_keys``, ``submit_once``/``asubmit_once``) differ only in how they send.
-A scan may read another key from each asset (``key_of``): ``utils/source_versions.py`` looks up which
+A scan may read another key from each asset (``key_of``): ``hooks/source_versions.py`` looks up which
 object versions Brain already holds with the same scan.
 """
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from airflow.sdk.definitions.mappedoperator import OperatorPartial
 
+from airflow_provider_brain.hooks.source_versions import check_reuse_existing
 from airflow_provider_brain.operators import trigger_start
-from airflow_provider_brain.utils.source_versions import check_reuse_existing
 
 #: The operator's audio source arguments (exactly one is given).
 SOURCE_ARGUMENTS = ("s3_uri", "s3_bucket", "s3_key", "audio_url", "local_path")

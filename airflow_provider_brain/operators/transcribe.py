@@ -17,6 +17,7 @@ from airflow_provider_brain.exceptions import (
 )
 from airflow_provider_brain.hooks.brain import IDEMPOTENCY_METADATA_KEY, BrainHook
 from airflow_provider_brain.hooks.idempotency import run_started_at, task_key
+from airflow_provider_brain.hooks.source_versions import SOURCE_VERSION_METADATA_KEY, check_reuse_existing
 from airflow_provider_brain.links import ASSET_URL_XCOM_KEY, BrainAssetLink
 from airflow_provider_brain.models import Asset, AssetStatus
 from airflow_provider_brain.operators import trigger_start
@@ -29,10 +30,9 @@ from airflow_provider_brain.operators.transcribe_source import (
     submit_audio,
 )
 from airflow_provider_brain.operators.url_fields import HidesUrlSecrets
+from airflow_provider_brain.sources import AudioLocation, public_url
 from airflow_provider_brain.triggers.asset import BrainAssetTrigger
 from airflow_provider_brain.triggers.events import AssetEvent, EventStatus
-from airflow_provider_brain.utils.audio_sources import AudioLocation, public_url
-from airflow_provider_brain.utils.source_versions import SOURCE_VERSION_METADATA_KEY, check_reuse_existing
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

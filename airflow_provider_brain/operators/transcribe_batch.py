@@ -26,9 +26,9 @@ from airflow_provider_brain.hooks.idempotency import run_started_at
 from airflow_provider_brain.models import Asset
 from airflow_provider_brain.operators.transcribe import idempotency_key
 from airflow_provider_brain.operators.url_fields import HidesUrlSecrets
+from airflow_provider_brain.sources import parse_s3_uri, presigned_get_url, public_url
 from airflow_provider_brain.triggers.batch import BrainBatchTrigger
 from airflow_provider_brain.triggers.events import BatchEvent, EventStatus
-from airflow_provider_brain.utils.audio_sources import parse_s3_uri, presigned_get_url, public_url
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

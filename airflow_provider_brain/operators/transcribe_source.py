@@ -10,18 +10,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_brain.hooks.idempotency import IDEMPOTENCY_METADATA_KEY
-from airflow_provider_brain.hooks.uploads import SizedStream
-from airflow_provider_brain.utils.audio_sources import (
-    AudioLocation,
-    existing_s3_object,
-    mask_url_secrets,
-    presigned_get_url,
-)
-from airflow_provider_brain.utils.source_versions import (
+from airflow_provider_brain.hooks.source_versions import (
     REUSE_LOOKUP_ASSETS,
     SOURCE_VERSION_METADATA_KEY,
     S3Object,
     find_transcriptions,
+)
+from airflow_provider_brain.hooks.uploads import SizedStream
+from airflow_provider_brain.sources import (
+    AudioLocation,
+    existing_s3_object,
+    mask_url_secrets,
+    presigned_get_url,
 )
 
 if TYPE_CHECKING:

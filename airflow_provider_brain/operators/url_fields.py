@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_provider_brain.utils.audio_sources import hide_secrets_in_urls
+from airflow_provider_brain.sources import hide_secrets_in_urls
 
 if TYPE_CHECKING:
     import jinja2

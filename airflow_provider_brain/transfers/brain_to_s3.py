@@ -14,6 +14,7 @@ from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_brain.hooks.brain import BrainHook
 from airflow_provider_brain.models import Asset
+from airflow_provider_brain.sources import parse_s3_uri, s3_object_of
 from airflow_provider_brain.transfers.captions import (
     DEFAULT_MAX_CUE_SECONDS,
     DEFAULT_MAX_LINE_CHARS,
@@ -42,7 +43,6 @@ from airflow_provider_brain.transfers.lineage import (
     source_datasets,
     with_alias,
 )
-from airflow_provider_brain.utils.audio_sources import parse_s3_uri, s3_object_of
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -28,8 +28,8 @@ from urllib.parse import urlsplit
 from airflow.providers.common.compat.assets import Asset, AssetAlias
 from airflow.providers.common.compat.sdk import BaseHook
 
+from airflow_provider_brain.sources import public_url, s3_object_of
 from airflow_provider_brain.transfers.sql_tables import ColumnTypes, TableSchema
-from airflow_provider_brain.utils.audio_sources import public_url, s3_object_of
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.openlineage.facet import Dataset

@@ -13,7 +13,7 @@ from airflow_provider_brain.hooks.cancel import adelete_quietly
 from airflow_provider_brain.hooks.shared import shared_poller
 from airflow_provider_brain.models import Asset, validate_asset_id
 from airflow_provider_brain.triggers.events import AssetEvent, EventStatus
-from airflow_provider_brain.triggers.task_end import publish_asset, store_result
+from airflow_provider_brain.xcoms import publish_asset, store_result
 
 #: The event statuses, by their old names (``EventStatus`` is the contract).
 DONE, FAILED, TIMEOUT, ERROR = EventStatus.DONE, EventStatus.FAILED, EventStatus.TIMEOUT, EventStatus.ERROR

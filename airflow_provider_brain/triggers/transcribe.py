@@ -27,16 +27,16 @@ from airflow_provider_brain.hooks.idempotency import (
     task_key,
 )
 from airflow_provider_brain.hooks.shared import shared_poller
+from airflow_provider_brain.hooks.source_versions import SOURCE_VERSION_METADATA_KEY
 from airflow_provider_brain.models import Asset, parse_api_time
-from airflow_provider_brain.triggers.asset import cancel_asset
-from airflow_provider_brain.triggers.task_end import publish_asset, store_result, xcom_get, xcom_set
-from airflow_provider_brain.utils.audio_sources import (
+from airflow_provider_brain.sources import (
     AudioLocation,
     existing_s3_object,
     presigned_get_url,
     shared_s3_hook,
 )
-from airflow_provider_brain.utils.source_versions import SOURCE_VERSION_METADATA_KEY
+from airflow_provider_brain.triggers.asset import cancel_asset
+from airflow_provider_brain.xcoms import publish_asset, store_result, xcom_get, xcom_set
 
 log = logging.getLogger(__name__)
 

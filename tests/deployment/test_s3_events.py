@@ -21,7 +21,7 @@ from typing import Any
 import psycopg2
 import pytest
 
-from airflow_provider_brain.utils.s3_events import s3_uris_from_asset_events, s3_uris_from_notification
+from airflow_provider_brain.s3_events import s3_uris_from_asset_events, s3_uris_from_notification
 from deploy.stack import BUCKET, Stack
 from tests.deployment.conftest import brain_assets, follow, task_instances, wait_for_dag
 

@@ -10,7 +10,7 @@ import hashlib
 import sqlite3
 
 from airflow_provider_brain.hooks.brain import BrainHook
-from airflow_provider_brain.utils.source_versions import SOURCE_VERSION_METADATA_KEY
+from airflow_provider_brain.hooks.source_versions import SOURCE_VERSION_METADATA_KEY
 from tests.example_dags.test_example_dags import FILES, check_rows, dagbag, examples  # noqa: F401 - fixtures
 
 

@@ -22,9 +22,7 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.common.compat.sdk import TaskDeferred
 
 from airflow_provider_brain.hooks.brain import BrainHook
-from airflow_provider_brain.models import Asset, AssetStatus
-from airflow_provider_brain.operators.transcribe_batch import BrainTranscribeBatchOperator
-from airflow_provider_brain.utils.source_versions import (
+from airflow_provider_brain.hooks.source_versions import (
     SOURCE_VERSION_METADATA_KEY,
     S3Object,
     etag_version,
@@ -34,6 +32,8 @@ from airflow_provider_brain.utils.source_versions import (
     version_key,
     version_key_of,
 )
+from airflow_provider_brain.models import Asset, AssetStatus
+from airflow_provider_brain.operators.transcribe_batch import BrainTranscribeBatchOperator
 from tests.fixtures.brain import start_brain_server
 from tests.fixtures.connections import brain_connection_json
 

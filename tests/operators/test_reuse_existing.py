@@ -17,9 +17,9 @@ from airflow.sdk import DAG
 
 from airflow_provider_brain.exceptions import BrainNotFound
 from airflow_provider_brain.hooks.brain import BrainHook
+from airflow_provider_brain.hooks.source_versions import SOURCE_VERSION_METADATA_KEY
 from airflow_provider_brain.operators import trigger_start
 from airflow_provider_brain.operators.transcribe import BrainTranscribeOperator
-from airflow_provider_brain.utils.source_versions import SOURCE_VERSION_METADATA_KEY
 from tests.fixtures.brain import slow_default_brain
 
 REUSE = {"reuse_existing": "source_version"}

@@ -18,7 +18,7 @@ import jiwer
 import pytest
 
 from airflow_provider_brain.hooks.brain import BrainHook
-from airflow_provider_brain.utils.audio_sources import public_url
+from airflow_provider_brain.sources import public_url
 from tests.fixtures.connections import brain_connection_json
 from tests.operators.test_transcribe_dags import DagRunner, assert_succeeded
 
