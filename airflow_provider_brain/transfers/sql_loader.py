@@ -15,7 +15,6 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_brain.exceptions import BrainError
 from airflow_provider_brain.models import Asset
 from airflow_provider_brain.transfers.common import (
     asset_source,
@@ -25,7 +24,7 @@ from airflow_provider_brain.transfers.common import (
     utc_now,
     word_tuples,
 )
-from airflow_provider_brain.transfers.sql_errors import driver_error_code, error_location, is_driver_error
+from airflow_provider_brain.transfers.sql_errors import BrainLoadError, is_driver_error, load_error
 from airflow_provider_brain.transfers.sql_hits import hit_table_rows
 from airflow_provider_brain.transfers.sql_tables import (
     TRANSCRIPT_HITS,
@@ -45,36 +44,6 @@ if TYPE_CHECKING:
 
 #: How many asset ids one ``DELETE ... WHERE asset_id IN (...)`` names (well under every driver's limit).
 DELETE_CHUNK = 500
-
-
-#: How many asset ids a load error names (the rest are counted).
-ERROR_IDS_SHOWN = 5
-
-
-class BrainLoadError(BrainError):
-    """The database refused a load: names the table, the assets and the driver's error, never a row's values.
-
-    A database's own message may quote the row it rejected (PostgreSQL's COPY errors do: ``CONTEXT: COPY
-    transcripts, line 1, column transcript: "<the transcript>"``), so it is left out, and the driver's error
-    is not chained for a traceback to print. ``error_class`` and ``code`` (the SQLSTATE or the driver's
-    error code, when it gives one) say what went wrong; where PostgreSQL says which row and column, so does
-    the message.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        table: str,
-        asset_ids: Sequence[str],
-        error_class: str,
-        code: str | None,
-    ) -> None:
-        self.table = table
-        self.asset_ids = list(asset_ids)
-        self.error_class = error_class
-        self.code = code
-        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -308,29 +277,12 @@ class TranscriptLoader:
     def _load_error(self, err: Exception, step: tuple[str, str], assets: Sequence[Asset]) -> BrainLoadError:
         """A ``BrainLoadError`` for the driver's ``err``: where it happened and what kind it was, no values."""
         doing, table = step
-        ids = [asset.asset_id for asset in assets]
-        shown = ", ".join(ids[:ERROR_IDS_SHOWN]) + (
-            f" and {len(ids) - ERROR_IDS_SHOWN} more" if len(ids) > ERROR_IDS_SHOWN else ""
-        )
-        error_class = f"{type(err).__module__}.{type(err).__qualname__}"
-        code = driver_error_code(err)
-        where = ""
-        row, column, constraint = error_location(err)
-        if row is not None and doing == "writing":
-            owner = self._asset_of_row(table, row, assets)
-            where = f" at row {row}" + (f" (asset {owner})" if owner else "")
-        if column:
-            where += f", column {column}"
-        if constraint:
-            where += f", constraint {constraint}"
-        return BrainLoadError(
-            f"Loading {len(ids)} Brain asset(s) ({shown}) failed while {doing} {table}: the database raised "
-            f"{error_class}" + (f" ({code})" if code else "") + where + ". The load was rolled back. The "
-            "database's message is left out: it can quote the rows' values (transcripts)",
+        return load_error(
+            err,
+            doing=doing,
             table=table,
-            asset_ids=ids,
-            error_class=error_class,
-            code=code,
+            assets=assets,
+            owner_of_row=lambda row: self._asset_of_row(table, row, assets),
         )
 
     def _asset_of_row(self, table: str, row: int, assets: Sequence[Asset]) -> str | None:
