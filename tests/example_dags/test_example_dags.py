@@ -11,6 +11,7 @@ import jiwer
 import psycopg2
 import pytest
 
+from airflow_provider_brain.hooks.brain import BrainHook
 from airflow_provider_brain.transfers.brain_to_s3 import source_document_name
 from tests.fixtures.connections import brain_connection_json
 
@@ -204,7 +205,14 @@ def test_event_triggered_manual_run(examples, s3_bucket, speech):
     assert jiwer.wer(speech.text([0]).lower(), rows[0][1]) <= WER_BOUND
 
 
-def test_local_file(examples, speech):
+def test_local_file(examples, speech, monkeypatch):
     run, _ = examples
-    output = run.test("brain_local_file", {"path": str(speech.file(2))})
+    path = str(speech.file(2))
+    output = run.test("brain_local_file", {"path": path})
     assert "Brain asset" in output and "done" in output
+    # The positive proof: Brain holds one done asset of that file, with its transcript.
+    monkeypatch.setenv("AIRFLOW_CONN_BRAIN_DEFAULT", run.env["AIRFLOW_CONN_BRAIN_DEFAULT"])
+    hook = BrainHook()
+    (asset,) = [a for a in hook.list_assets(include_unfinished=True) if a.metadata.get("source") == path]
+    done = hook.get_asset(asset.asset_id)
+    assert done.is_done and jiwer.wer(speech.text([2]).lower(), done.transcript) <= WER_BOUND
