@@ -24,6 +24,8 @@ with DAG(
     tags=["brain", "example"],
     params={"path": Param("/path/to/file.mp3", type="string", description="Audio file on the worker")},
 ):
+    # [START howto_operator_brain_transcribe_local_file]
     # deferrable=False: the worker uploads, then polls until the transcript is done (the guide's
     # synchronous call). The return value (XCom) is a summary: asset id, status, duration, word count.
     BrainTranscribeOperator(task_id="transcribe", local_path="{{ params.path }}", deferrable=False, poll_interval=2)
+    # [END howto_operator_brain_transcribe_local_file]

@@ -38,6 +38,7 @@ from airflow_provider_brain.transfers.brain_to_sql import BrainToSqlOperator
 
 QUEUE_URL = os.environ.get("BRAIN_AUDIO_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/000000000000/brain-audio")
 
+# [START howto_brain_s3_event_watcher]
 new_audio = Asset(
     "brain_new_audio",
     watchers=[
@@ -47,6 +48,7 @@ new_audio = Asset(
         )
     ],
 )
+# [END howto_brain_s3_event_watcher]
 
 with DAG(
     dag_id="brain_s3_event_triggered",
@@ -55,7 +57,7 @@ with DAG(
     catchup=False,
     tags=["brain", "example"],
 ):
-
+    # [START howto_brain_s3_event_new_objects]
     @task
     def new_objects(triggering_asset_events=None, dag_run=None) -> list[str]:
         """The s3:// URIs named by this run's S3 notifications (or by a manual run's conf)."""
@@ -63,6 +65,8 @@ with DAG(
             event for events in (triggering_asset_events or {}).values() for event in events
         )
         return uris or list((dag_run.conf or {}).get("s3_uris", []))
+
+    # [END howto_brain_s3_event_new_objects]
 
     # [START howto_operator_brain_reuse_existing]
     transcribe = BrainTranscribeOperator.partial(

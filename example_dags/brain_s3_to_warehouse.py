@@ -45,17 +45,22 @@ with DAG(
         """Keep audio files only, as s3:// URIs for the transcribe task."""
         return [f"s3://{params['bucket']}/{key}" for key in keys if key.lower().endswith(AUDIO_SUFFIXES)]
 
+    # [START howto_operator_brain_transcribe]
     # 2. One transcription per file (dynamic task mapping). deferrable=True hands the wait to the
     #    triggerer, so a long transcription holds no worker slot. A retried task resumes its asset.
     transcribe = BrainTranscribeOperator.partial(
         task_id="transcribe", deferrable=True, poll_interval=5, timeout=3600, retries=2
     ).expand(s3_uri=audio_uris(list_audio.output))
+    # [END howto_operator_brain_transcribe]
 
+    # [START howto_transfer_brain_to_sql]
     # 3. Every transcript into the warehouse (tables transcripts + transcript_words). Each load emits an asset
     #    event for both tables (through the alias "brain_to_sql:brain_warehouse"), which queues
     #    brain_transcripts_downstream...
     BrainToSqlOperator(task_id="load_warehouse", asset_ids=transcribe.output, conn_id="brain_warehouse")
+    # [END howto_transfer_brain_to_sql]
 
+    # [START howto_transfer_brain_to_s3]
     # 4. ...and the full asset JSON, word timings included, archived next to the audio.
     BrainToS3Operator(
         task_id="archive_json",
@@ -63,3 +68,4 @@ with DAG(
         s3_uri="s3://{{ params.bucket }}/{{ params.archive_prefix }}",
         times=True,
     )
+    # [END howto_transfer_brain_to_s3]

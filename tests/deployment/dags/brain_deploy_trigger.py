@@ -39,9 +39,11 @@ with DAG(
     def audio_uris(dag_run=None) -> list[str]:
         return list(dag_run.conf["s3_uris"])
 
+    # [START howto_operator_brain_start_from_trigger]
     transcribe = BrainTranscribeOperator.partial(
         task_id="transcribe", start_from_trigger=True, deferrable=True, poll_interval=2, timeout=600
     ).expand(s3_uri=audio_uris())
+    # [END howto_operator_brain_start_from_trigger]
     BrainToSqlOperator(
         task_id="load_warehouse",
         asset_ids=transcribe.output,
