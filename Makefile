@@ -2,9 +2,38 @@
 
 # The oldest Airflow the provider supports; `make test` runs the DAG tests on it too.
 FLOOR_AIRFLOW ?= 3.1.8
-# The floor's suite: every test that runs a DAG, the operators, triggers and provider metadata. What does not
-# depend on the Airflow release (the local server, the hook's HTTP core, the loaders) runs on the newest only.
-FLOOR_TESTS = tests/operators tests/triggers tests/provider tests/example_dags tests/transfers/test_transfer_dags.py
+# The floor's suite: what differs between Airflow releases, not every DAG run again. The provider metadata and the
+# pinned Airflow internals; the triggers and the operators' in-process tests; and one DAG run per code path that
+# differs by release: ResumableJobMixin (3.3's task_state_store, the compat stand-in before it) across retries, a
+# deferral and its resume, the deadline of a deferred task, start_from_trigger's fallback, a deferrable sensor,
+# the Rendered Template tab's hidden URLs (_do_render_template_fields: plain, mapped, resumed, batch), the
+# example DAGs loading and their params refused by Airflow, and the transfers' XCom and asset events
+# (test_transfer_dags, test_downstream). What does not depend on the release (the local server, the hook's HTTP
+# core, the loaders, the other example DAG runs) runs on the newest only.
+FLOOR_TESTS = tests/provider tests/triggers \
+	tests/operators/test_transcribe_unit.py tests/operators/test_trigger_start.py \
+	tests/operators/test_reuse_existing.py tests/operators/test_search_operator.py \
+	tests/operators/test_signed_url_rendering.py \
+	tests/operators/test_transcribe_dags.py::test_deferrable_really_defers \
+	tests/operators/test_transcribe_dags.py::test_retry_after_submission_resumes_the_same_asset \
+	'tests/operators/test_transcribe_dags.py::test_the_deadline_spans_all_tries_and_cancels_the_asset[brain_deadline_deferred]' \
+	tests/operators/test_transcribe_dags.py::test_start_from_trigger_falls_back_to_the_worker_and_says_why \
+	tests/operators/test_transcribe_dags.py::test_sensor_deferrable \
+	tests/example_dags/test_example_dags.py::test_example_dags_load_without_errors \
+	tests/example_dags/test_example_dags.py::test_s3_to_warehouse_shape \
+	tests/example_dags/test_example_dags.py::test_s3_batch_shape \
+	tests/example_dags/test_example_dags.py::test_event_triggered_shape \
+	tests/example_dags/test_example_dags.py::test_local_file_shape \
+	tests/example_dags/test_asset_sensor_example.py::test_asset_sensor_shape \
+	tests/example_dags/test_asset_sensor_example.py::test_bad_asset_ids_name_the_param \
+	tests/example_dags/test_asset_sensor_example.py::test_asset_ids_in_order_once \
+	tests/example_dags/test_asset_sensor_example.py::test_bad_conf_fails_before_the_run_naming_the_param \
+	tests/example_dags/test_downstream.py \
+	tests/transfers/test_transfer_dags.py
+
+# Runs a stage ($(2)) and prints its wall time under its name ($(1)); the stage's exit status is make's.
+timed = t0=$$(date +%s); $(2); rc=$$?; echo "==> $(1): $$(( $$(date +%s) - t0 )) s wall"; exit $$rc
+AIRFLOW_VERSION = $$($(1)/bin/python -c 'from importlib.metadata import version; print(version("apache-airflow"))')
 
 setup:
 	@bash scripts/setup.sh test
@@ -23,19 +52,22 @@ lint: setup
 	.venv/bin/ruff format --check airflow_provider_brain tests bench example_dags deploy scripts
 	.venv/bin/mypy
 
-# Three stages: the fast suite on the newest Airflow, the DAG tests on the oldest supported one, then the tests
-# that run a whole Airflow deployment (newest). The fast suites run one pytest-xdist worker per core; each worker
-# starts its own servers.
+# Three stages: the fast suite on the newest Airflow, the floor's suite on the oldest supported one, then the tests
+# that run a whole Airflow deployment (newest). The fast suites run one pytest-xdist worker per core (worksteal: an
+# idle worker takes queued tests from a busy one, so a long DAG run does not leave a tail on one worker). The tests
+# marked `alone` (they assert on wall-clock time) run after the fast suite, one at a time with nothing beside them,
+# instead of stopping the other worker mid-suite. Each stage prints its wall time.
 test: lint
-	@echo "==> Fast suite on Airflow $$(.venv/bin/python -c 'from importlib.metadata import version; print(version("apache-airflow"))')"
-	.venv/bin/pytest -q -m "not deployment" -n auto --durations=25
+	@echo "==> Fast suite on Airflow $(call AIRFLOW_VERSION,.venv)"
+	@$(call timed,fast suite,.venv/bin/pytest -q -m "not deployment and not alone" -n auto --dist worksteal --durations=25)
+	@$(call timed,alone tests (wall-clock timing; one at a time),.venv/bin/pytest -q -m "alone and not deployment" -p no:xdist --durations=5)
 	@$(MAKE) --no-print-directory test-floor
-	@echo "==> Deployment stage on Airflow $$(.venv/bin/python -c 'from importlib.metadata import version; print(version("apache-airflow"))')"
-	@if [ -d tests/deployment ]; then .venv/bin/pytest -q -m deployment --durations=0 tests/deployment; fi
+	@echo "==> Deployment stage on Airflow $(call AIRFLOW_VERSION,.venv)"
+	@if [ -d tests/deployment ]; then $(call timed,deployment stage,.venv/bin/pytest -q -m deployment --durations=0 tests/deployment); fi
 
 test-floor: setup-floor
-	@echo "==> DAG tests on Airflow $$(.venv-floor/bin/python -c 'from importlib.metadata import version; print(version("apache-airflow"))') (the floor)"
-	.venv-floor/bin/pytest -q -m "not deployment" -n auto -p no:cacheprovider --durations=15 $(FLOOR_TESTS)
+	@echo "==> The floor's suite on Airflow $(call AIRFLOW_VERSION,.venv-floor)"
+	@$(call timed,floor suite,.venv-floor/bin/pytest -q -m "not deployment" -n auto --dist worksteal -p no:cacheprovider --durations=15 $(FLOOR_TESTS))
 
 bench: setup
 	.venv/bin/python bench/local_server.py
