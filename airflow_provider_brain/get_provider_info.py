@@ -22,7 +22,23 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "Brain",
                 "external-doc-url": "https://brain.deepgram.com",
-                "how-to-guide": ["README.md#using-it", "README.md#find-what-was-said"],
+                "how-to-guide": [
+                    f"/docs/howto/{page}.rst"
+                    for page in (
+                        "transcribe",
+                        "batch",
+                        "start_from_trigger",
+                        "sensor",
+                        "triggers",
+                        "to_s3",
+                        "to_sql",
+                        "search",
+                        "assets_lineage",
+                        "s3_events",
+                        "local_server",
+                        "production",
+                    )
+                ],
                 "tags": ["service"],
             }
         ],
