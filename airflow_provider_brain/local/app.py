@@ -1,4 +1,5 @@
-"""The ASGI app: the routes of ``BRAIN_API.md`` (``local/routes/``), JSON errors, the access log and the
+"""The ASGI app: the routes of ``BRAIN_API.md`` (``local/routes/``) and of Deepgram's dialect
+(``local/deepgram/``), JSON errors, the access log and the
 lifespan that opens the store and runs the dispatcher.
 
 Nothing here, nor in the route handlers, blocks the event loop: SQLite and the disk work on threads
@@ -20,6 +21,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from airflow_provider_brain.local import deepgram
+from airflow_provider_brain.local.deepgram.service import DeepgramDialect
 from airflow_provider_brain.local.errors import ApiError
 from airflow_provider_brain.local.routes.assets import asset_endpoint, get_content, list_assets, search_assets
 from airflow_provider_brain.local.routes.recognize import recognize
@@ -109,12 +112,18 @@ def create_app(settings: ServerSettings) -> AccessLog:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         brain = await asyncio.to_thread(Brain, settings)
+        dialect: DeepgramDialect | None = None
         try:
             brain.dispatcher = Dispatcher(brain.db, settings)
             await brain.dispatcher.start()
             app.state.brain = brain
+            dialect = app.state.deepgram = await asyncio.to_thread(DeepgramDialect, brain)
+            await dialect.start()
             yield
         finally:
+            if dialect is not None:
+                with suppress(Exception):
+                    await dialect.stop()
             if brain.dispatcher is not None:
                 with suppress(Exception):
                     await brain.dispatcher.stop()
@@ -128,6 +137,7 @@ def create_app(settings: ServerSettings) -> AccessLog:
         Route("/assets/{asset_id}/content", get_content, methods=["GET"]),
         Route("/users/login", login, methods=["GET"]),
         Route("/users", get_user, methods=["GET"]),
+        *deepgram.routes(),  # Deepgram's pre-recorded dialect, on the same port
     ]
     app = Starlette(
         routes=routes,

@@ -62,6 +62,15 @@ class Authenticator:
         # Compare against something even for unknown users so timing does not reveal who exists.
         return hmac.compare_digest((expected or "\0").encode(), password.encode()) and expected is not None
 
+    def user_for_key(self, key: str) -> str | None:
+        """The user whose password is ``key``: the Deepgram dialect's ``Authorization: Token <key>``. Every
+        user is compared, in constant time, so the time taken does not tell which one matched."""
+        found = None
+        for user, password in self._users.items():
+            if hmac.compare_digest(password.encode(), key.encode()) and found is None:
+                found = user
+        return found
+
     def authenticate(self, request: Request) -> str:
         """Return the calling username, or raise a ``401`` ``ApiError``."""
         token = request.query_params.get("signed_username")
