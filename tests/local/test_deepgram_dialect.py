@@ -20,9 +20,13 @@ import pytest
 from deepgram import DeepgramClient
 from deepgram.core.api_error import ApiError
 from deepgram.environment import DeepgramClientEnvironment
+from deepgram.errors.bad_request_error import BadRequestError
 from deepgram.types.listen_v1accepted_response import ListenV1AcceptedResponse
 from deepgram.types.listen_v1response import ListenV1Response
 
+from airflow_provider_brain.local.assets import Asset
+from airflow_provider_brain.local.deepgram.answer import ListenOptions, listen_response, punctuated
+from airflow_provider_brain.local.recognizer import Word
 from tests.fixtures.brain import start_brain_server
 from tests.local.conftest import MAX_FILE_WER, wer
 
@@ -216,3 +220,34 @@ def test_wrong_key_is_401_and_another_users_project_404(brain_server: Any, dg: D
     with pytest.raises(ApiError) as caught:
         dg.manage.v1.projects.requests.list(theirs.project_id)
     assert caught.value.status_code == 404
+
+
+def test_url_with_callback_is_fetched_in_the_queue(dg: DeepgramClient, speech: Any, media_server: Any) -> None:
+    """A URL request with a callback is answered before its audio is fetched; the callback has the full answer,
+    its ``sha256`` that of the fetched audio."""
+    url = media_server.serve("dg-callback.wav", speech.file(4))
+    path = f"/dg-callback/{uuid.uuid4()}"
+    accepted = dg.listen.v1.media.transcribe_url(url=url, callback=media_server.url + path, utterances=True)
+    assert isinstance(accepted, ListenV1AcceptedResponse)
+    answer = ListenV1Response.model_validate(media_server.wait_callback(path))
+    assert answer.metadata.request_id == accepted.request_id and answer.results.utterances
+    check_answer(answer, speech.text([4]), speech.file(4).read_bytes())
+
+
+def test_bad_audio_and_bad_options_are_400(dg: DeepgramClient) -> None:
+    with pytest.raises(BadRequestError):
+        dg.listen.v1.media.transcribe_file(request=b"this is not audio at all", request_options={"max_retries": 0})
+    with pytest.raises(BadRequestError) as caught:
+        dg.listen.v1.media.transcribe_file(request=b"RIFF", language="de", request_options={"max_retries": 0})
+    assert "English" in caught.value.body["err_msg"]
+
+
+def test_punctuation_and_utterances_follow_pauses() -> None:
+    words = [Word("i", 0.0, 0.2, 1.0), Word("know", 0.2, 0.5, 1.0), Word("yes", 1.5, 1.8, 1.0)]
+    assert punctuated(words) == ["I", "know.", "Yes."]
+    options = ListenOptions(punctuate=True, utterances=True)
+    asset = Asset("0" * 16, "demo:deepgram", "done", "2026-01-01T00:00:00.000Z", "http://x", duration=2.0, words=words)
+    answer = listen_response(asset, str(uuid.uuid4()), asset.created, "0" * 64, options)
+    assert answer["results"]["channels"][0]["alternatives"][0]["transcript"] == "I know. Yes."
+    assert [u["transcript"] for u in answer["results"]["utterances"]] == ["I know.", "Yes."]
+    assert ListenOptions.from_json(options.to_json()) == options

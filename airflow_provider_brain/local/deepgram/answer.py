@@ -96,28 +96,26 @@ class ListenOptions:
         )
 
 
-def _runs(words: list[Word], pause: float) -> list[list[Word]]:
-    """The words in runs separated by silences of at least ``pause`` seconds."""
-    runs: list[list[Word]] = []
-    for word in words:
-        if runs and word.start - runs[-1][-1].end < pause:
-            runs[-1].append(word)
+def _runs(words: list[Word], pause: float) -> list[range]:
+    """The positions of the words, in runs separated by silences of at least ``pause`` seconds."""
+    runs: list[range] = []
+    for i, word in enumerate(words):
+        if runs and word.start - words[i - 1].end < pause:
+            runs[-1] = range(runs[-1].start, i + 1)
         else:
-            runs.append([word])
+            runs.append(range(i, i + 1))
     return runs
 
 
 def punctuated(words: list[Word]) -> list[str]:
     """Each word as ``punctuated_word``: a capital after a pause, a full stop before one, ``I`` upper case."""
-    out: list[str] = []
+    out = [w.word for w in words]
+    for i, text in enumerate(out):
+        if text == "i" or text.startswith("i'"):
+            out[i] = text.capitalize()
     for run in _runs(words, SENTENCE_PAUSE):
-        for i, word in enumerate(run):
-            text = word.word
-            if i == 0 or text == "i" or text.startswith("i'"):
-                text = text[:1].upper() + text[1:]
-            if i == len(run) - 1:
-                text += "."
-            out.append(text)
+        out[run.start] = out[run.start][:1].upper() + out[run.start][1:]
+        out[run[-1]] += "."
     return out
 
 
@@ -160,17 +158,16 @@ def listen_response(asset: Asset, request_id: str, created: str, sha256: str, op
 
 
 def _utterances(words: list[Word], shown: list[str | None], pause: float, request_id: str) -> list[dict[str, Any]]:
-    texts = dict(zip(map(id, words), shown, strict=True))
     utterances = []
     for number, run in enumerate(_runs(words, pause)):
         utterances.append(
             {
-                "start": run[0].start,
-                "end": run[-1].end,
-                "confidence": _mean([w.confidence for w in run]),
+                "start": words[run.start].start,
+                "end": words[run[-1]].end,
+                "confidence": _mean([words[i].confidence for i in run]),
                 "channel": 0,
-                "transcript": " ".join(texts[id(w)] or w.word for w in run),
-                "words": [_word_json(w, texts[id(w)]) for w in run],
+                "transcript": " ".join(shown[i] or words[i].word for i in run),
+                "words": [_word_json(words[i], shown[i]) for i in run],
                 "id": str(uuid.uuid5(uuid.UUID(request_id), str(number))),
             }
         )
