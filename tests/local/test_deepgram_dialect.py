@@ -251,3 +251,25 @@ def test_punctuation_and_utterances_follow_pauses() -> None:
     assert answer["results"]["channels"][0]["alternatives"][0]["transcript"] == "I know. Yes."
     assert [u["transcript"] for u in answer["results"]["utterances"]] == ["I know.", "Yes."]
     assert ListenOptions.from_json(options.to_json()) == options
+
+
+def test_a_callback_cut_off_by_a_restart_is_sent_after_it(tmp_path: Any, speech: Any, media_server: Any) -> None:
+    data = tmp_path / "data"
+    server = start_brain_server(data, workers=1, extra_args=["--min-latency", "30"])
+    path = f"/dg-restart/{uuid.uuid4()}"
+    try:
+        client = deepgram_client(server.url, server.password)
+        accepted = client.listen.v1.media.transcribe_file(
+            request=speech.file(5).read_bytes(), callback=media_server.url + path
+        )
+        assert isinstance(accepted, ListenV1AcceptedResponse)
+    finally:
+        assert server.stop() == 0
+    assert not [c for c in media_server.callbacks if c["path"] == path]
+    server = start_brain_server(data, workers=1)
+    try:
+        answer = ListenV1Response.model_validate(media_server.wait_callback(path))
+        assert answer.metadata.request_id == accepted.request_id
+        check_answer(answer, speech.text([5]), speech.file(5).read_bytes())
+    finally:
+        server.stop()
