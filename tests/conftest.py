@@ -4,7 +4,9 @@ Under pytest-xdist (``make test`` runs the fast suite with ``-n auto``) each wor
 it starts its own servers on free ports, in its own temporary directories (``tmp_path_factory`` gives each
 worker one), and its own Airflow home. A test marked ``alone`` measures wall-clock time (how soon something
 happens, how long a request takes), which another worker's load on the same cores would skew: it runs while
-no other worker runs a test (the other workers finish the test they are in, then wait for it).
+no other worker runs a test (the other workers finish the test they are in, then wait for it). ``make test``
+keeps the workers from waiting: it deselects them from the parallel run (``-m "not alone"``) and runs them after
+it, in a session of their own without xdist.
 """
 
 from __future__ import annotations
