@@ -8,8 +8,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
-from airflow_provider_brain import sources as audio_sources
 
+from airflow_provider_brain import sources as audio_sources
 from airflow_provider_brain.sources import (
     existing_s3_object,
     hide_secrets_in_urls,
