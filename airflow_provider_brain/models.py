@@ -135,9 +135,9 @@ class Asset:
         }
 
     def task_result(self, *, source: str, times: bool = False, transcript: bool = False) -> dict[str, Any]:
-        """What a transcribe task returns for XCom: ``summary()`` and ``source``, plus word timings if ``times``
-        (and the asset was fetched with them) and the transcript only if ``transcript``."""
-        result: dict[str, Any] = {**self.summary(), "source": source}
+        """What a transcribe task returns for XCom: ``summary()``, ``source`` and ``audio_seconds``, plus word timings
+        if ``times`` (and the asset was fetched with them) and the transcript only if ``transcript``."""
+        result: dict[str, Any] = {**self.summary(), "source": source, "audio_seconds": self.duration or 0.0}
         if transcript:
             result["transcript"] = self.transcript
         if times and self.words is not None:

@@ -59,7 +59,7 @@ if [ "$target" = floor ]; then
       apache-airflow-providers-postgres apache-airflow-providers-sqlite apache-airflow-providers-duckdb \
       apache-airflow-providers-common-messaging apache-airflow-providers-openlineage \
       "apache-airflow-providers-amazon[aiobotocore]" "moto[server]>=5.0" "jiwer>=3.0" "pytest>=8" \
-      "pytest-timeout>=2.3" "pytest-xdist>=3.6" "psutil>=5.9"
+      "pytest-timeout>=2.3" "pytest-xdist>=3.6" "psutil>=5.9" "statsd>=3.3"
     rm -f "$venv"/.installed-*
     touch "$stamp"
   fi

@@ -41,6 +41,7 @@ from airflow_provider_brain.hooks.transport import (
 )
 from airflow_provider_brain.hooks.uploads import AudioSource
 from airflow_provider_brain.models import Asset
+from airflow_provider_brain.progress import WaitProgress
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -335,16 +336,27 @@ class BrainHook(idempotency.KeyLookups, BaseHook):
         poll_interval: float = 5.0,
         timeout: float | None = None,
         times: bool = False,
+        progress: WaitProgress | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> Asset:
         """Poll an asset until it is done, holding the caller (use the trigger to wait without a worker).
+        ``progress`` logs the wait once a minute; ``tags`` tag its ``brain.poll_requests``.
 
         :raises BrainAssetFailed: the asset failed; the message carries the server's reason.
         :raises BrainTimeout: still processing after ``timeout`` seconds.
         """
-        return waits.wait_for_asset(self, asset_id, poll_interval=poll_interval, timeout=timeout, times=times)
+        return waits.wait_for_asset(
+            self, asset_id, poll_interval=poll_interval, timeout=timeout, times=times, progress=progress, tags=tags
+        )
 
     def wait_for_assets(
-        self, asset_ids: Iterable[str], *, poll_interval: float = 10.0, timeout: float | None = None
+        self,
+        asset_ids: Iterable[str],
+        *,
+        poll_interval: float = 10.0,
+        timeout: float | None = None,
+        progress: WaitProgress | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> dict[str, Asset]:
         """Wait for many assets at once, with one ``GET /assets`` page per interval for up to 1,000 of them.
 
@@ -352,7 +364,10 @@ class BrainHook(idempotency.KeyLookups, BaseHook):
         their reason), keyed by id; an id missing from the result was still processing at ``timeout``.
         Failures are returned, not raised: the caller decides what a failed file means.
         """
-        return waits.wait_for_assets(self, list(dict.fromkeys(asset_ids)), poll_interval=poll_interval, timeout=timeout)
+        ids = list(dict.fromkeys(asset_ids))
+        return waits.wait_for_assets(
+            self, ids, poll_interval=poll_interval, timeout=timeout, progress=progress, tags=tags
+        )
 
     def search(self, query: str, asset_ids: Iterable[str] | None, *, limit: int | None = None) -> list[SearchHit]:
         """Where ``query`` was said in ``asset_ids`` (``None``: all the user's assets): typed hits, best confidence

@@ -44,6 +44,13 @@ def task_key(dag_id: str, run_id: str, task_id: str, map_index: int | None, sour
     return f"{dag_id}/{run_id}/{task_id}/{map_index}/{digest}"
 
 
+def task_metadata(ti: object) -> dict[str, str]:
+    """Which task submitted an asset: ``dag_id``, ``task_id`` and ``run_id``, for its metadata (the warehouse's
+    audio minutes per DAG read them back). When is the asset's ``created``: a submission time in the metadata
+    would differ between two tries, and the server refuses a resent ``Idempotency-Key`` whose body differs."""
+    return {name: str(getattr(ti, name, "") or "") for name in ("dag_id", "task_id", "run_id")}
+
+
 def new_idempotency_key() -> str:
     """A key for a submission that was given none: still sent, so a server that honours ``Idempotency-Key``
     answers the retries of this one call with the first asset."""

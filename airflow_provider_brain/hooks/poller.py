@@ -21,6 +21,7 @@ import time
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
+from airflow_provider_brain import metrics
 from airflow_provider_brain.exceptions import BrainAuthError, BrainError, BrainNotFound
 from airflow_provider_brain.hooks.listing import (
     DIRECT_FETCH_MAX,
@@ -184,6 +185,7 @@ class AssetPoller(Generic[HookT]):
         if len(watched) > DIRECT_FETCH_MAX:
             scan = ListingScan(watched, self._created)
             while (call := scan.next_call()) is not None:
+                metrics.poll_requests(None)
                 scan.feed(await transport.arequest(call, deadline=deadline))
             settled, to_fetch = scan.outcome()
             settled.update({i: failed_asset(i, str(err)) for i, err in scan.broken.items()})
@@ -207,6 +209,7 @@ class AssetPoller(Generic[HookT]):
         async def fetch(asset_id: str) -> None:
             async with semaphore:
                 try:
+                    metrics.poll_requests(None)
                     data = await transport.arequest(get_asset_call(asset_id), deadline=deadline)
                 except BrainNotFound:
                     data = None

@@ -8,6 +8,7 @@ import time
 from datetime import datetime
 from typing import Protocol
 
+from airflow_provider_brain import metrics
 from airflow_provider_brain.exceptions import BrainAssetFailed, BrainError, BrainNotFound, BrainTimeout
 from airflow_provider_brain.hooks.listing import (
     DIRECT_FETCH_MAX,
@@ -21,6 +22,7 @@ from airflow_provider_brain.hooks.listing import (
 from airflow_provider_brain.hooks.retry import is_retryable
 from airflow_provider_brain.hooks.transport import Transport
 from airflow_provider_brain.models import Asset, parse_api_time
+from airflow_provider_brain.progress import WaitProgress
 
 log = logging.getLogger("airflow_provider_brain.hooks.poller")
 
@@ -33,7 +35,13 @@ class SyncBrain(Protocol):
 
 
 def wait_for_assets(
-    hook: SyncBrain, asset_ids: list[str], *, poll_interval: float, timeout: float | None
+    hook: SyncBrain,
+    asset_ids: list[str],
+    *,
+    poll_interval: float,
+    timeout: float | None,
+    progress: WaitProgress | None = None,
+    tags: metrics.Tags | None = None,
 ) -> dict[str, Asset]:
     """Wait in this thread until every asset is done or failed, or ``timeout`` passes (``BrainHook.wait_for_assets``).
 
@@ -41,6 +49,8 @@ def wait_for_assets(
     request, retries included, runs past the deadline. Returns the settled assets (summaries, failed ones with
     their reason); an id missing from the result was still processing at the deadline. An asset deleted
     meanwhile, or one Brain answers in a form we cannot read, comes back failed, with that reason.
+    With ``progress``, the counts go to the log once a ``PROGRESS_EVERY_SECONDS`` and at the end; the status
+    requests are counted in ``brain.poll_requests``, tagged with ``tags``.
     """
     pending = set(asset_ids)
     settled: dict[str, Asset] = {}
@@ -49,16 +59,25 @@ def wait_for_assets(
     auth = AuthGrace()
     while pending:
         try:
-            settled.update(_settle_sync(hook.transport, pending, created, deadline))
+            settled.update(_settle_sync(hook.transport, pending, created, deadline, tags))
             auth.reset()
         except BrainError as err:
             if not (is_retryable(err) or auth.tolerates(err)):
                 raise
             log.warning("Checking %d Brain assets failed (%s); still waiting", len(pending), err)
         pending -= settled.keys()
+        if progress is not None and pending:
+            progress.update(*_tally(settled))
         if not pending or not _sleep_until_next_poll(poll_interval, deadline):
             break
+    if progress is not None:
+        progress.final(*_tally(settled))
     return settled
+
+
+def _tally(settled: dict[str, Asset]) -> tuple[int, int]:
+    failed = sum(1 for a in settled.values() if a.is_failed)
+    return len(settled) - failed, failed
 
 
 def _sleep_until_next_poll(poll_interval: float, deadline: float | None) -> bool:
@@ -71,18 +90,24 @@ def _sleep_until_next_poll(poll_interval: float, deadline: float | None) -> bool
 
 
 def _settle_sync(
-    transport: Transport, watched: set[str], created: dict[str, datetime], deadline: float | None
+    transport: Transport,
+    watched: set[str],
+    created: dict[str, datetime],
+    deadline: float | None,
+    tags: metrics.Tags | None = None,
 ) -> dict[str, Asset]:
     settled: dict[str, Asset] = {}
     to_fetch = set(watched)
     if len(watched) > DIRECT_FETCH_MAX:
         scan = ListingScan(watched, created)
         while (call := scan.next_call()) is not None:
+            metrics.poll_requests(tags)
             scan.feed(transport.request(call, deadline=deadline))
         settled, to_fetch = scan.outcome()
         settled.update({i: failed_asset(i, str(err)) for i, err in scan.broken.items()})
     for asset_id in sorted(to_fetch):
         try:
+            metrics.poll_requests(tags)
             data = transport.request(get_asset_call(asset_id), deadline=deadline)
         except BrainNotFound:
             data = None
@@ -104,7 +129,14 @@ def _settle_sync(
 
 
 def wait_for_asset(
-    hook: SyncBrain, asset_id: str, *, poll_interval: float, timeout: float | None, times: bool
+    hook: SyncBrain,
+    asset_id: str,
+    *,
+    poll_interval: float,
+    timeout: float | None,
+    times: bool,
+    progress: WaitProgress | None = None,
+    tags: metrics.Tags | None = None,
 ) -> Asset:
     """Poll one asset by id until it is done (``BrainHook.wait_for_asset``); an outage is waited out, but no
     request, retries included, runs past the deadline.
@@ -117,6 +149,7 @@ def wait_for_asset(
     call = get_asset_call(asset_id, times)
     while True:
         try:
+            metrics.poll_requests(tags)
             asset: Asset | None = Asset.from_json(hook.transport.request(call, deadline=deadline))
             auth.reset()
         except BrainError as err:
@@ -124,9 +157,16 @@ def wait_for_asset(
                 raise
             log.warning("Checking Brain asset %s failed (%s); still waiting", asset_id, err)
             asset = None
-        if asset is not None and asset.is_done:
+        if asset is not None and not asset.is_processing:
+            if progress is not None:
+                progress.final(int(asset.is_done), int(asset.is_failed))
+            if asset.is_failed:
+                metrics.failed(tags or {})
+                raise BrainAssetFailed(asset_id, asset.error or "")
             return asset
-        if asset is not None and asset.is_failed:
-            raise BrainAssetFailed(asset_id, asset.error or "")
+        if progress is not None:
+            progress.update(0, 0)
         if not _sleep_until_next_poll(poll_interval, deadline):
+            if progress is not None:
+                progress.final(0, 0)
             raise BrainTimeout(asset_id, timeout or 0.0)

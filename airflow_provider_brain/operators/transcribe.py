@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import conf
 
+from airflow_provider_brain import metrics
 from airflow_provider_brain.config import default_poll_interval
 from airflow_provider_brain.exceptions import (
     BrainAssetFailed,
@@ -16,7 +17,7 @@ from airflow_provider_brain.exceptions import (
     BrainTimeout,
 )
 from airflow_provider_brain.hooks.brain import IDEMPOTENCY_METADATA_KEY, BrainHook
-from airflow_provider_brain.hooks.idempotency import run_started_at, task_key
+from airflow_provider_brain.hooks.idempotency import run_started_at, task_key, task_metadata
 from airflow_provider_brain.hooks.source_versions import SOURCE_VERSION_METADATA_KEY, check_reuse_existing
 from airflow_provider_brain.links import ASSET_URL_XCOM_KEY, BrainAssetLink
 from airflow_provider_brain.models import Asset, AssetStatus
@@ -30,6 +31,7 @@ from airflow_provider_brain.operators.transcribe_source import (
     submit_audio,
 )
 from airflow_provider_brain.operators.url_fields import HidesUrlSecrets
+from airflow_provider_brain.progress import WaitProgress
 from airflow_provider_brain.sources import AudioLocation, public_url
 from airflow_provider_brain.triggers.asset import BrainAssetTrigger
 from airflow_provider_brain.triggers.events import AssetEvent, EventStatus
@@ -166,6 +168,7 @@ class BrainTranscribeOperator(HidesUrlSecrets, TaskEnd):
         self.reuse_existing = reuse_existing
         self._last_result: dict[str, Any] | None = None
         self._asset_id: str | None = None
+        self._tags: dict[str, str] = {}
         # False while waiting for an asset another run submitted (reuse_existing): cancel_on_kill leaves it be.
         self._owns_asset = True
         self._start_from_trigger_asked = start_from_trigger
@@ -212,10 +215,12 @@ class BrainTranscribeOperator(HidesUrlSecrets, TaskEnd):
     def submit_job(self, context: Context) -> Any:
         key = idempotency_key(context, self.source)
         previous = self._find_previous_submission(context, key)
+        tags = metrics.task_tags(context["ti"])
         if previous is not None:
             self.log.info("Resuming Brain asset %s, submitted by an earlier try of this task", previous)
+            metrics.reused(tags)
             return {"asset_id": previous, "source": self.source}
-        metadata = {**self.metadata, "source": self.source, IDEMPOTENCY_KEY: key}
+        metadata = {**self.metadata, **task_metadata(context["ti"]), "source": self.source, IDEMPOTENCY_KEY: key}
         s3 = None
         if self.reuse_existing and (location := self.location.s3):
             s3, version, existing = reusable_asset(self.hook, self.aws_conn_id, *location)
@@ -228,6 +233,7 @@ class BrainTranscribeOperator(HidesUrlSecrets, TaskEnd):
                     existing.asset_id,
                     why,
                 )
+                metrics.reused(tags)
                 return {"asset_id": existing.asset_id, "source": self.source, "reused": True}
         asset = submit_audio(
             self.hook,
@@ -239,6 +245,7 @@ class BrainTranscribeOperator(HidesUrlSecrets, TaskEnd):
             s3=s3,
         )
         self.log.info("Submitted %s to Brain as asset %s", self.source, asset.asset_id)
+        metrics.submitted(tags)
         self._submitted_here = asset.asset_id
         return {"asset_id": asset.asset_id, "source": self.source}
 
@@ -267,6 +274,7 @@ class BrainTranscribeOperator(HidesUrlSecrets, TaskEnd):
 
     def poll_until_complete(self, external_id: Any, context: Context) -> Any:
         asset_id = _asset_id_of(external_id)
+        self._tags = metrics.task_tags(context["ti"])
         self._owns_asset = not (isinstance(external_id, Mapping) and external_id.get("reused"))
         self._publish(context, asset_id)
         if not self.wait_for_completion:
@@ -296,7 +304,12 @@ class BrainTranscribeOperator(HidesUrlSecrets, TaskEnd):
         self.log.info("Waiting for Brain asset %s in the worker", asset_id)
         try:
             done = self.hook.wait_for_asset(
-                asset_id, poll_interval=self.poll_interval, timeout=end_time - time.time(), times=self.times
+                asset_id,
+                poll_interval=self.poll_interval,
+                timeout=end_time - time.time(),
+                times=self.times,
+                progress=WaitProgress(self.log, 1),
+                tags=self._tags,
             )
         except BrainTimeout:
             self._give_up(asset_id, end_time)
@@ -330,6 +343,7 @@ class BrainTranscribeOperator(HidesUrlSecrets, TaskEnd):
         :param owned: this task submitted the asset (not reused): ``cancel_on_kill`` may delete it.
         """
         self._owns_asset = owned
+        self._tags = metrics.task_tags(context["ti"])
         ended = AssetEvent.parse(event)
         self._asset_id = ended.asset_id
         # A deleted asset is reported failed (the poller's reason) or as an error: ask Brain which it is.
@@ -343,6 +357,8 @@ class BrainTranscribeOperator(HidesUrlSecrets, TaskEnd):
             return self.execute(context)
         if ended.status is EventStatus.TIMEOUT:
             self._give_up(ended.asset_id, None)
+        if ended.status is EventStatus.FAILED:
+            metrics.failed(self._tags)
         asset_id = ended.outcome(timeout=self.timeout)
         return self._result(self.hook.get_asset(asset_id, times=self.times))
 
@@ -366,6 +382,8 @@ class BrainTranscribeOperator(HidesUrlSecrets, TaskEnd):
         ti.xcom_push(key=ASSET_URL_XCOM_KEY, value=self.hook.settings.url(f"/assets/{asset_id}"))
 
     def _result(self, asset: Asset) -> dict[str, Any]:
+        if asset.is_failed or asset.is_done:
+            metrics.settled(self._tags, asset)
         if asset.is_failed:
             raise BrainAssetFailed(asset.asset_id, asset.error or "")
         if not asset.is_done and self.wait_for_completion:

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import requests
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
+from airflow_provider_brain import metrics
 from airflow_provider_brain.config import default_poll_interval
 from airflow_provider_brain.exceptions import (
     BrainAuthError,
@@ -22,10 +23,11 @@ from airflow_provider_brain.exceptions import (
 )
 from airflow_provider_brain.hooks.brain import IDEMPOTENCY_METADATA_KEY, BrainHook
 from airflow_provider_brain.hooks.cancel import delete_quietly
-from airflow_provider_brain.hooks.idempotency import run_started_at
+from airflow_provider_brain.hooks.idempotency import run_started_at, task_metadata
 from airflow_provider_brain.models import Asset
 from airflow_provider_brain.operators.transcribe import idempotency_key
 from airflow_provider_brain.operators.url_fields import HidesUrlSecrets
+from airflow_provider_brain.progress import WaitProgress
 from airflow_provider_brain.sources import parse_s3_uri, presigned_get_url, public_url
 from airflow_provider_brain.triggers.batch import BrainBatchTrigger
 from airflow_provider_brain.triggers.events import BatchEvent, EventStatus
@@ -139,6 +141,7 @@ class BrainTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
         self.cancel_on_kill = cancel_on_kill
         self._given: list[str] = []
         self._waiting_for: list[str] = []
+        self._tags: dict[str, str] = {}
 
     @cached_property
     def hook(self) -> BrainHook:
@@ -180,6 +183,7 @@ class BrainTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
     # ------------------------------------------------------------------ submit
 
     def execute(self, context: Context) -> Any:
+        self._tags = metrics.task_tags(context["ti"])
         sources = self.sources()
         if not sources:
             self.log.info("No audio files given: nothing to transcribe")
@@ -204,11 +208,14 @@ class BrainTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
         self.log.info("Waiting for %d Brain assets in the worker", len(live))
         self._waiting_for = live
         remaining = max(0.0, deadline - time.time())
-        settled = self.hook.wait_for_assets(live, poll_interval=self.poll_interval, timeout=remaining)
+        progress = WaitProgress(self.log, len(live))
+        settled = self.hook.wait_for_assets(
+            live, poll_interval=self.poll_interval, timeout=remaining, progress=progress, tags=self._tags
+        )
         self._waiting_for = []
         failed = {a.asset_id: redact_urls(a.error or "") for a in settled.values() if a.is_failed}
         processing = [a for a in live if a not in settled]
-        return self._finish(sources, asset_ids, submit_errors, failed, processing, settled)
+        return self._finish(context, sources, asset_ids, submit_errors, failed, processing, settled)
 
     def _submit_all(self, context: Context, sources: list[str]) -> tuple[list[str | None], dict[str, str], float]:
         """Submit every file that has no live asset yet; return the asset id of each (input order), the
@@ -228,6 +235,7 @@ class BrainTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
         deadlines = [found[key].deadline(self.timeout) for key in keys.values() if key in found]
         if by_item:
             self.log.info("Resuming %d of %d files submitted by an earlier try of this task", len(by_item), len(keys))
+            metrics.reused(self._tags, len(by_item))
         to_submit = [item for item in first if item not in by_item]
         errors: dict[str, str] = {}
         if not isinstance(per_file := self.file_metadata or {}, Mapping):
@@ -241,7 +249,8 @@ class BrainTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
         def submit(item: str) -> Asset:
             source = sources[first[item]]
             extra = per_file.get(item) or {}
-            metadata = {**self.metadata, **extra, "source": source, IDEMPOTENCY_METADATA_KEY: keys[item]}
+            metadata = {**self.metadata, **extra, **task_metadata(context["ti"]), "source": source}
+            metadata[IDEMPOTENCY_METADATA_KEY] = keys[item]
             url = self._url_for(first[item], s3)
             return self.hook.submit_url(url, async_=True, metadata=metadata, idempotency_key=keys[item])
 
@@ -265,6 +274,7 @@ class BrainTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
             # An error no other file can escape (refused credentials, a bug): stop what has not started.
             pool.shutdown(wait=True, cancel_futures=True)
         if to_submit:
+            metrics.submitted(self._tags, len(to_submit) - len(errors))
             self.log.info(
                 "Submitted %d files to Brain in %.1f s (%d at a time), %d failed to submit",
                 len(to_submit) - len(errors),
@@ -309,6 +319,7 @@ class BrainTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
 
         :param submit_errors: why each file that has no asset could not be submitted, by source.
         """
+        self._tags = metrics.task_tags(context["ti"])
         ended = BatchEvent.parse(event)
         if ended.status is EventStatus.ERROR:
             raise BrainError(ended.message)
@@ -324,10 +335,11 @@ class BrainTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
             for s, a in zip(sources, asset_ids, strict=True)
             if a is None
         }
-        return self._finish(sources, asset_ids, unsubmitted, failed, processing, {})
+        return self._finish(context, sources, asset_ids, unsubmitted, failed, processing, {})
 
     def _finish(
         self,
+        context: Context,
         sources: list[str],
         asset_ids: list[str | None],
         submit_errors: dict[str, str],
@@ -343,6 +355,9 @@ class BrainTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
                     self._delete(late, "its batch's deadline passed")
             raise BrainBatchTimeout(waiting, total=len(sources), timeout=self.timeout, deleted=self.cancel_on_kill)
         details = self._details(asset_ids, failed, settled)
+        metrics.failed(self._tags, len(failed))
+        audio_seconds = sum(d.get("duration") or 0.0 for d in details.values())
+        context["ti"].xcom_push(key="audio_seconds", value=round(audio_seconds, 3))
         summaries: list[dict[str, Any]] = []
         for source, asset_id in zip(sources, asset_ids, strict=True):
             summary: dict[str, Any] = {"source": source, "asset_id": asset_id, "status": "done"}
@@ -369,14 +384,14 @@ class BrainTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
         """Duration (and word timings with ``times``) of each done asset; fetched when the wait did not bring them."""
         done = [a for a in dict.fromkeys(asset_ids) if a is not None and a not in failed]
         details: dict[str, dict[str, Any]] = {}
-        if not self.times and all(a in settled for a in done):
-            return {a: {"duration": settled[a].duration} for a in done}
         if not self.times:
-            # Resumed from the trigger: one listing scan tells every duration.
-            settled = {**settled, **self.hook.wait_for_assets(done, poll_interval=self.poll_interval, timeout=0)}
+            if not all(a in settled for a in done):  # Resumed from the trigger: one listing scan tells them all.
+                settled = {**settled, **self.hook.wait_for_assets(done, poll_interval=self.poll_interval, timeout=0)}
+            metrics.done(self._tags, [settled[a] for a in done if a in settled])
             return {a: {"duration": settled[a].duration} for a in done if a in settled}
         with ThreadPoolExecutor(self.max_concurrent_submissions, thread_name_prefix="brain-fetch") as pool:
             for asset in pool.map(lambda a: self.hook.get_asset(a, times=True), done):
+                metrics.done(self._tags, [asset])
                 details[asset.asset_id] = {
                     "duration": asset.duration,
                     "words": [w.as_dict() for w in asset.words or ()],

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensorOperator, conf
 
+from airflow_provider_brain import metrics
 from airflow_provider_brain.exceptions import BrainAssetFailed, BrainError, BrainTimeout
 from airflow_provider_brain.hooks.brain import BrainHook, is_retryable
+from airflow_provider_brain.progress import WaitProgress
 from airflow_provider_brain.triggers.asset import BrainAssetTrigger, raise_for_event
 
 if TYPE_CHECKING:
@@ -54,17 +56,27 @@ class BrainAssetSensor(BaseSensorOperator):
     def hook(self) -> BrainHook:
         return BrainHook(brain_conn_id=self.brain_conn_id)
 
+    @cached_property
+    def progress(self) -> WaitProgress:
+        """The wait's counts in the log; in ``reschedule`` mode each poke is a process of its own, and logs."""
+        return WaitProgress(self.log, 1)
+
     def poke(self, context: Context) -> bool:
         try:
+            metrics.poll_requests(metrics.task_tags(context.get("ti")))
             asset = self.hook.get_asset(self.asset_id)
         except BrainError as err:
             if not is_retryable(err):
                 raise
             self.log.warning("Checking Brain asset %s failed (%s); poking again later", self.asset_id, err)
             return False
+        if asset.is_processing:
+            self.progress.update(0, 0, force=self.mode == "reschedule")
+            return False
+        self.progress.final(int(asset.is_done), int(asset.is_failed))
         if asset.is_failed:
             raise BrainAssetFailed(asset.asset_id, asset.error or "")
-        return asset.is_done
+        return True
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:

@@ -111,8 +111,10 @@ class BrainToSqlOperator(BaseOperator):
     """Load Brain transcripts into two tables of any SQL database with a common-sql connection.
 
     ``transcripts`` gets one row per asset (asset_id, source, duration, transcript, mean_confidence,
-    word_count, created_at, completed_at, loaded_at; times in UTC) and ``transcript_words`` one row per
-    word (asset_id, word_index, word, start_s, end_s, confidence). Both are created if missing. Loading
+    word_count, created_at, completed_at, loaded_at, dag_id, task_id, run_id; times in UTC; the last three say
+    which task submitted the asset, from its metadata) and ``transcript_words`` one row per
+    word (asset_id, word_index, word, start_s, end_s, confidence). Both are created if missing (and older
+    tables get the newer columns). Loading
     an asset again replaces its rows in one transaction, so reruns and retries never duplicate rows, and
     a load that fails half-way leaves the previous rows intact; with ``replace_by_source`` (the default)
     a new asset of the same audio (a rerun that transcribed the file again) also replaces the old one's

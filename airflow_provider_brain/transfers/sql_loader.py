@@ -24,6 +24,7 @@ from airflow_provider_brain.transfers.common import (
     utc_now,
     word_tuples,
 )
+from airflow_provider_brain.transfers.sql_columns import add_missing_columns, fitted_transcripts, missing_added_columns
 from airflow_provider_brain.transfers.sql_errors import BrainLoadError, is_driver_error, load_error
 from airflow_provider_brain.transfers.sql_hits import hit_table_rows
 from airflow_provider_brain.transfers.sql_tables import (
@@ -126,8 +127,9 @@ class TranscriptLoader:
 
     def create_tables(self) -> None:
         """Create the tables if they are missing (each in its own transaction, before any load)."""
-        for statement, (table, _) in zip(self.ddl(), self._tables(), strict=True):
+        for statement, (table, schema) in zip(self.ddl(), self._tables(), strict=True):
             self._create_table(statement, table)
+            add_missing_columns(self, table, schema)
 
         if self.replace_by_source:
             self._create_source_index()
@@ -203,6 +205,7 @@ class TranscriptLoader:
             return LoadResult(assets=0, transcript_rows=0, word_rows=0, method="none")
         loaded_at = loaded_at or utc_now()
         tables = [t for t in (self.words_table, self.hits_table if hits is not None else None, self.table) if t]
+        missing = missing_added_columns(self)
         # What the load was doing when the database refused it; None until a connection is open (a
         # connection error quotes no row, and its message is what the user needs to see).
         step: tuple[str, str] | None = None
@@ -222,7 +225,8 @@ class TranscriptLoader:
                     use_copy=self.use_copy,
                 )
                 step = ("writing", self.table)
-                transcript_rows = write(cur, self.table, TRANSCRIPTS, self._transcript_rows(assets, loaded_at))
+                schema, rows = fitted_transcripts(self._transcript_rows(assets, loaded_at), missing)
+                transcript_rows = write(cur, self.table, schema, rows)
                 word_rows = 0
                 if self.words_table:
                     step = ("writing", self.words_table)
@@ -266,6 +270,7 @@ class TranscriptLoader:
                 ts(parse_timestamp(asset.created)),
                 ts(parse_timestamp(asset.completed)),
                 ts(loaded_at),
+                *(_text(asset.metadata.get(name)) for name in ("dag_id", "task_id", "run_id")),
             )
 
     def _timestamp(self, value: datetime | None) -> Any:
@@ -352,6 +357,10 @@ class TranscriptLoader:
             chunk = ids[start : start + DELETE_CHUNK]
             marks = ", ".join([placeholder] * len(chunk))
             cur.execute(f"DELETE FROM {table} WHERE asset_id IN ({marks})", list(chunk))
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
 
 
 def _word_rows(assets: Iterable[Asset]) -> Iterator[tuple[Any, ...]]:

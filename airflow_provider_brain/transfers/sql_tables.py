@@ -111,6 +111,10 @@ class TableSchema:
         """The primary key's columns, in row order."""
         return tuple(column.name for column in self.columns if column.primary_key)
 
+    def without(self, names: set[str]) -> TableSchema:
+        """This schema without the columns ``names`` (none of them in the primary key)."""
+        return TableSchema(tuple(c for c in self.columns if c.name not in names or c.primary_key))
+
     def create_sql(self, table: str, types: ColumnTypes) -> str:
         """``CREATE TABLE IF NOT EXISTS`` for this schema under the (already validated) name ``table``."""
         columns = ", ".join(
@@ -122,7 +126,7 @@ class TableSchema:
         )
 
 
-#: One row per asset; times in UTC.
+#: One row per asset; times in UTC. ``created_at`` is when the asset was submitted.
 TRANSCRIPTS = TableSchema(
     (
         Column("asset_id", LogicalType.KEY, nullable=False, primary_key=True),
@@ -134,6 +138,11 @@ TRANSCRIPTS = TableSchema(
         Column("created_at", LogicalType.TIMESTAMP),
         Column("completed_at", LogicalType.TIMESTAMP),
         Column("loaded_at", LogicalType.TIMESTAMP, nullable=False),
+        # Which task submitted the asset (its metadata), for audio minutes per DAG; added to older tables by
+        # ``TranscriptLoader.create_tables`` (nullable, so rows of assets submitted otherwise have NULL).
+        Column("dag_id", LogicalType.TEXT),
+        Column("task_id", LogicalType.TEXT),
+        Column("run_id", LogicalType.TEXT),
     )
 )
 
@@ -163,6 +172,10 @@ TRANSCRIPT_HITS = TableSchema(
         Column("loaded_at", LogicalType.TIMESTAMP, nullable=False),
     )
 )
+
+#: Columns of ``transcripts`` added after tables existed: a load into a table without them (``create_tables=False``,
+#: a DBA's table) leaves them out rather than failing.
+ADDED_TRANSCRIPT_COLUMNS = ("dag_id", "task_id", "run_id")
 
 TRANSCRIPT_COLUMNS = TRANSCRIPTS.column_names
 WORD_COLUMNS = TRANSCRIPT_WORDS.column_names

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
+from airflow_provider_brain import metrics
 from airflow_provider_brain.exceptions import redact_urls
 from airflow_provider_brain.hooks.brain import BrainHook
 from airflow_provider_brain.hooks.cancel import adelete_quietly
 from airflow_provider_brain.hooks.shared import shared_poller
 from airflow_provider_brain.models import Asset, validate_asset_id
+from airflow_provider_brain.progress import WaitProgress
 from airflow_provider_brain.triggers.events import AssetEvent, EventStatus
 from airflow_provider_brain.xcoms import publish_asset, store_result
 
@@ -94,7 +97,7 @@ class BrainAssetTrigger(BaseTrigger):
         poller = shared_poller(self.brain_conn_id)
         self.log.info("BrainAssetTrigger waiting for asset %s, polling every %g s", self.asset_id, self.poll_interval)
         try:
-            asset = await poller.wait_until(self.asset_id, self.poll_interval, self.end_time)
+            asset = await self._wait(poller.wait_until(self.asset_id, self.poll_interval, self.end_time))
             if asset is None:
                 yield self._event(TIMEOUT, f"Brain asset {self.asset_id} was still processing at the deadline")
             elif asset.is_done:
@@ -106,6 +109,19 @@ class BrainAssetTrigger(BaseTrigger):
                 yield self._event(FAILED, f"Brain asset {self.asset_id} failed: {reason}", reason)
         except Exception as err:  # One event, with a message, rather than a crashed trigger.
             yield self._event(ERROR, f"Waiting for Brain asset {self.asset_id} failed: {type(err).__name__}: {err}")
+
+    async def _wait(self, wait: Any) -> Asset | None:
+        """Await the poller's wait, with a progress line in the log once a progress interval and a final one."""
+        progress = WaitProgress(self.log, 1)
+        task: asyncio.Task[Asset | None] = asyncio.ensure_future(wait)
+        try:
+            while not (await asyncio.wait({task}, timeout=progress.due_in()))[0]:
+                progress.update(0, 0)
+        finally:
+            task.cancel()
+        asset = task.result()
+        progress.final(int(asset is not None and asset.is_done), int(asset is not None and asset.is_failed))
+        return asset
 
     async def _end_task(self, hook: BrainHook, asset: Asset) -> TaskSuccessEvent | None:
         """End the task here (``end_task``): its return value and link stored, ``TaskSuccessEvent``; ``None``
@@ -130,6 +146,7 @@ class BrainAssetTrigger(BaseTrigger):
                 redact_urls(str(err)),
             )
             return None
+        metrics.done(metrics.task_tags(ti), [done])
         self.log.info(
             "Brain asset %s: done, %.1f s of audio, %d words; the task ends here, in the triggerer",
             done.asset_id,

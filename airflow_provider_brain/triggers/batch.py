@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -14,6 +14,7 @@ from airflow_provider_brain.exceptions import redact_urls
 from airflow_provider_brain.hooks.brain import BrainHook
 from airflow_provider_brain.hooks.shared import shared_poller
 from airflow_provider_brain.models import Asset, validate_asset_id
+from airflow_provider_brain.progress import WaitProgress
 from airflow_provider_brain.triggers.asset import cancel_asset
 from airflow_provider_brain.triggers.events import BatchEvent, EventStatus
 
@@ -85,9 +86,9 @@ class BrainBatchTrigger(BaseTrigger):
         for asset_id, wait in waits.items():
             wait.add_done_callback(functools.partial(self._note_settled, asset_id))
         try:
-            timeout = None if self.end_time is None else max(0.0, self.end_time - time.time())
-            if waits:
-                await asyncio.wait(waits.values(), timeout=timeout)
+            progress = WaitProgress(self.log, count)
+            await self._wait(waits, progress)
+            progress.final(*_tally(waits))
             failed: dict[str, str] = {}
             processing: list[str] = []
             for asset_id, wait in waits.items():
@@ -109,3 +110,21 @@ class BrainBatchTrigger(BaseTrigger):
         finally:
             for wait in waits.values():
                 wait.cancel()
+
+    async def _wait(self, waits: Mapping[str, asyncio.Future[Asset]], progress: WaitProgress) -> None:
+        """Until every wait ends or the deadline passes, with the counts in the log once a progress interval."""
+        pending: set[asyncio.Future[Asset]] = set(waits.values())
+        while pending:
+            remaining = None if self.end_time is None else max(0.0, self.end_time - time.time())
+            step = progress.due_in() if remaining is None else min(progress.due_in(), remaining)
+            _, pending = await asyncio.wait(pending, timeout=step)
+            if not pending or (remaining is not None and remaining <= step):
+                return
+            progress.update(*_tally(waits))
+
+
+def _tally(waits: Mapping[str, asyncio.Future[Asset]]) -> tuple[int, int]:
+    """How many of the waits ended with a done asset, and how many with a failed one."""
+    ended = [w.result() for w in waits.values() if w.done() and not w.cancelled() and w.exception() is None]
+    failed = sum(1 for asset in ended if asset.is_failed)
+    return len(ended) - failed, failed

@@ -53,9 +53,14 @@ class _DialectHook:
 
 @pytest.mark.parametrize("dialect", sorted(PINNED_DDL))
 def test_ddl_derived_from_the_column_definitions_is_what_existing_warehouses_have(dialect):
+    """What existing warehouses were created with, and the nullable columns since added at the end (the loader
+    adds them to older tables: tests/transfers/test_audio_minutes.py)."""
     loader = TranscriptLoader(_DialectHook(dialect))  # type: ignore[arg-type]
+    text = dialect_types(dialect).text
+    added = f", dag_id {text}, task_id {text}, run_id {text}, PRIMARY KEY (asset_id)"
+    transcripts, words = PINNED_DDL[dialect]
 
-    assert loader.ddl() == PINNED_DDL[dialect]
+    assert loader.ddl() == [transcripts.replace(", PRIMARY KEY (asset_id)", added, 1), words]
 
 
 def test_column_definitions_name_every_column_once_with_the_keys_the_load_replaces_by():
