@@ -31,7 +31,10 @@ version = release = __version__
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.viewcode",
+    # The whole reference (reference.md) is Markdown: the long form of what the README once held.
+    "myst_parser",
 ]
+myst_heading_anchors = 4
 
 exclude_patterns = ["_build"]
 # Fail on a page that no toctree includes, as on any other warning.
