@@ -64,7 +64,8 @@ def task_xcoms(runner: DagRunner, dag_id: str, task_id: str = "transcribe") -> d
         rows = db.execute(
             "SELECT key, value FROM xcom WHERE dag_id = ? AND task_id = ? ORDER BY timestamp", (dag_id, task_id)
         ).fetchall()
-    return {key: json.loads(value.decode() if isinstance(value, bytes) else value) for key, value in rows}
+    # A JSON column: SQLite hands a number back as a number (the batch's ``audio_seconds``), the rest as text.
+    return {key: value if isinstance(value, int | float) else json.loads(value) for key, value in rows}
 
 
 def warehouse_rows(path: Path) -> dict[str, tuple[str, str]]:
@@ -95,6 +96,8 @@ def test_batch_transcribes_every_file_once_and_loads_it(batch_runner, s3_bucket,
         assert jiwer.wer(speech.text([i % 3]).lower(), rows[source][1]) <= WER_BOUND
     assert [s["source"] for s in summaries] == expected
     assert [s["asset_id"] for s in summaries] == ids and all(s["status"] == "done" for s in summaries)
+    audio_seconds = sum(s["duration"] for s in summaries)
+    assert audio_seconds > 0 and xcoms["audio_seconds"] == pytest.approx(audio_seconds, abs=0.01)
 
 
 def test_not_audio_fails_the_task_naming_the_file(batch_runner, s3_bucket):
