@@ -36,11 +36,13 @@ class Call:
     json: Any = field(default=None, repr=False)
     #: Sent as the ``Idempotency-Key`` header: a server that honours it answers a resend with the first asset.
     idempotency_key: str | None = None
+    #: A POST that changes nothing (a search): sending it twice is harmless.
+    read_only: bool = False
 
     @property
     def idempotent(self) -> bool:
-        """Whether sending it twice is harmless: not so for POST, which may create a second asset."""
-        return self.method != "POST"
+        """Whether sending it twice is harmless: not so for a POST that submits, which may create a second asset."""
+        return self.method != "POST" or self.read_only
 
     @property
     def headers(self) -> dict[str, str]:

@@ -20,14 +20,11 @@ listing page per 1,000 of them, then a fetch per id the listing did not show).
 from __future__ import annotations
 
 import ast
-import functools
 import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-
-import tenacity
 
 from airflow_provider_brain.exceptions import BrainAPIError, BrainNotFound
 from airflow_provider_brain.hooks.calls import Call
@@ -110,7 +107,7 @@ def search_call(
         body["asset_ids"] = asset_ids
     if limit is not None:
         body["limit"] = limit
-    return Call("POST", "/assets/search", json=body)
+    return Call("POST", "/assets/search", json=body, read_only=True)
 
 
 class SearchScan:
@@ -205,11 +202,6 @@ class SearchScan:
         return ordered if self.limit is None else ordered[: self.limit]
 
 
-def _retrying(transport: Transport, call: Call) -> dict[str, Any]:
-    # A search changes nothing: a read timeout is retried like a GET's, with the transport's one policy.
-    return transport.policy(call, idempotent=True)
-
-
 def search(
     transport: Transport,
     query: str,
@@ -226,8 +218,7 @@ def search(
     """
     scan = SearchScan(query, asset_ids, limit=limit, page_size=page_size, ids_per_request=ids_per_request)
     while (call := scan.next_call()) is not None:
-        retrying = tenacity.Retrying(**_retrying(transport, call))
-        scan.feed(retrying(transport.with_fresh_credentials, functools.partial(transport.send, call)))
+        scan.feed(transport.request(call))
     return scan.hits()
 
 
@@ -243,8 +234,7 @@ async def asearch(
     """Async ``search`` (httpx, for triggers and other event loops)."""
     scan = SearchScan(query, asset_ids, limit=limit, page_size=page_size, ids_per_request=ids_per_request)
     while (call := scan.next_call()) is not None:
-        retrying = tenacity.AsyncRetrying(**_retrying(transport, call))
-        scan.feed(await retrying(transport.awith_fresh_credentials, functools.partial(transport.asend, call)))
+        scan.feed(await transport.arequest(call))
     return scan.hits()
 
 

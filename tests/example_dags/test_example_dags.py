@@ -208,11 +208,13 @@ def test_event_triggered_manual_run(examples, s3_bucket, speech):
 def test_local_file(examples, speech, monkeypatch):
     run, _ = examples
     path = str(speech.file(2))
-    output = run.test("brain_local_file", {"path": path})
-    assert "Brain asset" in output and "done" in output
-    # The positive proof: Brain holds one done asset of that file, with its transcript.
     monkeypatch.setenv("AIRFLOW_CONN_BRAIN_DEFAULT", run.env["AIRFLOW_CONN_BRAIN_DEFAULT"])
     hook = BrainHook()
-    (asset,) = [a for a in hook.list_assets(include_unfinished=True) if a.metadata.get("source") == path]
+    before = {a.asset_id for a in hook.list_assets(include_unfinished=True)}  # other tests send this file too
+    output = run.test("brain_local_file", {"path": path})
+    assert "Brain asset" in output and "done" in output
+    # The positive proof: the run left Brain one done asset of that file, with its transcript.
+    new = [a for a in hook.list_assets(include_unfinished=True) if a.asset_id not in before]
+    (asset,) = [a for a in new if a.metadata.get("source") == path]
     done = hook.get_asset(asset.asset_id)
     assert done.is_done and jiwer.wer(speech.text([2]).lower(), done.transcript) <= WER_BOUND
