@@ -23,18 +23,15 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
-
-import httpx
 
 from airflow_provider_brain.local import recognizer
 from airflow_provider_brain.local.assets import PROCESSING, Asset
 from airflow_provider_brain.local.audio import AudioDecodeError, probe
+from airflow_provider_brain.local.callbacks import deliver_callback
 from airflow_provider_brain.local.download import download_to_file
 from airflow_provider_brain.local.errors import DownloadError
 from airflow_provider_brain.local.offload import StoreAccess, unlink
 from airflow_provider_brain.local.settings import ServerSettings
-from airflow_provider_brain.local.url_guard import PrivateAddressError, http_client
 
 log = logging.getLogger("brain_local.worker")
 
@@ -344,23 +341,17 @@ class Dispatcher:
         asset = await self._db.call(self._store.get, asset_id)
         if asset is None or asset.callback is None:
             return
-        host = urlsplit(asset.callback).hostname
-        body = asset.to_json()
-        allow = self._settings.allow_private_urls
-        async with http_client("config.callback", allow, timeout=self._settings.callback_timeout) as client:
-            for attempt in range(CALLBACK_ATTEMPTS):
-                try:
-                    response = await client.post(asset.callback, json=body)
-                    if response.status_code < 500:
-                        log.info("asset %s: callback to %s answered %d", asset.asset_id, host, response.status_code)
-                        return
-                except PrivateAddressError as exc:
-                    log.warning("asset %s: callback to %s refused: %s", asset.asset_id, host, exc)
-                    return
-                except httpx.HTTPError as exc:
-                    log.info("asset %s: callback to %s failed: %s", asset.asset_id, host, exc.__class__.__name__)
-                await asyncio.sleep(2**attempt)
-        log.warning("asset %s: giving up on callback to %s", asset.asset_id, host)
+        await deliver_callback(
+            asset.callback,
+            asset.to_json(),
+            what="config.callback",
+            label=f"asset {asset.asset_id}",
+            allow_private_urls=self._settings.allow_private_urls,
+            timeout=self._settings.callback_timeout,
+            attempts=CALLBACK_ATTEMPTS,
+            backoff=1.0,
+            log=log,
+        )
 
 
 def _fresh_dir(path: Path) -> None:

@@ -14,16 +14,13 @@ import logging
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
-
-import httpx
 
 from airflow_provider_brain.local.assets import DONE, Asset
+from airflow_provider_brain.local.callbacks import deliver_callback
 from airflow_provider_brain.local.deepgram.answer import ListenOptions, listen_response
 from airflow_provider_brain.local.deepgram.records import ListenRecord, ListenRecords
 from airflow_provider_brain.local.errors import ApiError
 from airflow_provider_brain.local.state import Brain
-from airflow_provider_brain.local.url_guard import PrivateAddressError, http_client
 
 log = logging.getLogger("brain_local.deepgram")
 
@@ -105,25 +102,19 @@ class DeepgramDialect:
             body = await self.answer(record, asset)
         except ApiError as exc:
             body = {"request_id": record.request_id, "err_code": "REQUEST_FAILED", "err_msg": exc.message}
-        host = urlsplit(record.callback).hostname
-        method = (record.callback_method or "post").upper()
         settings = self.brain.settings
-        async with http_client("callback", settings.allow_private_urls, timeout=settings.callback_timeout) as client:
-            for attempt in range(CALLBACK_ATTEMPTS):
-                try:
-                    response = await client.request(method, record.callback, json=body)
-                    if response.status_code < 500:
-                        log.info("listen %s: callback to %s answered %d", record.request_id, host, response.status_code)
-                        break
-                except PrivateAddressError as exc:
-                    log.warning("listen %s: callback to %s refused: %s", record.request_id, host, exc)
-                    break
-                except httpx.HTTPError as exc:
-                    log.info("listen %s: callback to %s failed: %s", record.request_id, host, exc.__class__.__name__)
-                if attempt + 1 < CALLBACK_ATTEMPTS:
-                    await asyncio.sleep(CALLBACK_BACKOFF * 2**attempt)
-            else:
-                log.warning("listen %s: giving up on callback to %s", record.request_id, host)
+        await deliver_callback(
+            record.callback,
+            body,
+            what="callback",
+            label=f"listen {record.request_id}",
+            allow_private_urls=settings.allow_private_urls,
+            timeout=settings.callback_timeout,
+            attempts=CALLBACK_ATTEMPTS,
+            backoff=CALLBACK_BACKOFF,
+            log=log,
+            method=(record.callback_method or "post").upper(),
+        )
         await self.brain.db.call(self.records.callback_done, record.request_id)
 
 
