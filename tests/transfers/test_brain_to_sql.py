@@ -339,23 +339,6 @@ def test_nulls_and_awkward_text_survive_every_load_path(warehouse):
     assert [w[1] for w in warehouse.words(awkward.asset_id)] == awkward_text.split()
 
 
-# ---------------------------------------------------------------------- without a database
-
-
-def test_connection_without_a_dbapi_hook_is_refused(monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_NOT_SQL", json.dumps({"conn_type": "aws", "login": "x", "password": "y"}))
-
-    with pytest.raises(ValueError, match="not a common-sql DbApiHook"):
-        run(asset_ids=["0123456789abcdef"], conn_id="not_sql")
-
-
-def test_connection_of_an_unknown_type_is_refused(monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_ODD", json.dumps({"conn_type": "nosuchdb", "host": "x"}))
-
-    with pytest.raises(ValueError, match="no usable hook is installed"):
-        run(asset_ids=["0123456789abcdef"], conn_id="odd")
-
-
 def test_existing_tables_with_their_own_column_types(warehouse, brain_assets, brain_conn):
     """A DBA's tables (wider or narrower types, extra columns) are loaded as they are: create_tables=False."""
     ddl = [
@@ -379,27 +362,6 @@ def test_existing_tables_with_their_own_column_types(warehouse, brain_assets, br
         assert [w[1] for w in words] == [w.word for w in asset.words]
         assert [float(w[4]) for w in words] == pytest.approx([w.confidence for w in asset.words], abs=1e-4)
     assert warehouse.records("SELECT DISTINCT note FROM calls") == [("n/a",)]
-
-
-@pytest.mark.parametrize("name", ["transcripts; DROP TABLE x", "1abc", "a.b.c.d", ""])
-def test_table_names_are_plain_identifiers(name):
-    with pytest.raises(ValueError, match="Invalid table name"):
-        TranscriptLoader(object(), table=name)  # type: ignore[arg-type]
-
-
-def test_schema_qualified_table_name_is_accepted():
-    assert TranscriptLoader(object(), table="analytics.transcripts").table == "analytics.transcripts"  # type: ignore[arg-type]
-
-
-def test_operator_is_templated_and_mappable():
-    from airflow.sdk import DAG
-
-    assert "asset_ids" in BrainToSqlOperator.template_fields
-    with DAG("brain_to_sql_mapped", schedule=None):
-        mapped = BrainToSqlOperator.partial(task_id="load", conn_id="warehouse").expand(
-            asset_ids=["0123456789abcdef", "fedcba9876543210"]
-        )
-    assert mapped.task_id == "load"
 
 
 def test_concurrent_loads_of_different_assets_all_land(warehouse):
