@@ -178,8 +178,17 @@ def test_worker_killed_right_after_a_submission_returns(stack, upload_audio):
     assert [t["state"] for t in history][-1] == "success"
     assert len(history) >= 2, "the killed try must have been retried"
     assert ids[uris[paused]] in info["submitted"], "the retry resumed the asset the killed try submitted"
-    logs = "\n".join(text for path, text in task_logs(stack, MAPPED, run_id).items() if f"map_index={paused}" in path)
-    assert re.search(r"Resuming Brain asset \S+", logs), "the retry says it resumed"
+
+    def paused_task_logs() -> str:
+        logs = task_logs(stack, MAPPED, run_id)
+        return "\n".join(text for path, text in logs.items() if f"map_index={paused}" in path)
+
+    # A try's worker half reaches the S3 log bucket when its process has exited, which can be a little
+    # after the task instance reads ``success``: read until it is there, as a user reloading the page would.
+    try:
+        stack.wait_for("its log line", lambda: re.search(r"Resuming Brain asset \S+", paused_task_logs()), 60, 3)
+    except TimeoutError:
+        pytest.fail(f"the retry never says it resumed; its logs read:\n{paused_task_logs()[-3000:]}")
 
 
 def test_brain_server_restarted_while_assets_are_processing(stack, upload_audio):
