@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +40,10 @@ class RecognitionCancelled(Exception):
 
 @dataclass(frozen=True)
 class Word:
-    """One recognised word: text, start and end in seconds, confidence in [0, 1]."""
+    """One recognised word: text, start and end in seconds, confidence in [0, 1] (the text is kept out of
+    the repr: what was said does not reach a log line or a traceback)."""
 
-    word: str
+    word: str = field(repr=False)
     start: float
     end: float
     confidence: float
@@ -53,7 +54,7 @@ class Recognition:
     """What recognising one file gives: the audio's duration and its words in order."""
 
     duration: float
-    words: list[Word]
+    words: list[Word] = field(repr=False)
 
 
 def exit_with_parent() -> None:

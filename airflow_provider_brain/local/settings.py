@@ -17,7 +17,8 @@ class ServerSettings:
     """Everything the app needs; built once by the CLI (or a test) and never mutated."""
 
     data_dir: Path
-    users: dict[str, str]
+    #: User name to password; kept out of the repr, so a logged or printed settings object holds no secret.
+    users: dict[str, str] = field(repr=False)
     host: str = "127.0.0.1"
     port: int = 8765
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)

@@ -82,3 +82,16 @@ def test_undecodable_media_raises_a_clear_error(tmp_path):
     assert str(tmp_path) not in str(caught.value)
     with pytest.raises(AudioDecodeError):
         list(Pcm16Stream(path))
+
+
+def test_settings_and_words_keep_secrets_and_speech_out_of_their_reprs(tmp_path):
+    from airflow_provider_brain.local.recognizer import Recognition
+    from airflow_provider_brain.local.settings import ServerSettings
+
+    settings = ServerSettings(data_dir=tmp_path, users={"alice": "s3cret-pass"})
+    word = Word("tomorrow", 0.5, 0.9, 0.93)
+    assert "s3cret-pass" not in repr(settings) and "alice" not in repr(settings)
+    assert str(tmp_path) in repr(settings), "the rest of the settings still shows"
+    for shown in (repr(word), repr(Recognition(1.5, [word]))):
+        assert "tomorrow" not in shown
+    assert "0.93" in repr(word)
