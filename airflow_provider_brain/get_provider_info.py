@@ -35,6 +35,7 @@ def get_provider_info() -> dict[str, Any]:
                         "search",
                         "assets_lineage",
                         "s3_events",
+                        "operations",
                         "local_server",
                         "production",
                     )
