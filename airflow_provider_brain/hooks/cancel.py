@@ -8,12 +8,24 @@ logged, never raised, since the task is ending anyway; an asset already gone is 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from airflow_provider_brain.exceptions import BrainNotFound
 
 
-def delete_quietly(hook: Any, log: logging.Logger | Any, asset_id: str, why: str) -> None:
+class DeletesAssets(Protocol):
+    """What ``delete_quietly`` needs of a hook (``BrainHook`` has it; this module stays below the hook)."""
+
+    def delete_asset(self, asset_id: str) -> bool: ...
+
+
+class DeletesAssetsAsync(Protocol):
+    """What ``adelete_quietly`` needs of a hook."""
+
+    async def adelete_asset(self, asset_id: str) -> bool: ...
+
+
+def delete_quietly(hook: DeletesAssets, log: logging.Logger | Any, asset_id: str, why: str) -> None:
     """Delete ``asset_id`` through a ``BrainHook`` and log why; never raises."""
     try:
         deleted = hook.delete_asset(asset_id)
@@ -23,7 +35,7 @@ def delete_quietly(hook: Any, log: logging.Logger | Any, asset_id: str, why: str
     _report(log, asset_id, why, deleted)
 
 
-async def adelete_quietly(hook: Any, log: logging.Logger | Any, asset_id: str, why: str) -> None:
+async def adelete_quietly(hook: DeletesAssetsAsync, log: logging.Logger | Any, asset_id: str, why: str) -> None:
     """``delete_quietly`` for the event loop (``BrainHook.adelete_asset``)."""
     try:
         deleted = await hook.adelete_asset(asset_id)
