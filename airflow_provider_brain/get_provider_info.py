@@ -41,7 +41,12 @@ def get_provider_info() -> dict[str, Any]:
                     )
                 ],
                 "tags": ["service"],
-            }
+            },
+            {
+                "integration-name": "Deepgram",
+                "external-doc-url": "https://developers.deepgram.com/reference/speech-to-text-api/listen",
+                "tags": ["service"],
+            },
         ],
         "config": {
             config.SECTION: {
@@ -51,6 +56,7 @@ def get_provider_info() -> dict[str, Any]:
         },
         "hooks": [
             {"integration-name": "Brain", "python-modules": ["airflow_provider_brain.hooks.brain"]},
+            {"integration-name": "Deepgram", "python-modules": ["airflow_provider_brain.hooks.deepgram"]},
         ],
         "operators": [
             {
@@ -131,6 +137,49 @@ def get_provider_info() -> dict[str, Any]:
                         "schema": {"type": ["integer", "null"], "minimum": 0, "maximum": 20},
                     },
                 },
-            }
+            },
+            _DEEPGRAM_CONNECTION,
         ],
     }
+
+
+#: The ``deepgram`` connection: the API key in the password, the API's URL in the host (Deepgram's by default).
+_DEEPGRAM_CONNECTION: dict[str, Any] = {
+    "connection-type": "deepgram",
+    "hook-class-name": "airflow_provider_brain.hooks.deepgram.DeepgramHook",
+    "hook-name": "Deepgram",
+    "ui-field-behaviour": {
+        "hidden-fields": ["schema", "port", "login"],
+        "relabeling": {"host": "API URL", "password": "API key"},
+        "placeholders": {
+            "host": "https://api.deepgram.com",
+            "password": "Deepgram API key",
+            "project_id": "first project of the key",
+            "options": '{"model": "nova-3", "smart_format": true}',
+        },
+    },
+    "conn-fields": {
+        "project_id": {
+            "label": "Project ID",
+            "description": "The project whose request history is searched after a lost answer; "
+            "by default the first project the key sees.",
+            "schema": {"type": ["string", "null"]},
+        },
+        "options": {
+            "label": "Default listen options",
+            "description": 'JSON object of /v1/listen options every request starts from, e.g. {"model": "nova-3"}.',
+            "schema": {"type": ["object", "null"]},
+        },
+        "timeout": {
+            "label": "Timeout (seconds)",
+            "description": "How long one request may wait for Deepgram's answer (it answers when the transcript "
+            "is done).",
+            "schema": {"type": ["number", "null"], "minimum": 1},
+        },
+        "max_retries": {
+            "label": "Max retries",
+            "description": "Resends of a request Deepgram refused (429) or never received.",
+            "schema": {"type": ["integer", "null"], "minimum": 0, "maximum": 20},
+        },
+    },
+}

@@ -28,10 +28,20 @@ class ClientSettings:
     #: Whether the server honours the ``Idempotency-Key`` header (the contract's extension; the local server
     #: does). If not, an upload whose answer was lost is not sent again: nothing could tell its asset apart.
     server_idempotency: bool = True
+    #: ``"basic"`` (Brain: login and password) or ``"token"`` (Deepgram: ``Authorization: Token <password>``).
+    auth_scheme: str = "basic"
 
     @property
     def auth(self) -> tuple[str, str] | None:
-        return (self.login, self.password or "") if self.login else None
+        """Basic auth for the HTTP clients (``None`` with the token scheme, which sends ``auth_headers``)."""
+        return (self.login, self.password or "") if self.login and self.auth_scheme == "basic" else None
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """Headers every request carries for the token scheme (an API key in the password); none for basic."""
+        if self.auth_scheme == "token" and self.password:
+            return {"Authorization": f"Token {self.password}"}
+        return {}
 
     def url(self, path: str) -> str:
         return self.base_url + path

@@ -71,6 +71,8 @@ def ssl_context(verify: bool | str) -> ssl.SSLContext:
 
 
 T = TypeVar("T")
+#: What a transport does with an answer: ``(call, status, headers, body) -> decoded JSON``, or raise.
+Decoder = Callable[[Call, int, Mapping[str, str], bytes], Any]
 
 
 class Transport:
@@ -86,6 +88,8 @@ class Transport:
     :param retry_backoff_max: the longest backoff between two retries, in seconds.
     :param reload: reads the connection's settings again (sync connection lookup).
     :param areload: the same with Airflow's async connection lookup (for the event loop).
+    :param decoder: turns a status, headers and body into decoded JSON or the provider's exception (the
+        Brain mapping by default; the Deepgram hook passes its own, which reads ``err_code``/``err_msg``).
     """
 
     def __init__(
@@ -96,8 +100,10 @@ class Transport:
         retry_backoff_max: float,
         reload: Callable[[], ClientSettings] | None = None,
         areload: Callable[[], Awaitable[ClientSettings]] | None = None,
+        decoder: Decoder = decode,
     ) -> None:
         self.settings = settings
+        self.decoder = decoder
         self.retry_backoff = retry_backoff
         self.retry_backoff_max = retry_backoff_max
         self._reload = reload
@@ -171,6 +177,7 @@ class Transport:
             if settings.proxies:
                 session.proxies.update(settings.proxies)
             session.headers["User-Agent"] = f"{USER_AGENT} requests/{requests.__version__}"
+            session.headers.update(settings.auth_headers)
             self._session = session
         return self._session
 
@@ -196,7 +203,7 @@ class Transport:
             )
         except requests.RequestException as err:
             raise transport_error(call, settings.base_url, err) from err
-        return decode(call, response.status_code, response.headers, response.content)
+        return self.decoder(call, response.status_code, response.headers, response.content)
 
     def request(self, call: Call, *, retry: bool = True, deadline: float | None = None) -> Any:
         """Send ``call`` with the retry policy (no retry starts past ``deadline``) and return its decoded JSON."""
@@ -228,7 +235,7 @@ class Transport:
                 verify=ssl_context(settings.verify),
                 mounts=mounts,
                 timeout=httpx.Timeout(settings.timeout, connect=DEFAULT_CONNECT_TIMEOUT),
-                headers={"User-Agent": f"{USER_AGENT} httpx/{httpx.__version__}"},
+                headers={"User-Agent": f"{USER_AGENT} httpx/{httpx.__version__}", **settings.auth_headers},
             )
         return self._async_client
 
@@ -246,7 +253,7 @@ class Transport:
             )
         except httpx.HTTPError as err:
             raise transport_error(call, settings.base_url, err) from err
-        return decode(call, response.status_code, response.headers, response.content)
+        return self.decoder(call, response.status_code, response.headers, response.content)
 
     async def arequest(self, call: Call, *, retry: bool = True, deadline: float | None = None) -> Any:
         """Async ``request``: the same retry policy, sleeping without blocking the event loop."""

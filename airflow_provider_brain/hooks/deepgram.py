@@ -1,0 +1,378 @@
+"""``DeepgramHook``: Deepgram's pre-recorded API (``POST /v1/listen``) and its request history, as Airflow sees it.
+
+It runs on the provider's own transport and retry policy (``hooks/transport.py``, ``hooks/retry.py``), not on
+the ``deepgram-sdk``: the SDK retries 429, 408, 409 and 5xx on its own, POSTs included, so a gateway's 502 after
+Deepgram accepted a file would have the file recognised (and billed) twice. Here a listen request is sent again
+at once only when it provably was not accepted (a 429, or a connection that never opened); when its answer may
+have been lost (a reset after sending, a read timeout, a 5xx), the project's request history is searched for
+the request's idempotency marker first, and the request is sent again only if it is not there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import tenacity
+from airflow.providers.common.compat.sdk import BaseHook
+
+from airflow_provider_brain.deepgram_models import DeepgramResult
+from airflow_provider_brain.exceptions import BrainError
+from airflow_provider_brain.hooks.calls import Call
+from airflow_provider_brain.hooks.deepgram_calls import (
+    DEFAULT_DEEPGRAM_URL,
+    DeepgramAnswerLost,
+    decode_deepgram,
+    deepgram_settings,
+    listen_query,
+    lost_answer,
+    request_has_marker,
+    safe_to_resend,
+)
+from airflow_provider_brain.hooks.settings import ClientSettings
+from airflow_provider_brain.hooks.transport import Transport
+from airflow_provider_brain.hooks.uploads import AudioSource, body_opener
+
+__all__ = ["DEFAULT_DEEPGRAM_URL", "DeepgramAnswerLost", "DeepgramHook", "DeepgramResult"]
+
+log = logging.getLogger(__name__)
+
+#: How far back the history search looks before the first send (clocks differ; Deepgram's lists by time).
+HISTORY_SLACK = timedelta(minutes=5)
+#: Pages of 100 requests the history search reads at most (newest first: ours are among the first).
+HISTORY_PAGES = 10
+
+
+class DeepgramHook(BaseHook):
+    """Transcribe audio with Deepgram's pre-recorded API and find past requests in the project's history.
+
+    The connection (type ``deepgram``) holds the API key in *password* and the API's URL in *host* (default
+    ``https://api.deepgram.com``). Extras: ``project_id`` (default: the first project the key sees), ``options``
+    (default listen options, e.g. ``{"model": "nova-3", "smart_format": true}``), and ``timeout``, ``verify``,
+    ``proxies``, ``max_retries`` as for Brain.
+
+    .. code-block:: python
+
+        hook = DeepgramHook(deepgram_conn_id="deepgram_default")
+        result = hook.listen_file("/data/call-17.wav", tags=["calls"], idempotency_key="call-17")
+        print(result.request_id, result.duration, result.word_count)
+
+    :param deepgram_conn_id: the Airflow connection to use.
+    :param retry_backoff: first backoff in seconds between retries (grows exponentially, with jitter).
+    :param retry_backoff_max: the longest backoff between two retries, in seconds.
+    :param max_retries: overrides the connection's ``max_retries`` extra.
+    :param history_wait: how long, in seconds, the history is searched for a request whose answer was lost
+        before it is taken as never accepted (Deepgram's history may show a request a moment late).
+    """
+
+    conn_name_attr = "deepgram_conn_id"
+    default_conn_name = "deepgram_default"
+    conn_type = "deepgram"
+    hook_name = "Deepgram"
+
+    def __init__(
+        self,
+        deepgram_conn_id: str = default_conn_name,
+        *,
+        retry_backoff: float = 1.0,
+        retry_backoff_max: float = 60.0,
+        max_retries: int | None = None,
+        history_wait: float = 5.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.deepgram_conn_id = deepgram_conn_id
+        self.retry_backoff = retry_backoff
+        self.retry_backoff_max = retry_backoff_max
+        self.history_wait = history_wait
+        self._max_retries_override = max_retries
+        self._transport: Transport | None = None
+        self._extras: dict[str, Any] = {}
+        self._project_id: str | None = None
+
+    # ------------------------------------------------------------------ settings and transport
+
+    def _settings_of(self, conn: Any, extras: Mapping[str, Any]) -> ClientSettings:
+        self._extras = dict(extras)
+        settings = deepgram_settings(conn, extras)
+        if self._max_retries_override is not None:
+            settings = dataclasses.replace(settings, max_retries=self._max_retries_override)
+        return settings
+
+    def _read_settings(self) -> ClientSettings:
+        conn = self.get_connection(self.deepgram_conn_id)
+        return self._settings_of(conn, conn.extra_dejson)
+
+    async def _aread_settings(self) -> ClientSettings:
+        conn = await self.aget_connection(self.deepgram_conn_id)
+        extras = await conn.aextra_dejson() if hasattr(conn, "aextra_dejson") else conn.extra_dejson
+        return self._settings_of(conn, extras)
+
+    def _new_transport(self, settings: ClientSettings) -> Transport:
+        # A 401 reads the connection again: a key rotated while a request waited is picked up.
+        return Transport(
+            settings,
+            retry_backoff=self.retry_backoff,
+            retry_backoff_max=self.retry_backoff_max,
+            reload=self._read_settings,
+            areload=self._aread_settings,
+            decoder=decode_deepgram,
+        )
+
+    @property
+    def transport(self) -> Transport:
+        """The HTTP clients and retry policy over this hook's connection (sync connection lookup)."""
+        if self._transport is None:
+            self._transport = self._new_transport(self._read_settings())
+        return self._transport
+
+    async def aget_transport(self) -> Transport:
+        """``transport`` with Airflow's async connection lookup (never blocks a triggerer's event loop)."""
+        if self._transport is None:
+            self._transport = self._new_transport(await self._aread_settings())
+        return self._transport
+
+    def get_conn(self) -> Transport:
+        return self.transport
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    async def aclose(self) -> None:
+        if self._transport is not None:
+            await self._transport.aclose()
+
+    @property
+    def default_options(self) -> dict[str, Any]:
+        """The connection's ``options`` extra: listen options every request starts from."""
+        self.transport  # noqa: B018 - reads the connection, and with it the extras
+        return self._options()
+
+    def _options(self, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        defaults = self._extras.get("options") or {}
+        if not isinstance(defaults, Mapping):
+            raise ValueError('Deepgram connection extra \'options\' must be a JSON object like {"model": "nova-3"}')
+        return {**defaults, **(given or {})}
+
+    # ------------------------------------------------------------------ projects and history
+
+    def project_id(self) -> str:
+        """The connection's ``project_id`` extra, else the first project ``GET /v1/projects`` lists."""
+        if self._project_id is None:
+            transport = self.transport
+            self._project_id = self._extras.get("project_id") or _first_project(
+                transport.request(Call("GET", "/v1/projects"))
+            )
+        return self._project_id
+
+    async def aproject_id(self) -> str:
+        """Async ``project_id``."""
+        if self._project_id is None:
+            transport = await self.aget_transport()
+            self._project_id = self._extras.get("project_id") or _first_project(
+                await transport.arequest(Call("GET", "/v1/projects"))
+            )
+        return self._project_id
+
+    def find_request(self, marker: str, *, since: datetime | None = None) -> dict[str, Any] | None:
+        """The project's request carrying the idempotency ``marker`` (newest first), or ``None``.
+
+        :param since: look at requests made after this time (less ``HISTORY_SLACK``) only.
+        """
+        project = self.project_id()
+        for page in range(HISTORY_PAGES):
+            items = self.transport.request(_history_call(project, page, since)).get("requests") or []
+            found = next((item for item in items if request_has_marker(item, marker)), None)
+            if found is not None or len(items) < 100:
+                return found
+        return None
+
+    async def afind_request(self, marker: str, *, since: datetime | None = None) -> dict[str, Any] | None:
+        """Async ``find_request``."""
+        project = await self.aproject_id()
+        transport = await self.aget_transport()
+        for page in range(HISTORY_PAGES):
+            items = (await transport.arequest(_history_call(project, page, since))).get("requests") or []
+            found = next((item for item in items if request_has_marker(item, marker)), None)
+            if found is not None or len(items) < 100:
+                return found
+        return None
+
+    def get_request(self, request_id: str) -> dict[str, Any]:
+        """One request of the project's history (``GET /v1/projects/{id}/requests/{request_id}``)."""
+        path = f"/v1/projects/{self.project_id()}/requests/{uuid.UUID(request_id)}"
+        result: dict[str, Any] = self.transport.request(Call("GET", path))
+        return result
+
+    # ------------------------------------------------------------------ listen
+
+    def listen_url(
+        self,
+        url: str,
+        *,
+        options: Mapping[str, Any] | None = None,
+        tags: list[str] | tuple[str, ...] = (),
+        extra: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> DeepgramResult:
+        """Transcribe the audio at ``url`` (Deepgram fetches it; a presigned S3 URL works).
+
+        :param options: listen options over the connection's defaults (``{"punctuate": True}``).
+        :param tags: Deepgram ``tag`` values (usage is grouped by them).
+        :param extra: ``extra`` key/value pairs echoed in the answer's metadata.
+        :param idempotency_key: the request's marker (made up if not given), sent as
+            ``extra=airflow_idempotency_key:<key>``: after a lost answer the history is searched for it.
+        """
+        path = self._listen_path(options, tags, extra, idempotency_key := idempotency_key or str(uuid.uuid4()))
+        call = Call("POST", path, json={"url": url})
+        return self._listen(call, None, idempotency_key, rewindable=True)
+
+    def listen_file(
+        self,
+        source: AudioSource,
+        *,
+        options: Mapping[str, Any] | None = None,
+        tags: list[str] | tuple[str, ...] = (),
+        extra: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> DeepgramResult:
+        """Transcribe audio sent as the request's raw body, streamed (never read whole into memory).
+
+        :param source: a path, a binary file, an iterable of ``bytes`` chunks, or a callable returning a fresh
+            stream each time (e.g. an S3 object's body). Only a path, a seekable file or a callable can be sent
+            again; the other parameters are ``listen_url``'s.
+        """
+        opener, rewindable = body_opener(source)
+        path = self._listen_path(options, tags, extra, idempotency_key := idempotency_key or str(uuid.uuid4()))
+        return self._listen(Call("POST", path), opener, idempotency_key, rewindable=rewindable)
+
+    def listen_bytes(self, data: bytes, **kwargs: Any) -> DeepgramResult:
+        """``listen_file`` for audio already in memory."""
+        return self.listen_file(io.BytesIO(data), **kwargs)
+
+    def _listen_path(
+        self,
+        options: Mapping[str, Any] | None,
+        tags: list[str] | tuple[str, ...],
+        extra: Mapping[str, str] | None,
+        marker: str,
+    ) -> str:
+        self.transport  # noqa: B018 - the connection's default options come with its settings
+        return "/v1/listen?" + listen_query(self._options(options), tags=tags, extra=extra, marker=marker)
+
+    def _listen(self, call: Call, opener: Any, marker: str, *, rewindable: bool) -> DeepgramResult:
+        transport = self.transport
+        since = datetime.now(UTC)
+        resends = 0
+        while True:
+
+            def attempt() -> Any:
+                if opener is None:
+                    return transport.send(call)
+                with opener() as body:
+                    return transport.send(call, body=body, headers={"Content-Type": "application/octet-stream"})
+
+            policy = {**transport.policy(call), "retry": tenacity.retry_if_exception(safe_to_resend)}
+            if not rewindable:
+                policy["retry"] = tenacity.retry_never
+            try:
+                return DeepgramResult.from_json(tenacity.Retrying(**policy)(transport.with_fresh_credentials, attempt))
+            except BrainError as exc:
+                if not lost_answer(exc):
+                    raise
+                found = self._find_lost(marker, since)
+                self._check_resend(found, marker, exc, resends, rewindable)
+                resends += 1
+                time.sleep(min(self.retry_backoff * 2**resends, self.retry_backoff_max))
+
+    def _find_lost(self, marker: str, since: datetime) -> dict[str, Any] | None:
+        give_up = time.monotonic() + self.history_wait
+        while True:
+            found = self.find_request(marker, since=since)
+            if found is not None or time.monotonic() >= give_up:
+                return found
+            time.sleep(1.0)
+
+    def _check_resend(
+        self, found: dict[str, Any] | None, marker: str, exc: BrainError, resends: int, rewindable: bool
+    ) -> None:
+        """Raise unless the lost request may be sent again: not in the history (or failed there with a 5xx),
+        resends left, and a body that can be read again."""
+        if found is not None and int(found.get("code") or 200) < 500:
+            raise DeepgramAnswerLost(str(found.get("request_id")), marker, type(exc).__name__) from exc
+        if resends >= self.transport.settings.max_retries or not rewindable:
+            raise exc
+        log.warning(
+            "Deepgram listen request %s: the answer was lost (%s) and the project's history does not show it; "
+            "sending it again",
+            marker,
+            type(exc).__name__,
+        )
+
+    async def alisten_url(
+        self,
+        url: str,
+        *,
+        options: Mapping[str, Any] | None = None,
+        tags: list[str] | tuple[str, ...] = (),
+        extra: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> DeepgramResult:
+        """Async ``listen_url`` (for triggers): httpx and Airflow's async connection lookup, same resend rule."""
+        transport = await self.aget_transport()
+        marker = idempotency_key or str(uuid.uuid4())
+        path = "/v1/listen?" + listen_query(self._options(options), tags=tags, extra=extra, marker=marker)
+        call = Call("POST", path, json={"url": url})
+        since = datetime.now(UTC)
+        resends = 0
+        while True:
+            policy = {**transport.policy(call), "retry": tenacity.retry_if_exception(safe_to_resend)}
+            try:
+                data: Any = await tenacity.AsyncRetrying(**policy)(
+                    transport.awith_fresh_credentials, lambda: transport.asend(call)
+                )
+                return DeepgramResult.from_json(data)
+            except BrainError as exc:
+                if not lost_answer(exc):
+                    raise
+                give_up = time.monotonic() + self.history_wait
+                while (found := await self.afind_request(marker, since=since)) is None and time.monotonic() < give_up:
+                    await asyncio.sleep(1.0)
+                self._check_resend(found, marker, exc, resends, True)
+                resends += 1
+                await asyncio.sleep(min(self.retry_backoff * 2**resends, self.retry_backoff_max))
+
+    # ------------------------------------------------------------------ UI
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the URL and API key with one unretried ``GET /v1/projects`` (used by the UI and CLI)."""
+        try:
+            answer = self.transport.request(Call("GET", "/v1/projects"), retry=False)
+        except (BrainError, ValueError) as err:
+            return False, str(err)
+        count = len(answer.get("projects") or [])
+        return True, f"Connected to Deepgram at {self.transport.settings.base_url}: {count} project(s)"
+
+
+def _first_project(answer: Any) -> str:
+    projects = answer.get("projects") if isinstance(answer, Mapping) else None
+    if not projects:
+        raise BrainError(
+            "The Deepgram API key sees no project: set the connection's project_id extra, or use a key of a project"
+        )
+    return str(projects[0]["project_id"])
+
+
+def _history_call(project: str, page: int, since: datetime | None) -> Call:
+    params = {"limit": "100", "page": str(page)}
+    if since is not None:
+        params["start"] = (since - HISTORY_SLACK).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return Call("GET", f"/v1/projects/{project}/requests", params=params)
