@@ -2,7 +2,7 @@
 
 ``expand()`` / ``expand_kwargs()`` on it check ``reuse_existing`` against the audio sources being expanded (a
 bad combination fails the DAG file, naming it) and let a mapped ``start_from_trigger`` task start in the
-triggerer (``trigger_start.start_mapped_in_triggerer``).
+triggerer (``start_choice.choose_mapped``).
 
 ``_expand`` and ``_expand_called`` are private to Airflow, but both ``expand()`` and ``expand_kwargs()`` end in
 ``_expand`` and no public hook says "a partial was expanded"; tests/provider/test_airflow_internals.py fails on
@@ -17,7 +17,7 @@ from typing import Any
 from airflow.sdk.definitions.mappedoperator import OperatorPartial
 
 from airflow_provider_brain.hooks.source_versions import check_reuse_existing
-from airflow_provider_brain.operators import trigger_start
+from airflow_provider_brain.operators import start_choice
 
 #: The operator's audio source arguments (exactly one is given).
 SOURCE_ARGUMENTS = ("s3_uri", "s3_bucket", "s3_key", "audio_url", "local_path")
@@ -39,5 +39,5 @@ class TriggerStartPartial(OperatorPartial):
         self._expand_called = True  # A bad argument fails the DAG file: no "never mapped" warning on top.
         check_reuse_existing(self.kwargs.get("reuse_existing"), given, "BrainTranscribeOperator")
         mapped = super()._expand(expand_input, strict=strict)
-        trigger_start.start_mapped_in_triggerer(mapped)
+        start_choice.choose_mapped(mapped)
         return mapped

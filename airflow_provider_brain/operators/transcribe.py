@@ -21,7 +21,7 @@ from airflow_provider_brain.hooks.idempotency import run_started_at, task_key, t
 from airflow_provider_brain.hooks.source_versions import SOURCE_VERSION_METADATA_KEY, check_reuse_existing
 from airflow_provider_brain.links import ASSET_URL_XCOM_KEY, BrainAssetLink
 from airflow_provider_brain.models import Asset, AssetStatus
-from airflow_provider_brain.operators import trigger_start
+from airflow_provider_brain.operators import start_choice, trigger_start
 from airflow_provider_brain.operators.partial import SOURCE_ARGUMENTS, TriggerStartPartial
 from airflow_provider_brain.operators.task_end import TaskEnd
 from airflow_provider_brain.operators.transcribe_source import (
@@ -171,10 +171,7 @@ class BrainTranscribeOperator(HidesUrlSecrets, TaskEnd):
         self._tags: dict[str, str] = {}
         # False while waiting for an asset another run submitted (reuse_existing): cancel_on_kill leaves it be.
         self._owns_asset = True
-        self._start_from_trigger_asked = start_from_trigger
-        self.start_from_trigger = start_from_trigger and trigger_start.blocker(vars(self)) is None
-        if self.start_from_trigger:
-            self.start_trigger_args = trigger_start.start_trigger_args(vars(self))
+        start_choice.choose(self, start_from_trigger)
 
     @classmethod
     def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
@@ -204,12 +201,7 @@ class BrainTranscribeOperator(HidesUrlSecrets, TaskEnd):
     # ------------------------------------------------------------------ ResumableJobMixin
 
     def execute(self, context: Context) -> Any:
-        if self._start_from_trigger_asked:
-            why = trigger_start.blocker(vars(self)) or (
-                "Airflow started it in a worker (`airflow dags test` ignores start_from_trigger, and a mapped "
-                "expansion the triggerer cannot resolve per index is started in a worker: see the DAG processor's log)"
-            )
-            self.log.info("start_from_trigger=True, but this task runs in a worker: %s", why)
+        start_choice.say_where_it_runs(self)
         return self.execute_resumable(context)
 
     def submit_job(self, context: Context) -> Any:

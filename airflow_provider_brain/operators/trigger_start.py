@@ -4,7 +4,7 @@ Airflow 3.3 can defer a task straight from the scheduler to a trigger, rendering
 arguments per task instance. A ``BrainTranscribeOperator`` can use it when nothing in its job needs a worker:
 an S3 object it presigns, or a URL. What a worker must do (upload a local file, stream an S3 object, look for
 an asset to reuse with ``reuse_existing``) or what Airflow cannot resolve per map index in the triggerer keeps
-the task on today's path, with the reason logged.
+the task on today's path, with the reason logged. Whether a task does is decided in ``start_choice.py``.
 
 Per-index values: the triggerer builds ``start_trigger_args`` once per task, not per map index, so the
 expanded source is a template the triggerer renders for each index. Two forms resolve without a worker:
@@ -15,12 +15,9 @@ a literal list (``task.expand_input.value[...]``) and the list an unmapped upstr
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 TRIGGER_CLASS = "airflow_provider_brain.triggers.transcribe.BrainTranscribeTrigger"
 #: Operator arguments the trigger takes, by the same names.
@@ -125,23 +122,3 @@ def per_index_templates(mapped: Any) -> tuple[dict[str, str] | None, str | None]
 def _per_index(sequence: str) -> str:
     """A template picking this task instance's item of the Jinja expression ``sequence``."""
     return "{{ " + sequence + "[ti.map_index] }}"
-
-
-def start_mapped_in_triggerer(mapped: Any) -> None:
-    """Give a mapped ``BrainTranscribeOperator`` asked to ``start_from_trigger`` its ``start_trigger_args``,
-    or turn the request off, with a warning in the DAG processor's log, where it cannot be honoured."""
-    arguments = dict(mapped.partial_kwargs)
-    if not arguments.get("start_from_trigger"):
-        return
-    value = getattr(mapped.expand_input, "value", None)
-    expanded = set(value) if isinstance(value, Mapping) else set()
-    reason = blocker({**arguments, **dict.fromkeys(expanded & {"local_path"}, True)})
-    templates: dict[str, str] | None = None
-    if reason is None:
-        templates, reason = per_index_templates(mapped)
-    if reason is not None:
-        log.warning("%s: start_from_trigger is off, the task runs in a worker: %s", mapped.task_id, reason)
-        mapped.start_from_trigger = False
-        return
-    mapped.start_trigger_args = start_trigger_args(arguments, templates)
-    mapped.start_from_trigger = True
