@@ -4,17 +4,20 @@ final tally, and a real StatsD listener (a UDP socket) receives the documented `
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import socket
 import threading
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from airflow_provider_brain.hooks.brain import BrainHook
-from tests.fixtures.brain import slow_default_brain
+from airflow_provider_brain.models import Asset
+from tests.fixtures.brain import start_brain_server
 from tests.fixtures.connections import brain_connection_json
 from tests.operators.test_transcribe_dags import DagRunner, assert_succeeded
 
@@ -62,37 +65,54 @@ class StatsdListener:
         return [float(line.split(":")[1].split("|")[0]) for line in self.lines if line.startswith(name + ":")]
 
 
-@pytest.fixture
-def statsd():
-    listener = StatsdListener()
-    yield listener
-    listener.close()
+MODES = ("brain_progress_worker", "brain_progress_deferred")
 
 
-@pytest.mark.parametrize("dag_id", ["brain_progress_worker", "brain_progress_deferred"])
 def test_long_batch_wait_logs_progress_and_sends_metrics(
-    dag_id, airflow_cli, s3_server, s3_bucket, speech, monkeypatch, tmp_path, statsd
+    airflow_cli, s3_server, s3_bucket, speech, tmp_path, monkeypatch
 ):
+    """Both modes at once, each in an Airflow home, with a Brain server and a StatsD listener of its own: the two
+    DAG runs wait out the same 70 s side by side instead of one after the other (``airflow dags test`` runs one
+    task at a time, so two tasks in one run would not). Every check below is made for each mode."""
     shutil.copy(DAG_FILE, airflow_cli.dags_folder / DAG_FILE.name)
     client = s3_server.client()
-    prefix = f"{dag_id}/"
-    for i in range(AUDIO_FILES):
-        client.upload_file(str(speech.file(i % 3)), s3_bucket, f"{prefix}clip-{i:02d}.wav")
-    client.put_object(Bucket=s3_bucket, Key=f"{prefix}notes.txt", Body=b"these are notes, not audio")
-    with slow_default_brain(tmp_path / "data", monkeypatch, LATENCY, workers=2) as server:
-        env = {
-            "AIRFLOW_CONN_BRAIN_DEFAULT": brain_connection_json(server.url, *server.auth),
-            "AIRFLOW_CONN_AWS_DEFAULT": s3_server.connection_json(),
-            "BRAIN_TEST_BUCKET": s3_bucket,
-            "BRAIN_TEST_PREFIX": prefix,
-            "AIRFLOW__METRICS__STATSD_ON": "True",
-            "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
-            "AIRFLOW__METRICS__STATSD_PORT": str(statsd.port),
-        }
-        code, output = DagRunner(airflow_cli, env).test(dag_id)
-        assert_succeeded(code, output)
-        assets = list(BrainHook().list_assets(include_unfinished=True))
+    for dag_id in MODES:
+        for i in range(AUDIO_FILES):
+            client.upload_file(str(speech.file(i % 3)), s3_bucket, f"{dag_id}/clip-{i:02d}.wav")
+        client.put_object(Bucket=s3_bucket, Key=f"{dag_id}/notes.txt", Body=b"these are notes, not audio")
+    clis = {MODES[0]: airflow_cli, MODES[1]: airflow_cli.sibling(tmp_path / "second-airflow-home")}
+    with contextlib.ExitStack() as stack:
+        servers, listeners, runners = {}, {}, {}
+        for dag_id in MODES:
+            server = start_brain_server(tmp_path / dag_id, workers=2, extra_args=["--min-latency", str(LATENCY)])
+            stack.callback(server.stop)
+            listener = StatsdListener()
+            stack.callback(listener.close)
+            servers[dag_id], listeners[dag_id] = server, listener
+            runners[dag_id] = DagRunner(
+                clis[dag_id],
+                {
+                    "AIRFLOW_CONN_BRAIN_DEFAULT": brain_connection_json(server.url, *server.auth),
+                    "AIRFLOW_CONN_AWS_DEFAULT": s3_server.connection_json(),
+                    "BRAIN_TEST_BUCKET": s3_bucket,
+                    "BRAIN_TEST_PREFIX": f"{dag_id}/",
+                    "AIRFLOW__METRICS__STATSD_ON": "True",
+                    "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+                    "AIRFLOW__METRICS__STATSD_PORT": str(listener.port),
+                },
+            )
+        with ThreadPoolExecutor(len(MODES)) as pool:
+            runs = {dag_id: pool.submit(runners[dag_id].test, dag_id) for dag_id in MODES}
+            results = {dag_id: run.result() for dag_id, run in runs.items()}
+        for dag_id in MODES:
+            code, output = results[dag_id]
+            assert_succeeded(code, output)
+            monkeypatch.setenv("AIRFLOW_CONN_BRAIN_DEFAULT", runners[dag_id].env["AIRFLOW_CONN_BRAIN_DEFAULT"])
+            assets = list(BrainHook().list_assets(include_unfinished=True))
+            check_progress_and_metrics(output, assets, listeners[dag_id], s3_bucket)
 
+
+def check_progress_and_metrics(output: str, assets: list[Asset], statsd: StatsdListener, s3_bucket: str) -> None:
     total = AUDIO_FILES + 1
     progress = [
         m.start() for m in re.finditer(r"Brain progress \(still waiting\): \d+ done, \d+ failed, \d+ still", output)
