@@ -67,6 +67,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_brain.operators.search",
                 ],
             },
+            {"integration-name": "Deepgram", "python-modules": ["airflow_provider_brain.operators.deepgram"]},
         ],
         "sensors": [
             {"integration-name": "Brain", "python-modules": ["airflow_provider_brain.sensors.asset"]},
@@ -80,6 +81,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_brain.triggers.transcribe",
                 ],
             },
+            {"integration-name": "Deepgram", "python-modules": ["airflow_provider_brain.triggers.deepgram"]},
         ],
         "transfers": [
             {

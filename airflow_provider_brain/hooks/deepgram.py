@@ -207,9 +207,11 @@ class DeepgramHook(BaseHook):
         return None
 
     def get_request(self, request_id: str) -> dict[str, Any]:
-        """One request of the project's history (``GET /v1/projects/{id}/requests/{request_id}``)."""
+        """One request of the project's history (``GET /v1/projects/{id}/requests/{request_id}``): its path, code
+        and ``response`` summary (no transcript)."""
         path = f"/v1/projects/{self.project_id()}/requests/{uuid.UUID(request_id)}"
-        result: dict[str, Any] = self.transport.request(Call("GET", path))
+        answer = self.transport.request(Call("GET", path))
+        result: dict[str, Any] = answer.get("request") or {}  # GetProjectRequestV1Response: {"request": {...}}
         return result
 
     # ------------------------------------------------------------------ listen

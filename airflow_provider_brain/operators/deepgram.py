@@ -1,0 +1,208 @@
+"""Transcribe audio (an S3 object, a URL or a file on the worker) with Deepgram and store the result."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseOperator, conf
+
+from airflow_provider_brain.deepgram_models import DeepgramResult
+from airflow_provider_brain.deepgram_store import (
+    listen_marker,
+    read_result,
+    result_location,
+    result_reference,
+    write_result,
+)
+from airflow_provider_brain.exceptions import BrainError
+from airflow_provider_brain.hooks.deepgram import DeepgramHook
+from airflow_provider_brain.hooks.uploads import SizedStream
+from airflow_provider_brain.sources import AudioLocation, presigned_get_url
+from airflow_provider_brain.triggers.deepgram import DeepgramTranscribeTrigger
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+__all__ = ["DeepgramTranscribeOperator"]
+
+S3_TRANSFERS = ("presign", "stream")
+
+
+class DeepgramTranscribeOperator(BaseOperator):
+    """Transcribe one audio file with Deepgram's pre-recorded API: from S3, from a URL, or from the worker's disk.
+
+    Deepgram keeps no transcript, so its answer (the whole ``ListenV1Response``) is written to ``output_uri`` the
+    moment it arrives, and the task returns a small reference for XCom: ``deepgram_result`` (where the JSON is),
+    ``request_id``, ``duration``, ``word_count``, ``confidence`` and ``source``; never the transcript.
+    ``BrainToSqlOperator`` and ``BrainToS3Operator`` take that reference through ``asset_ids``.
+
+    Every request carries the task as a Deepgram ``tag`` (``<dag_id>.<task_id>``: usage per DAG) and an
+    idempotency marker derived from the dag, run, task, map index and source. A try finds what an earlier try
+    stored and returns it without sending the audio again; a request whose answer was lost is looked up in
+    the project's history before any resend (``DeepgramHook``).
+
+    With ``deferrable=True`` the request runs in the triggerer, so no worker slot is held while Deepgram works
+    (S3 presigned or ``audio_url`` sources: the triggerer cannot read the worker's files or stream S3).
+
+    .. code-block:: python
+
+        DeepgramTranscribeOperator.partial(
+            task_id="transcribe", output_uri="s3://transcripts/deepgram/", deferrable=True
+        ).expand(s3_uri=["s3://calls/2026/a.wav", "s3://calls/2026/b.wav"])
+
+    :param s3_uri: ``s3://bucket/key`` of the audio (or give ``s3_bucket`` and ``s3_key``).
+    :param audio_url: an http(s) URL Deepgram can download.
+    :param local_path: a file on the worker, sent as the request's body, streamed.
+    :param output_uri: where results go: ``s3://bucket/prefix/`` or an ``ObjectStoragePath`` (its ``conn_id`` is
+        used). Each result is ``<output_uri>/<dag_id>/<run_id>/<task_id>[.<map_index>].<marker>.json``.
+    :param s3_transfer: ``"presign"`` (default) hands Deepgram a presigned GET URL valid for
+        ``presigned_url_expires`` seconds; ``"stream"`` streams the object from S3 into the request.
+    :param options: listen options over the connection's ``options`` extra, e.g. ``{"model": "nova-3",
+        "smart_format": True}``.
+    :param tags: more Deepgram tags beside ``<dag_id>.<task_id>``.
+    :param deferrable: send the request from the triggerer.
+    :param timeout: seconds the request may take before the task fails.
+    """
+
+    template_fields: Sequence[str] = ("s3_uri", "s3_bucket", "s3_key", "audio_url", "local_path", "options", "tags")
+    template_fields_renderers = {"options": "json"}
+    ui_color = "#e9f7ef"
+
+    def __init__(
+        self,
+        *,
+        output_uri: Any,
+        s3_uri: str | None = None,
+        s3_bucket: str | None = None,
+        s3_key: str | None = None,
+        audio_url: str | None = None,
+        local_path: str | None = None,
+        deepgram_conn_id: str = DeepgramHook.default_conn_name,
+        aws_conn_id: str | None = "aws_default",
+        s3_transfer: str = "presign",
+        presigned_url_expires: int = 3600,
+        options: Mapping[str, Any] | None = None,
+        tags: Sequence[str] = (),
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        timeout: float = 3600.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        AudioLocation(s3_uri, s3_bucket, s3_key, audio_url, local_path).check("DeepgramTranscribeOperator")
+        if s3_transfer not in S3_TRANSFERS:
+            raise ValueError(f"s3_transfer must be one of {S3_TRANSFERS}, not {s3_transfer!r}")
+        if deferrable and (local_path or s3_transfer == "stream"):
+            raise ValueError(
+                "DeepgramTranscribeOperator(deferrable=True) sends a URL from the triggerer: use an S3 source with "
+                "s3_transfer='presign' or audio_url, or deferrable=False for local_path and streamed S3 objects"
+            )
+        if timeout <= 0:
+            raise ValueError("timeout must be a positive number of seconds")
+        self.s3_uri = s3_uri
+        self.s3_bucket = s3_bucket
+        self.s3_key = s3_key
+        self.audio_url = audio_url
+        self.local_path = local_path
+        # An ObjectStoragePath is kept as its URI and connection: both serialise as plain strings.
+        self.output_uri = str(output_uri)
+        self.store_conn_id: str | None = getattr(output_uri, "conn_id", None) or aws_conn_id
+        self.deepgram_conn_id = deepgram_conn_id
+        self.aws_conn_id = aws_conn_id
+        self.s3_transfer = s3_transfer
+        self.presigned_url_expires = presigned_url_expires
+        self.options = dict(options or {})
+        self.tags = list(tags)
+        self.deferrable = deferrable
+        self.timeout = timeout
+
+    @cached_property
+    def hook(self) -> DeepgramHook:
+        return DeepgramHook(deepgram_conn_id=self.deepgram_conn_id)
+
+    @property
+    def location(self) -> AudioLocation:
+        return AudioLocation(self.s3_uri, self.s3_bucket, self.s3_key, self.audio_url, self.local_path)
+
+    def _task_tags(self, context: Context) -> list[str]:
+        ti = context["ti"]
+        return [f"{ti.dag_id}.{ti.task_id}", *self.tags]
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        ti = context["ti"]
+        location = self.location
+        location.check("DeepgramTranscribeOperator")
+        source = location.label
+        marker = listen_marker(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, source)
+        stored_at = result_location(self.output_uri, ti.dag_id, ti.run_id, ti.task_id, ti.map_index, marker)
+        stored = read_result(stored_at, self.store_conn_id)
+        if stored is not None:
+            result = DeepgramResult.from_json(stored)
+            self.log.info("Found Deepgram request %s's result at %s from an earlier try", result.request_id, stored_at)
+            return result_reference(result, stored_at, self.store_conn_id, source)
+        if self.deferrable:
+            s3 = location.s3
+            self.defer(
+                trigger=DeepgramTranscribeTrigger(
+                    source=source,
+                    location=stored_at,
+                    marker=marker,
+                    deadline=time.time() + self.timeout,
+                    s3_bucket=s3[0] if s3 else None,
+                    s3_key=s3[1] if s3 else None,
+                    audio_url=None if s3 else location.audio_url,
+                    deepgram_conn_id=self.deepgram_conn_id,
+                    aws_conn_id=self.aws_conn_id,
+                    store_conn_id=self.store_conn_id,
+                    presigned_url_expires=self.presigned_url_expires,
+                    options=self.options,
+                    tags=self._task_tags(context),
+                ),
+                method_name="execute_complete",
+                timeout=timedelta(seconds=self.timeout),
+            )
+        self.log.info("Sending %s to Deepgram (marker %s)", source, marker)
+        result = self._listen(location, marker, self._task_tags(context))
+        write_result(stored_at, result.raw, self.store_conn_id)
+        self.log.info(
+            "Deepgram request %s: %.1f s of audio, %d words; result at %s",
+            result.request_id,
+            result.duration,
+            result.word_count,
+            stored_at,
+        )
+        return result_reference(result, stored_at, self.store_conn_id, source)
+
+    def _listen(self, location: AudioLocation, marker: str, tags: list[str]) -> DeepgramResult:
+        common: dict[str, Any] = {"options": self.options, "tags": tags, "idempotency_key": marker}
+        s3 = location.s3
+        if s3 is not None:
+            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+            s3_hook = S3Hook(aws_conn_id=self.aws_conn_id)
+            if self.s3_transfer == "stream":
+
+                def open_object() -> SizedStream:
+                    response = s3_hook.get_conn().get_object(Bucket=s3[0], Key=s3[1])
+                    return SizedStream(response["Body"], response["ContentLength"])
+
+                return self.hook.listen_file(open_object, **common)
+            url = presigned_get_url(s3_hook, s3[0], s3[1], expires_in=self.presigned_url_expires)
+            return self.hook.listen_url(url, **common)
+        if location.audio_url:
+            return self.hook.listen_url(location.audio_url, **common)
+        return self.hook.listen_file(str(location.local_path), **common)
+
+    def execute_complete(self, context: Context, event: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after the trigger: the reference it stored, or the reason it failed."""
+        if not isinstance(event, Mapping) or event.get("status") not in ("done", "error"):
+            raise BrainError(f"Deepgram trigger sent an event this task cannot read (keys {sorted(event or {})})")
+        if event["status"] == "error":
+            raise BrainError(str(event.get("message") or "Deepgram transcription failed in the triggerer"))
+        reference = event.get("reference")
+        if not isinstance(reference, Mapping):
+            raise BrainError("Deepgram trigger's event has no reference to the stored result")
+        return dict(reference)

@@ -1,0 +1,127 @@
+"""Send one file to Deepgram from the triggerer and store its result: no worker slot while Deepgram works.
+
+``DeepgramTranscribeOperator(deferrable=True)`` defers to this trigger before sending anything. The request is
+the wait (Deepgram answers ``POST /v1/listen`` when the transcript is done), so the triggerer sends it with the
+hook's async path (httpx, Airflow's async connection lookup), writes the answer to the object store in a
+thread, and sends back only the reference: ids, sizes and where the result is, never the transcript.
+
+An S3 source is presigned here, not in the worker: a presigned URL in the trigger's arguments would be stored
+in Airflow's database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_brain.deepgram_store import result_reference, write_result
+from airflow_provider_brain.exceptions import redact_urls
+from airflow_provider_brain.hooks.deepgram import DeepgramHook
+from airflow_provider_brain.sources import presigned_get_url, shared_s3_hook
+
+
+class DeepgramTranscribeTrigger(BaseTrigger):
+    """Transcribe one file with Deepgram and write the answer at ``location``; yields ``{"status": "done",
+    "reference": {...}}`` or ``{"status": "error", "message": ...}`` (URL query strings redacted).
+
+    :param deadline: wall-clock time (``time.time()``) after which the request is given up (one deadline for
+        every try and every triggerer restart).
+    """
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        location: str,
+        marker: str,
+        deadline: float,
+        s3_bucket: str | None = None,
+        s3_key: str | None = None,
+        audio_url: str | None = None,
+        deepgram_conn_id: str = DeepgramHook.default_conn_name,
+        aws_conn_id: str | None = "aws_default",
+        store_conn_id: str | None = "aws_default",
+        presigned_url_expires: int = 3600,
+        options: Mapping[str, Any] | None = None,
+        tags: list[str] | None = None,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger.__init__ is untyped
+        self.source = source
+        self.location = location
+        self.marker = marker
+        self.deadline = deadline
+        self.s3_bucket = s3_bucket
+        self.s3_key = s3_key
+        self.audio_url = audio_url
+        self.deepgram_conn_id = deepgram_conn_id
+        self.aws_conn_id = aws_conn_id
+        self.store_conn_id = store_conn_id
+        self.presigned_url_expires = presigned_url_expires
+        self.options = dict(options or {})
+        self.tags = list(tags or [])
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "source": self.source,
+                "location": self.location,
+                "marker": self.marker,
+                "deadline": self.deadline,
+                "s3_bucket": self.s3_bucket,
+                "s3_key": self.s3_key,
+                "audio_url": self.audio_url,
+                "deepgram_conn_id": self.deepgram_conn_id,
+                "aws_conn_id": self.aws_conn_id,
+                "store_conn_id": self.store_conn_id,
+                "presigned_url_expires": self.presigned_url_expires,
+                "options": self.options,
+                "tags": self.tags,
+            },
+        )
+
+    async def _url(self) -> str:
+        if self.s3_bucket and self.s3_key:
+            s3 = await asyncio.to_thread(shared_s3_hook, self.aws_conn_id)
+            return await asyncio.to_thread(
+                presigned_get_url, s3, self.s3_bucket, self.s3_key, expires_in=self.presigned_url_expires, mask=False
+            )
+        if not self.audio_url:
+            raise ValueError("DeepgramTranscribeTrigger needs s3_bucket and s3_key, or audio_url")
+        return self.audio_url
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = DeepgramHook(deepgram_conn_id=self.deepgram_conn_id)
+        try:
+            remaining = self.deadline - time.time()
+            if remaining <= 0:
+                raise TimeoutError(f"the task's timeout passed before {self.source} was sent to Deepgram")
+            self.log.info("Sending %s to Deepgram from the triggerer (marker %s)", self.source, self.marker)
+            async with asyncio.timeout(remaining):
+                result = await hook.alisten_url(
+                    await self._url(), options=self.options, tags=self.tags, idempotency_key=self.marker
+                )
+            await asyncio.to_thread(write_result, self.location, result.raw, self.store_conn_id)
+            reference = result_reference(result, self.location, self.store_conn_id, self.source)
+            self.log.info(
+                "Deepgram request %s: %.1f s of audio, %d words; result at %s",
+                result.request_id,
+                result.duration,
+                result.word_count,
+                self.location,
+            )
+            yield TriggerEvent({"status": "done", "reference": reference})
+        except TimeoutError:
+            message = f"Deepgram did not answer for {self.source} before the task's timeout"
+            self.log.error(message)
+            yield TriggerEvent({"status": "error", "message": message})
+        except Exception as exc:  # every failure ends the task with a message, not a dead trigger
+            message = redact_urls(f"{type(exc).__name__}: {exc}")
+            self.log.error("Deepgram transcription of %s failed: %s", self.source, message)
+            yield TriggerEvent({"status": "error", "message": message})
+        finally:
+            await hook.aclose()

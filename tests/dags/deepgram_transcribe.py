@@ -1,0 +1,55 @@
+"""DAGs the Deepgram operator tests run with ``airflow dags test``: mapped and deferred over S3 files, each source
+in a worker, and a try that fails after its result was stored. Locations come from environment variables the
+test sets; connections from AIRFLOW_CONN_*."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG
+
+from airflow_provider_brain.operators.deepgram import DeepgramTranscribeOperator
+
+BUCKET = os.environ.get("BRAIN_TEST_BUCKET", "bucket")
+OUTPUT = f"s3://{BUCKET}/deepgram-results/"
+KEYS = [f"audio/clip-{i}.mp3" for i in range(3)]
+COMMON = {"schedule": None, "start_date": datetime(2026, 1, 1), "catchup": False}
+
+
+class CrashAfterStoreOperator(DeepgramTranscribeOperator):
+    """Fails its first try after the result was stored, as a worker lost right then would."""
+
+    def execute(self, context):
+        reference = super().execute(context)
+        if context["ti"].try_number == 1:
+            raise RuntimeError(f"simulated crash after storing {reference['request_id']}")
+        return reference
+
+
+with DAG(dag_id="deepgram_deferred", **COMMON):
+    DeepgramTranscribeOperator.partial(task_id="transcribe", output_uri=OUTPUT, deferrable=True).expand(
+        s3_uri=[f"s3://{BUCKET}/{key}" for key in KEYS]
+    )
+
+with DAG(dag_id="deepgram_worker", **COMMON):
+    DeepgramTranscribeOperator(
+        task_id="stream", s3_bucket=BUCKET, s3_key=KEYS[0], s3_transfer="stream", output_uri=OUTPUT
+    )
+    DeepgramTranscribeOperator(task_id="presign", s3_uri=f"s3://{BUCKET}/{KEYS[1]}", output_uri=OUTPUT)
+    DeepgramTranscribeOperator(
+        task_id="local",
+        local_path=os.environ.get("BRAIN_TEST_LOCAL_PATH", "/nonexistent.wav"),
+        output_uri=OUTPUT,
+        options={"punctuate": True},
+        tags=["local-file"],
+    )
+
+with DAG(dag_id="deepgram_retry", **COMMON):
+    CrashAfterStoreOperator(
+        task_id="transcribe",
+        s3_uri=f"s3://{BUCKET}/{KEYS[2]}",
+        output_uri=OUTPUT,
+        retries=1,
+        retry_delay=timedelta(seconds=0),
+    )
