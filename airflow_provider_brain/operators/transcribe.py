@@ -93,7 +93,9 @@ class BrainTranscribeOperator(HidesUrlSecrets, TaskEnd):
     :param metadata: extra metadata stored with the asset.
     :param durable: keep the asset id in the task state store across retries (Airflow 3.3+).
     :param start_from_trigger: run the whole task in the triggerer, with no worker (Airflow 3.3+; S3 presign or
-        ``audio_url``; see ``operators/trigger_start.py`` for what stays in a worker).
+        ``audio_url``). ``None`` (default): on for a deferrable task unless a worker must run it (``pre_execute``,
+        ``on_execute_callback``...: ``operators/start_choice.py`` lists them, and its log says which); ``False``:
+        the worker path.
     :param cancel_on_kill: when a user ends the task while it waits (in the worker or deferred), or a deadline
         passes, delete its asset on Brain, the API's only way to stop one. Not on a worker crash or a triggerer
         restart: those resume.
@@ -134,7 +136,7 @@ class BrainTranscribeOperator(HidesUrlSecrets, TaskEnd):
         times: bool = False,
         return_transcript: bool = False,
         metadata: Mapping[str, Any] | None = None,
-        start_from_trigger: bool = False,
+        start_from_trigger: bool | None = None,
         cancel_on_kill: bool = True,
         reuse_existing: str | None = None,
         **kwargs: Any,
