@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_brain.exceptions import BrainAPIError
-from airflow_provider_brain.models import Word
+from airflow_provider_brain.models import Asset, AssetStatus, Word
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,25 @@ class DeepgramResult:
             "word_count": self.word_count,
             "confidence": self.confidence,
         }
+
+    def to_asset(self, metadata: Mapping[str, Any]) -> Asset:
+        """The result as the provider's transcript model (what the S3 and SQL transfers load): a done ``Asset``
+        whose id is the request id, with Deepgram's transcript, its words and timings, and per-word confidences.
+
+        :param metadata: what the asset's metadata records (``source``, ``dag_id``, ``task_id``, ``run_id``).
+        """
+        return Asset(
+            asset_id=self.request_id,
+            status=AssetStatus.DONE,
+            transcript=self.transcript,
+            confidence=tuple(word.confidence for word in self.words),
+            duration=self.duration,
+            words=self.words,
+            metadata={**metadata, "deepgram_request_id": self.request_id},
+            created=self.created,
+            completed=self.created,
+            raw=self.raw,
+        )
 
     @classmethod
     def from_json(cls, data: object) -> DeepgramResult:

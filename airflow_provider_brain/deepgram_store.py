@@ -81,13 +81,17 @@ def is_result_ref(value: object) -> bool:
     return isinstance(value, Mapping) and RESULT_KEY in value
 
 
-def result_reference(result: DeepgramResult, location: str, conn_id: str | None, source: str) -> dict[str, Any]:
+def result_reference(
+    result: DeepgramResult, location: str, conn_id: str | None, source: str, task: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """What a Deepgram task returns for XCom: where its result is, with which connection, and a summary (request
-    id, duration, words, confidence, source); no transcript."""
+    id, duration, words, confidence, source, and the task's ``dag_id``/``task_id``/``run_id`` for audio minutes
+    per DAG); no transcript."""
     return {
         RESULT_KEY: location,
         "store_conn_id": conn_id,
         **result.summary(),
         "audio_seconds": result.duration,
         "source": source,
+        **(task or {}),
     }

@@ -20,6 +20,7 @@ from airflow_provider_brain.deepgram_store import (
 )
 from airflow_provider_brain.exceptions import BrainError
 from airflow_provider_brain.hooks.deepgram import DeepgramHook
+from airflow_provider_brain.hooks.idempotency import task_metadata
 from airflow_provider_brain.hooks.uploads import SizedStream
 from airflow_provider_brain.sources import AudioLocation, presigned_get_url
 from airflow_provider_brain.triggers.deepgram import DeepgramTranscribeTrigger
@@ -138,11 +139,12 @@ class DeepgramTranscribeOperator(BaseOperator):
         source = location.label
         marker = listen_marker(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, source)
         stored_at = result_location(self.output_uri, ti.dag_id, ti.run_id, ti.task_id, ti.map_index, marker)
+        task = task_metadata(ti)
         stored = read_result(stored_at, self.store_conn_id)
         if stored is not None:
             result = DeepgramResult.from_json(stored)
             self.log.info("Found Deepgram request %s's result at %s from an earlier try", result.request_id, stored_at)
-            return result_reference(result, stored_at, self.store_conn_id, source)
+            return result_reference(result, stored_at, self.store_conn_id, source, task)
         if self.deferrable:
             s3 = location.s3
             self.defer(
@@ -160,6 +162,7 @@ class DeepgramTranscribeOperator(BaseOperator):
                     presigned_url_expires=self.presigned_url_expires,
                     options=self.options,
                     tags=self._task_tags(context),
+                    task_fields=task,
                 ),
                 method_name="execute_complete",
                 timeout=timedelta(seconds=self.timeout),
@@ -174,7 +177,7 @@ class DeepgramTranscribeOperator(BaseOperator):
             result.word_count,
             stored_at,
         )
-        return result_reference(result, stored_at, self.store_conn_id, source)
+        return result_reference(result, stored_at, self.store_conn_id, source, task)
 
     def _listen(self, location: AudioLocation, marker: str, tags: list[str]) -> DeepgramResult:
         common: dict[str, Any] = {"options": self.options, "tags": tags, "idempotency_key": marker}

@@ -30,11 +30,10 @@ from airflow_provider_brain.transfers.captions import (
 )
 from airflow_provider_brain.transfers.common import (
     asset_document,
-    fetch_done_assets,
     newest_per_source,
-    normalize_asset_ids,
     replacement_source,
 )
+from airflow_provider_brain.transfers.deepgram_results import fetch_transfer_assets
 from airflow_provider_brain.transfers.lineage import (
     emit_asset_events,
     partial_with_alias,
@@ -154,7 +153,8 @@ class BrainToS3Operator(BaseOperator):
     ``s3://bucket`` / the prefix (or key) as output.
 
     :param asset_ids: one asset id or a list; items may also be the transcribe operator's summaries
-        (mappings with ``asset_id``). Templated, and mappable with ``.partial().expand(asset_ids=...)``
+        (mappings with ``asset_id``) or ``DeepgramTranscribeOperator``'s references (read from their object store).
+        Templated, and mappable with ``.partial().expand(asset_ids=...)``
         (with ``jsonl``, give each mapped task its own key, e.g. ``.../part-{{ ti.map_index }}.jsonl``).
     :param s3_uri: ``s3://bucket/prefix`` for ``json``, ``srt`` and ``vtt``, ``s3://bucket/key.jsonl`` for ``jsonl``.
         Templated.
@@ -251,10 +251,9 @@ class BrainToS3Operator(BaseOperator):
         bucket, key = split_s3_uri(self.s3_uri)
         if self.output_format == "jsonl" and (not key or key.endswith("/")):
             raise ValueError(f"output_format='jsonl' writes one file: s3_uri must name a key, not {self.s3_uri!r}")
-        ids = normalize_asset_ids(self.asset_ids)
-        fetched = fetch_done_assets(
-            BrainHook(brain_conn_id=self.brain_conn_id),
-            ids,
+        fetched = fetch_transfer_assets(
+            self.asset_ids,
+            brain_conn_id=self.brain_conn_id,
             times=self.times or self.output_format in CAPTION_FORMATS,
             skip_unfinished=self.skip_unfinished,
             log=self.log,

@@ -18,7 +18,8 @@ from airflow.providers.common.compat.sdk import AirflowException, BaseHook, Base
 from airflow_provider_brain.hooks.brain import BrainHook
 from airflow_provider_brain.hooks.search import normalize_phrases
 from airflow_provider_brain.models import Asset as BrainAsset
-from airflow_provider_brain.transfers.common import fetch_done_assets, normalize_asset_ids, replacement_source
+from airflow_provider_brain.transfers.common import replacement_source
+from airflow_provider_brain.transfers.deepgram_results import fetch_transfer_assets
 from airflow_provider_brain.transfers.lineage import (
     TableLocation,
     emit_asset_events,
@@ -149,7 +150,8 @@ class BrainToSqlOperator(BaseOperator):
     URL) as inputs and both tables, with their columns, as outputs.
 
     :param asset_ids: one asset id or a list; items may also be the transcribe operator's summaries
-        (mappings with ``asset_id``). Templated, and mappable with ``.partial().expand(asset_ids=...)``.
+        (mappings with ``asset_id``) or ``DeepgramTranscribeOperator``'s references (read from their object store).
+        Templated, and mappable with ``.partial().expand(asset_ids=...)``.
     :param conn_id: any connection whose hook is a common-sql ``DbApiHook`` (postgres, sqlite, duckdb,
         snowflake, ...). A DuckDB file admits one writing process at a time: give mapped loads into one
         ``max_active_tis_per_dag=1`` (or a one-slot pool).
@@ -229,7 +231,6 @@ class BrainToSqlOperator(BaseOperator):
         return partial_with_alias(cls, kwargs, alias)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        ids = normalize_asset_ids(self.asset_ids)
         phrases = None if self.phrases is None else normalize_phrases(self.phrases)
         db_hook = get_db_hook(self.conn_id, self.hook_params)
         loader = TranscriptLoader(
@@ -243,11 +244,17 @@ class BrainToSqlOperator(BaseOperator):
         # Fetch (and check) everything before touching the database: an unfinished asset fails the task
         # without a write, and the transaction stays short.
         brain = BrainHook(brain_conn_id=self.brain_conn_id)
-        fetched = fetch_done_assets(
-            brain, ids, times=bool(self.words_table), skip_unfinished=self.skip_unfinished, log=self.log
+        fetched = fetch_transfer_assets(
+            self.asset_ids,
+            brain_conn_id=self.brain_conn_id,
+            times=bool(self.words_table),
+            skip_unfinished=self.skip_unfinished,
+            log=self.log,
         )
         hits = None
         if phrases is not None:
+            if any("deepgram_request_id" in asset.metadata for asset in fetched.done):
+                raise ValueError("phrases searches Brain's index: Deepgram results cannot be searched for hits")
             hits = search_hits(brain, phrases, fetched.done, min_confidence=self.min_confidence)
         if self.create_tables:
             loader.create_tables()

@@ -28,6 +28,7 @@ class DeepgramTranscribeTrigger(BaseTrigger):
     """Transcribe one file with Deepgram and write the answer at ``location``; yields ``{"status": "done",
     "reference": {...}}`` or ``{"status": "error", "message": ...}`` (URL query strings redacted).
 
+    :param task_fields: the task's ``dag_id``, ``task_id`` and ``run_id``, carried into the reference.
     :param deadline: wall-clock time (``time.time()``) after which the request is given up (one deadline for
         every try and every triggerer restart).
     """
@@ -48,6 +49,7 @@ class DeepgramTranscribeTrigger(BaseTrigger):
         presigned_url_expires: int = 3600,
         options: Mapping[str, Any] | None = None,
         tags: list[str] | None = None,
+        task_fields: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger.__init__ is untyped
         self.source = source
@@ -63,6 +65,7 @@ class DeepgramTranscribeTrigger(BaseTrigger):
         self.presigned_url_expires = presigned_url_expires
         self.options = dict(options or {})
         self.tags = list(tags or [])
+        self.task_fields = dict(task_fields or {})
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -81,6 +84,7 @@ class DeepgramTranscribeTrigger(BaseTrigger):
                 "presigned_url_expires": self.presigned_url_expires,
                 "options": self.options,
                 "tags": self.tags,
+                "task_fields": self.task_fields,
             },
         )
 
@@ -106,7 +110,7 @@ class DeepgramTranscribeTrigger(BaseTrigger):
                     await self._url(), options=self.options, tags=self.tags, idempotency_key=self.marker
                 )
             await asyncio.to_thread(write_result, self.location, result.raw, self.store_conn_id)
-            reference = result_reference(result, self.location, self.store_conn_id, self.source)
+            reference = result_reference(result, self.location, self.store_conn_id, self.source, self.task_fields)
             self.log.info(
                 "Deepgram request %s: %.1f s of audio, %d words; result at %s",
                 result.request_id,
