@@ -106,8 +106,9 @@ with DAG(
 
 # cancel_on_kill (the default): a user who ends a waiting task has its asset deleted on Brain, whether the task
 # waits deferred, in a worker, or started in the triggerer. One file from the run's conf ({"s3_uri": ...}).
+# The deferred one asks for the worker path: by default a deferrable task starts in the triggerer on 3.3.
 for dag_id, waiting in (
-    ("brain_deploy_cancel_deferred", {"deferrable": True}),
+    ("brain_deploy_cancel_deferred", {"deferrable": True, "start_from_trigger": False}),
     ("brain_deploy_cancel_worker", {"deferrable": False}),
     ("brain_deploy_cancel_triggerer", {"start_from_trigger": True}),
 ):
