@@ -13,8 +13,10 @@ import sqlite3
 import subprocess
 import sys
 
+import psycopg2
+
 from airflow_provider_brain.transfers.sql_tables import TRANSCRIPT_WORDS, TRANSCRIPTS
-from tests.example_dags.test_example_dags import FILES, examples  # noqa: F401 - the fixture
+from tests.example_dags.test_example_dags import FILES, check_rows, examples  # noqa: F401 - the fixture
 
 DOWNSTREAM = "brain_transcripts_downstream"
 
@@ -29,8 +31,12 @@ with create_session() as session:
 """
 
 
-def test_load_queues_downstream_and_emits_lineage(examples, postgres_server, s3_bucket, tmp_path):  # noqa: F811
+def test_load_queues_downstream_and_emits_lineage(examples, postgres_server, s3_bucket, speech, tmp_path):  # noqa: F811
+    """Also the example's load into PostgreSQL (the tables are new: one row per file, the transcripts close to what
+    was said, the words in order), which test_s3_to_warehouse_into_postgres checked with a run of its own."""
     run, _ = examples
+    with psycopg2.connect(postgres_server.dsn) as db, db.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS transcripts, transcript_words")
     lineage_file = tmp_path / "openlineage.jsonl"
     run.env.update(
         AIRFLOW_CONN_BRAIN_WAREHOUSE=postgres_server.connection_json(),
@@ -46,6 +52,13 @@ def test_load_queues_downstream_and_emits_lineage(examples, postgres_server, s3_
     run.cli.run("dags", "unpause", DOWNSTREAM, extra_env=run.env)
 
     run.test("brain_s3_to_warehouse", {"bucket": s3_bucket, "prefix": "incoming/"})
+
+    with psycopg2.connect(postgres_server.dsn) as db, db.cursor() as cur:
+        cur.execute("SELECT asset_id, source, duration, transcript FROM transcripts")
+        transcripts = cur.fetchall()
+        cur.execute("SELECT asset_id, word_index, word, start_s, end_s FROM transcript_words")
+        words = cur.fetchall()
+    check_rows(transcripts, words, speech, s3_bucket)
 
     table_uri = f"postgres://{postgres_server.host}:{postgres_server.port}/{postgres_server.dbname}/public/"
     with sqlite3.connect(run.cli.home / "airflow.db") as db:

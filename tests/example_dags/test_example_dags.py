@@ -8,7 +8,6 @@ import sqlite3
 from pathlib import Path
 
 import jiwer
-import psycopg2
 import pytest
 
 from airflow_provider_brain.hooks.brain import BrainHook
@@ -178,20 +177,6 @@ def test_s3_batch_end_to_end(examples, s3_bucket, speech):
     with sqlite3.connect(warehouse) as db:
         transcripts = db.execute("SELECT asset_id, source, duration, transcript FROM transcripts").fetchall()
         words = db.execute("SELECT asset_id, word_index, word, start_s, end_s FROM transcript_words").fetchall()
-    check_rows(transcripts, words, speech, s3_bucket)
-
-
-def test_s3_to_warehouse_into_postgres(examples, postgres_server, s3_bucket, speech):
-    run, _ = examples
-    run.env["AIRFLOW_CONN_BRAIN_WAREHOUSE"] = postgres_server.connection_json()
-    with psycopg2.connect(postgres_server.dsn) as db, db.cursor() as cur:
-        cur.execute("DROP TABLE IF EXISTS transcripts, transcript_words")
-    run.test("brain_s3_to_warehouse", {"bucket": s3_bucket, "prefix": "incoming/"})
-    with psycopg2.connect(postgres_server.dsn) as db, db.cursor() as cur:
-        cur.execute("SELECT asset_id, source, duration, transcript FROM transcripts")
-        transcripts = cur.fetchall()
-        cur.execute("SELECT asset_id, word_index, word, start_s, end_s FROM transcript_words")
-        words = cur.fetchall()
     check_rows(transcripts, words, speech, s3_bucket)
 
 
