@@ -1,6 +1,8 @@
-"""Bench: mapped transcriptions through the real deployment (``deploy/stack.py``), three ways.
+"""Bench: mapped transcriptions through the real deployment (``deploy/stack.py``), six ways.
 
-1. ``deferrable``: ``BrainTranscribeOperator(deferrable=True)``: submit in a worker, wait in the triggerer;
+1. ``deferrable``: ``BrainTranscribeOperator(deferrable=True)`` as a DAG writes it, with no
+   ``start_from_trigger``: the default, which on Airflow 3.3 starts each task in the triggerer (#24), and before
+   3.3 submits in a worker and waits in the triggerer;
 2. ``reschedule``: ``BrainTranscribeOperator(wait_for_completion=False)`` then
    ``BrainAssetSensor(mode="reschedule")``: each poke takes a worker slot for a moment;
 3. ``naive``: what users write today: a ``@task`` (PythonOperator) that presigns, POSTs with ``requests``
@@ -9,13 +11,15 @@
    files: one task submits a chunk, one trigger waits for all of it;
 5. ``trigger``: ``BrainTranscribeOperator(start_from_trigger=True)``: each mapped task starts, submits,
    waits and ends in the triggerer, with no worker at all.
+6. ``worker``: ``BrainTranscribeOperator(deferrable=True, start_from_trigger=False)``: what ``deferrable``
+   was before #24: submit in a worker, wait in the triggerer (ended there on Airflow 3.3).
 
 For each: wall time of the DAG run, peak worker slots occupied (task processes alive under the two
 Celery workers, sampled every 0.25 s), slot-seconds (those slots integrated over time) and CPU seconds
 of the workers, the triggerer and the scheduler (user + system of every process of the component,
-including reaped children). All three poll every 2 s.
+including reaped children). All poll every 2 s.
 
-    .venv/bin/python bench/deployment.py            # 200 files, all five ways (about 25 minutes here)
+    .venv/bin/python bench/deployment.py            # 200 files, all six ways (about 30 minutes here)
     .venv/bin/python bench/deployment.py --files 40 --modes deferrable,naive
     .venv/bin/python bench/deployment.py --files 48 --brain-latency 30   # a service that takes 30 s a file
 """
@@ -38,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from deploy.stack import WORKERS, Stack  # noqa: E402
 
 BUCKET = "bench-audio"
-MODES = ("deferrable", "reschedule", "naive", "batch", "trigger")
+MODES = ("deferrable", "reschedule", "naive", "batch", "trigger", "worker")
 POLL = 2
 
 DAGS = '''
@@ -71,6 +75,11 @@ with DAG(dag_id="bench_deferrable", **COMMON):
 with DAG(dag_id="bench_trigger", **COMMON):
     BrainTranscribeOperator.partial(
         task_id="transcribe", start_from_trigger=True, deferrable=True, poll_interval=POLL
+    ).expand(s3_uri=audio_uris())
+
+with DAG(dag_id="bench_worker", **COMMON):
+    BrainTranscribeOperator.partial(
+        task_id="transcribe", deferrable=True, start_from_trigger=False, poll_interval=POLL
     ).expand(s3_uri=audio_uris())
 
 with DAG(dag_id="bench_reschedule", **COMMON):
