@@ -180,16 +180,6 @@ def test_s3_batch_end_to_end(examples, s3_bucket, speech):
     check_rows(transcripts, words, speech, s3_bucket)
 
 
-def test_event_triggered_manual_run(examples, s3_bucket, speech):
-    run, warehouse = examples
-    uris = [f"s3://{s3_bucket}/incoming/call-0.wav"]
-    run.test("brain_s3_event_triggered", {"s3_uris": uris})
-    with sqlite3.connect(warehouse) as db:
-        rows = db.execute("SELECT source, transcript FROM transcripts").fetchall()
-    assert [r[0] for r in rows] == uris
-    assert jiwer.wer(speech.text([0]).lower(), rows[0][1]) <= WER_BOUND
-
-
 def test_local_file(examples, speech, monkeypatch):
     run, _ = examples
     path = str(speech.file(2))
