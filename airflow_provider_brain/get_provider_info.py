@@ -45,6 +45,7 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "Deepgram",
                 "external-doc-url": "https://developers.deepgram.com/reference/speech-to-text-api/listen",
+                "how-to-guide": ["/docs/howto/deepgram.rst"],
                 "tags": ["service"],
             },
         ],

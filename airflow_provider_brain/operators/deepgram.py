@@ -58,8 +58,8 @@ class DeepgramTranscribeOperator(BaseOperator):
     :param s3_uri: ``s3://bucket/key`` of the audio (or give ``s3_bucket`` and ``s3_key``).
     :param audio_url: an http(s) URL Deepgram can download.
     :param local_path: a file on the worker, sent as the request's body, streamed.
-    :param output_uri: where results go: ``s3://bucket/prefix/`` or an ``ObjectStoragePath`` (its ``conn_id`` is
-        used). Each result is ``<output_uri>/<dag_id>/<run_id>/<task_id>[.<map_index>].<marker>.json``.
+    :param output_uri: where results go: ``s3://bucket/prefix/`` (templated) or an ``ObjectStoragePath`` (its
+        ``conn_id`` is used). Each result is ``<output_uri>/<dag_id>/<run_id>/<task_id>[.<map_index>].<marker>.json``.
     :param s3_transfer: ``"presign"`` (default) hands Deepgram a presigned GET URL valid for
         ``presigned_url_expires`` seconds; ``"stream"`` streams the object from S3 into the request.
     :param options: listen options over the connection's ``options`` extra, e.g. ``{"model": "nova-3",
@@ -69,7 +69,16 @@ class DeepgramTranscribeOperator(BaseOperator):
     :param timeout: seconds the request may take before the task fails.
     """
 
-    template_fields: Sequence[str] = ("s3_uri", "s3_bucket", "s3_key", "audio_url", "local_path", "options", "tags")
+    template_fields: Sequence[str] = (
+        "s3_uri",
+        "s3_bucket",
+        "s3_key",
+        "audio_url",
+        "local_path",
+        "output_uri",
+        "options",
+        "tags",
+    )
     template_fields_renderers = {"options": "json"}
     ui_color = "#e9f7ef"
 
