@@ -68,7 +68,13 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_brain.operators.search",
                 ],
             },
-            {"integration-name": "Deepgram", "python-modules": ["airflow_provider_brain.operators.deepgram"]},
+            {
+                "integration-name": "Deepgram",
+                "python-modules": [
+                    "airflow_provider_brain.operators.deepgram",
+                    "airflow_provider_brain.operators.deepgram_batch",
+                ],
+            },
         ],
         "sensors": [
             {"integration-name": "Brain", "python-modules": ["airflow_provider_brain.sensors.asset"]},
@@ -82,7 +88,13 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_brain.triggers.transcribe",
                 ],
             },
-            {"integration-name": "Deepgram", "python-modules": ["airflow_provider_brain.triggers.deepgram"]},
+            {
+                "integration-name": "Deepgram",
+                "python-modules": [
+                    "airflow_provider_brain.triggers.deepgram",
+                    "airflow_provider_brain.triggers.deepgram_batch",
+                ],
+            },
         ],
         "transfers": [
             {

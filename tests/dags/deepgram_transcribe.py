@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG
 
 from airflow_provider_brain.operators.deepgram import DeepgramTranscribeOperator
+from airflow_provider_brain.operators.deepgram_batch import DeepgramTranscribeBatchOperator
 
 BUCKET = os.environ.get("BRAIN_TEST_BUCKET", "bucket")
 OUTPUT = f"s3://{BUCKET}/deepgram-results/"
@@ -52,4 +53,22 @@ with DAG(dag_id="deepgram_retry", **COMMON):
         output_uri=OUTPUT,
         retries=1,
         retry_delay=timedelta(seconds=0),
+    )
+
+with DAG(dag_id="deepgram_batch_deferred", **COMMON):
+    DeepgramTranscribeBatchOperator(
+        task_id="batch",
+        sources=[f"s3://{BUCKET}/{key}" for key in [*KEYS, "audio/missing.wav"]],
+        output_uri=OUTPUT,
+        max_concurrency=2,
+        deferrable=True,
+        fail_on_error=False,
+    )
+
+with DAG(dag_id="deepgram_batch_worker", **COMMON):
+    DeepgramTranscribeBatchOperator(
+        task_id="batch",
+        sources=[f"s3://{BUCKET}/{KEYS[0]}", os.environ.get("BRAIN_TEST_LOCAL_PATH", "/nonexistent.wav")],
+        output_uri=OUTPUT,
+        max_concurrency=2,
     )

@@ -1,0 +1,220 @@
+"""Transcribe many files with Deepgram in one task, a bounded number at a time, and store each result."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseOperator, conf
+
+from airflow_provider_brain.deepgram_models import DeepgramResult
+from airflow_provider_brain.deepgram_store import (
+    listen_marker,
+    read_result,
+    result_location,
+    result_reference,
+    write_result,
+)
+from airflow_provider_brain.exceptions import BrainError, redact_urls
+from airflow_provider_brain.hooks.deepgram import DeepgramHook
+from airflow_provider_brain.hooks.idempotency import task_metadata
+from airflow_provider_brain.sources import parse_s3_uri, presigned_get_url, public_url
+from airflow_provider_brain.triggers.deepgram_batch import DeepgramBatchTrigger
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+__all__ = ["DeepgramBatchFailed", "DeepgramTranscribeBatchOperator"]
+
+#: The XCom key of the files that failed (``{source: reason}``) when ``fail_on_error=False``.
+FAILED_XCOM_KEY = "failed"
+
+
+class DeepgramBatchFailed(BrainError):
+    """Files of a Deepgram batch could not be transcribed; ``failed`` maps each source to its reason."""
+
+    def __init__(self, failed: Mapping[str, str], total: int) -> None:
+        self.failed = dict(failed)
+        super().__init__(
+            f"{len(self.failed)} of {total} files could not be transcribed by Deepgram (reasons in the task log): "
+            + ", ".join(self.failed)
+            + ". Run the task again to send them (the stored ones are not sent again), or pass fail_on_error=False"
+        )
+
+
+def _label(source: str) -> str:
+    return public_url(source) if source.startswith(("http://", "https://")) else source
+
+
+class DeepgramTranscribeBatchOperator(BaseOperator):
+    """Transcribe many audio files with Deepgram in one task, at most ``max_concurrency`` requests at a time.
+
+    Each file is what ``DeepgramTranscribeOperator`` does for one: its own idempotency marker (dag, run, task, map
+    index, source), its answer stored at once under ``output_uri``, and a try finding its result stored does not
+    send it again. The task returns the list of references (one per file, in order), which the transfers take
+    through ``asset_ids``.
+
+    .. code-block:: python
+
+        DeepgramTranscribeBatchOperator(
+            task_id="transcribe", sources=["s3://calls/a.wav", "s3://calls/b.wav"],
+            output_uri="s3://transcripts/deepgram/", max_concurrency=8, deferrable=True,
+        )
+
+    :param sources: ``s3://`` URIs (presigned), http(s) URLs, or (not deferrable) files on the worker. Templated.
+    :param max_concurrency: requests in flight at once.
+    :param deferrable: send the requests from the triggerer (no worker slot while Deepgram works; S3 or URLs only).
+    :param fail_on_error: fail the task if any file failed (after every other file was tried); if ``False``, return
+        the others and push ``{source: reason}`` of the failed ones to XCom key ``failed``.
+    :param timeout: seconds the whole batch may take.
+
+    The other parameters are ``DeepgramTranscribeOperator``'s.
+    """
+
+    template_fields: Sequence[str] = ("sources", "output_uri", "options", "tags")
+    template_fields_renderers = {"options": "json"}
+    ui_color = "#e9f7ef"
+
+    def __init__(
+        self,
+        *,
+        sources: Any,
+        output_uri: Any,
+        max_concurrency: int = 4,
+        deepgram_conn_id: str = DeepgramHook.default_conn_name,
+        aws_conn_id: str | None = "aws_default",
+        presigned_url_expires: int = 3600,
+        options: Mapping[str, Any] | None = None,
+        tags: Sequence[str] = (),
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        fail_on_error: bool = True,
+        timeout: float = 6 * 3600.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if max_concurrency < 1 or timeout <= 0:
+            raise ValueError("max_concurrency must be at least 1 and timeout a positive number of seconds")
+        self.sources = sources
+        self.output_uri = str(output_uri)
+        self.store_conn_id: str | None = getattr(output_uri, "conn_id", None) or aws_conn_id
+        self.max_concurrency = max_concurrency
+        self.deepgram_conn_id = deepgram_conn_id
+        self.aws_conn_id = aws_conn_id
+        self.presigned_url_expires = presigned_url_expires
+        self.options = dict(options or {})
+        self.tags = list(tags)
+        self.deferrable = deferrable
+        self.fail_on_error = fail_on_error
+        self.timeout = timeout
+        self._local = threading.local()
+
+    def _items(self, context: Context) -> list[dict[str, str]]:
+        ti = context["ti"]
+        sources = [self.sources] if isinstance(self.sources, str) else list(self.sources or [])
+        items = []
+        for source in dict.fromkeys(str(s) for s in sources):  # a file listed twice is sent once
+            label = _label(source)
+            marker = listen_marker(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, label)
+            location = result_location(self.output_uri, ti.dag_id, ti.run_id, ti.task_id, ti.map_index, marker)
+            items.append({"source": source, "label": label, "marker": marker, "location": location})
+        return items
+
+    def _stored(self, items: list[dict[str, str]], task: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+        """The references of the items whose result is in the store, by source."""
+        references = {}
+        for item in items:
+            stored = read_result(item["location"], self.store_conn_id)
+            if stored is not None:
+                result = DeepgramResult.from_json(stored)
+                references[item["source"]] = result_reference(
+                    result, item["location"], self.store_conn_id, item["label"], task
+                )
+        return references
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        ti = context["ti"]
+        task = task_metadata(ti)
+        tags = [f"{ti.dag_id}.{ti.task_id}", *self.tags]
+        items = self._items(context)
+        references = self._stored(items, task)  # what earlier tries stored is not sent again
+        todo = [item for item in items if item["source"] not in references]
+        self.log.info("%d file(s), %d stored by earlier tries, %d to send", len(items), len(references), len(todo))
+        if todo and self.deferrable:
+            if any(not item["source"].startswith(("s3://", "http://", "https://")) for item in todo):
+                raise ValueError("deferrable=True sends URLs from the triggerer: local files need deferrable=False")
+            self.defer(
+                trigger=DeepgramBatchTrigger(
+                    items=[{k: item[k] for k in ("source", "label", "marker", "location")} for item in todo],
+                    max_concurrency=self.max_concurrency,
+                    deadline=time.time() + self.timeout,
+                    deepgram_conn_id=self.deepgram_conn_id,
+                    aws_conn_id=self.aws_conn_id,
+                    store_conn_id=self.store_conn_id,
+                    presigned_url_expires=self.presigned_url_expires,
+                    options=self.options,
+                    tags=tags,
+                ),
+                method_name="execute_complete",
+                timeout=timedelta(seconds=self.timeout),
+            )
+        failed: dict[str, str] = {}
+        with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
+            futures = {item["source"]: (item, pool.submit(self._one, item, tags, task)) for item in todo}
+            for source, (item, future) in futures.items():
+                try:
+                    references[source] = future.result()
+                except Exception as exc:
+                    failed[item["label"]] = redact_urls(f"{type(exc).__name__}: {exc}")
+        return self._finish(context, [references[i["source"]] for i in items if i["source"] in references], failed)
+
+    def _hook(self) -> DeepgramHook:
+        hook: DeepgramHook | None = getattr(self._local, "hook", None)
+        if hook is None:  # one per thread: a requests.Session is not shared across threads
+            hook = self._local.hook = DeepgramHook(deepgram_conn_id=self.deepgram_conn_id)
+        return hook
+
+    def _one(self, item: Mapping[str, str], tags: list[str], task: Mapping[str, str]) -> dict[str, Any]:
+        source = item["source"]
+        common: dict[str, Any] = {"options": self.options, "tags": tags, "idempotency_key": item["marker"]}
+        if source.startswith("s3://"):
+            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+            bucket, key = parse_s3_uri(source)
+            url = presigned_get_url(
+                S3Hook(aws_conn_id=self.aws_conn_id), bucket, key, expires_in=self.presigned_url_expires
+            )
+            result = self._hook().listen_url(url, **common)
+        elif source.startswith(("http://", "https://")):
+            result = self._hook().listen_url(source, **common)
+        else:
+            result = self._hook().listen_file(source, **common)
+        write_result(item["location"], result.raw, self.store_conn_id)
+        self.log.info("Deepgram request %s: %s, %d words", result.request_id, item["label"], result.word_count)
+        return result_reference(result, item["location"], self.store_conn_id, item["label"], task)
+
+    def _finish(
+        self, context: Context, references: list[dict[str, Any]], failed: dict[str, str]
+    ) -> list[dict[str, Any]]:
+        for source, reason in failed.items():
+            self.log.error("Deepgram transcription of %s failed: %s", source, reason)
+        if failed and self.fail_on_error:
+            raise DeepgramBatchFailed(failed, len(references) + len(failed))
+        if failed:
+            context["ti"].xcom_push(key=FAILED_XCOM_KEY, value=failed)
+        return references
+
+    def execute_complete(self, context: Context, event: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Resume after the trigger: every stored result's reference, in source order, and the failed files."""
+        if not isinstance(event, Mapping) or event.get("status") != "done":
+            raise BrainError("Deepgram batch trigger sent an event this task cannot read")
+        items = self._items(context)
+        references = self._stored(items, task_metadata(context["ti"]))
+        failed = {str(k): str(v) for k, v in (event.get("failed") or {}).items()}
+        for item in items:
+            if item["source"] not in references and item["label"] not in failed:
+                failed[item["label"]] = "its result is not in the store"
+        return self._finish(context, [references[i["source"]] for i in items if i["source"] in references], failed)

@@ -1,0 +1,104 @@
+"""Send many files to Deepgram from the triggerer, a bounded number at a time, and store each result.
+
+``DeepgramTranscribeBatchOperator(deferrable=True)`` defers to this trigger. Each file is what
+``DeepgramTranscribeTrigger`` does for one (presign in the triggerer, ``alisten_url``, write the answer), run
+under an ``asyncio.Semaphore`` of ``max_concurrency``, over one hook (one HTTP client). The event carries, for
+each file that failed, its reason (URL query strings redacted); the results themselves are in the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_brain.deepgram_store import write_result
+from airflow_provider_brain.exceptions import redact_urls
+from airflow_provider_brain.hooks.deepgram import DeepgramHook
+from airflow_provider_brain.sources import parse_s3_uri, presigned_get_url, shared_s3_hook
+
+
+class DeepgramBatchTrigger(BaseTrigger):
+    """Transcribe ``items`` (each ``{"source", "label", "location", "marker"}``; ``source`` an ``s3://`` URI or a
+    URL, ``label`` what may be logged of it) with at most ``max_concurrency`` requests in flight; yields
+    ``{"status": "done", "sent": n, "failed": {label: reason}}``. The results are in the store, not the event:
+    the task reads their references from there."""
+
+    def __init__(
+        self,
+        *,
+        items: list[dict[str, str]],
+        max_concurrency: int,
+        deadline: float,
+        deepgram_conn_id: str = DeepgramHook.default_conn_name,
+        aws_conn_id: str | None = "aws_default",
+        store_conn_id: str | None = "aws_default",
+        presigned_url_expires: int = 3600,
+        options: Mapping[str, Any] | None = None,
+        tags: list[str] | None = None,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger.__init__ is untyped
+        self.items = [dict(item) for item in items]
+        self.max_concurrency = max_concurrency
+        self.deadline = deadline
+        self.deepgram_conn_id = deepgram_conn_id
+        self.aws_conn_id = aws_conn_id
+        self.store_conn_id = store_conn_id
+        self.presigned_url_expires = presigned_url_expires
+        self.options = dict(options or {})
+        self.tags = list(tags or [])
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "items": self.items,
+                "max_concurrency": self.max_concurrency,
+                "deadline": self.deadline,
+                "deepgram_conn_id": self.deepgram_conn_id,
+                "aws_conn_id": self.aws_conn_id,
+                "store_conn_id": self.store_conn_id,
+                "presigned_url_expires": self.presigned_url_expires,
+                "options": self.options,
+                "tags": self.tags,
+            },
+        )
+
+    async def _url(self, source: str) -> str:
+        if not source.startswith("s3://"):
+            return source
+        bucket, key = parse_s3_uri(source)
+        s3 = await asyncio.to_thread(shared_s3_hook, self.aws_conn_id)
+        return await asyncio.to_thread(
+            presigned_get_url, s3, bucket, key, expires_in=self.presigned_url_expires, mask=False
+        )
+
+    async def _one(self, hook: DeepgramHook, item: Mapping[str, str], gate: asyncio.Semaphore) -> None:
+        async with gate:
+            url = await self._url(item["source"])
+            result = await hook.alisten_url(url, options=self.options, tags=self.tags, idempotency_key=item["marker"])
+            await asyncio.to_thread(write_result, item["location"], result.raw, self.store_conn_id)
+        self.log.info("Deepgram request %s: %s, %d words", result.request_id, item["label"], result.word_count)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = DeepgramHook(deepgram_conn_id=self.deepgram_conn_id)
+        gate = asyncio.Semaphore(self.max_concurrency)
+        self.log.info("Sending %d file(s) to Deepgram, %d at a time", len(self.items), self.max_concurrency)
+        try:
+            remaining = max(0.0, self.deadline - time.time())
+            tasks = [asyncio.ensure_future(self._one(hook, item, gate)) for item in self.items]
+            done, pending = await asyncio.wait(tasks, timeout=remaining) if tasks else (set(), set())
+            for task in pending:
+                task.cancel()
+            failed = {}
+            for item, task in zip(self.items, tasks, strict=True):
+                if task in pending:
+                    failed[item["label"]] = "no answer before the task's timeout"
+                elif (exc := task.exception()) is not None:
+                    failed[item["label"]] = redact_urls(f"{type(exc).__name__}: {exc}")
+            yield TriggerEvent({"status": "done", "sent": len(self.items), "failed": failed})
+        finally:
+            await hook.aclose()

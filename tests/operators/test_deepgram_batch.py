@@ -1,0 +1,53 @@
+"""DeepgramTranscribeBatchOperator in real DAG runs (``airflow dags test``, moto S3, the local server's Deepgram
+dialect): deferred over S3 files with one missing (its reason reported, the others returned), and in a worker over
+an S3 object and a local file."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from airflow_provider_brain.hooks.calls import Call
+from airflow_provider_brain.hooks.deepgram import DeepgramHook
+from tests.operators.test_deepgram_dags import DeepgramDags, check_result
+from tests.operators.test_deepgram_dags import deepgram_dags as deepgram_dags  # the fixture
+
+
+def failed_xcom(dags: DeepgramDags, dag_id: str) -> dict[str, str]:
+    with sqlite3.connect(dags.cli.home / "airflow.db") as db:
+        [(value,)] = db.execute(
+            "SELECT value FROM xcom WHERE dag_id = ? AND task_id = 'batch' AND key = 'failed'", (dag_id,)
+        ).fetchall()
+    return dict(json.loads(value))
+
+
+def tagged(tag: str) -> list[dict[str, Any]]:
+    hook = DeepgramHook()
+    path = f"/v1/projects/{hook.project_id()}/requests"
+    history = hook.transport.request(Call("GET", path, params={"limit": "1000"}))["requests"]
+    return [r for r in history if tag in r["response"]["details"]["tags"]]
+
+
+def test_deferred_batch_with_a_missing_file(deepgram_dags: DeepgramDags, speech: Any) -> None:
+    output = deepgram_dags.test("deepgram_batch_deferred")
+    assert "running trigger in line" in output.lower(), output[-3000:]
+    assert "Sending 4 file(s) to Deepgram, 2 at a time" in output, output[-3000:]
+    [references] = deepgram_dags.returns("deepgram_batch_deferred", "batch").values()
+    bucket = deepgram_dags.bucket
+    assert [r["source"] for r in references] == [f"s3://{bucket}/audio/clip-{i}.mp3" for i in range(3)]
+    for index, reference in enumerate(references):
+        check_result(deepgram_dags.stored(reference), reference, speech.sentences[index])
+    failed = failed_xcom(deepgram_dags, "deepgram_batch_deferred")
+    assert list(failed) == [f"s3://{bucket}/audio/missing.wav"] and "404" in failed[f"s3://{bucket}/audio/missing.wav"]
+    assert sorted(r["request_id"] for r in tagged("deepgram_batch_deferred.batch")) == sorted(
+        r["request_id"] for r in references
+    )
+
+
+def test_worker_batch_over_s3_and_a_local_file(deepgram_dags: DeepgramDags, speech: Any) -> None:
+    deepgram_dags.test("deepgram_batch_worker")
+    [references] = deepgram_dags.returns("deepgram_batch_worker", "batch").values()
+    for reference, index in zip(references, (0, 5), strict=True):
+        check_result(deepgram_dags.stored(reference), reference, speech.sentences[index])
+    assert len(tagged("deepgram_batch_worker.batch")) == 2
