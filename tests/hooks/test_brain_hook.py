@@ -304,10 +304,10 @@ def test_test_connection(brain_conn):
     assert not ok and "login and password" in message
 
 
-def test_wait_for_asset_times_out(brain_conn, brain_server, speech):
+def test_wait_for_asset_times_out(brain_conn, held_brain, speech):
+    brain_conn(url=held_brain.url)
     hook = BrainHook()
-    joined = speech.joined([0, 1, 2, 0, 1, 2])
-    asset = hook.submit_file(joined, async_=True)
+    asset = hook.submit_file(speech.file(0), async_=True)  # Held processing (--min-latency) past the test.
     start = time.monotonic()
     from airflow_provider_brain.exceptions import BrainTimeout
 

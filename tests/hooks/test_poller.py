@@ -15,9 +15,10 @@ from airflow_provider_brain.models import parse_api_time
 from airflow_provider_brain.triggers.asset import BrainAssetTrigger
 from airflow_provider_brain.triggers.batch import BrainBatchTrigger
 from tests.fixtures.brain import slow_default_brain
-from tests.fixtures.faults import Fault
+from tests.fixtures.faults import Fault, FaultProxy
 
 LATENCY = 8.0
+HELD = 4.0  # Seconds the unreadable-item test's assets stay processing.
 POLL = 1.0
 REFUSED_URL = "http://127.0.0.1:9/gone.wav"  # Fails at once; --min-latency keeps it processing meanwhile.
 ACCESS = re.compile(r"brain_local\.access: (\w+) (\S+) (\d+)")
@@ -137,12 +138,22 @@ def test_deleted_asset_ends_its_wait_as_failed(slow_brain, speech):
     assert settled[kept].is_failed
 
 
-def test_an_unreadable_listing_item_fails_only_its_own_wait(brain_conn, fault_proxy, speech):
+def test_an_unreadable_listing_item_fails_only_its_own_wait(brain_conn, tmp_path, monkeypatch, speech):
     """One watched item the listing shows in a form we cannot read fails that file; the healthy asset's wait on
-    the same connection (and the same poller) still ends done."""
+    the same connection (and the same poller) still ends done. Both stay processing for HELD seconds (a short
+    file, held by --min-latency), so the first poll finds them unfinished."""
+    with slow_default_brain(tmp_path / "held", monkeypatch, HELD) as server:
+        fault_proxy = FaultProxy(server.url).start()
+        try:
+            unreadable_item_fails_only_its_own_wait(brain_conn, fault_proxy, speech)
+        finally:
+            fault_proxy.stop()
+
+
+def unreadable_item_fails_only_its_own_wait(brain_conn, fault_proxy, speech) -> None:
     brain_conn(url=fault_proxy.url)
     hook = BrainHook()
-    ids = [hook.submit_file(speech.joined([0, 1, 2] * 3), async_=True).asset_id for _ in range(2)]
+    ids = [hook.submit_file(speech.file(i), async_=True).asset_id for i in range(2)]
     bad_page = b'{"results": [{"asset_id": "%s", "status": "processing", "duration": "n/a"}]}' % ids[0].encode()
     fault_proxy.add(Fault("status", status=200, body=bad_page, path_prefix="/assets"))
 

@@ -12,7 +12,7 @@ import pytest
 from airflow_provider_brain.exceptions import BrainAssetFailed, BrainError, BrainTimeout
 from airflow_provider_brain.hooks.brain import BrainHook
 from airflow_provider_brain.triggers.asset import BrainAssetTrigger, raise_for_event
-from tests.fixtures.faults import Fault
+from tests.fixtures.faults import Fault, FaultProxy
 
 
 def run_trigger(trigger: BrainAssetTrigger) -> list[dict]:
@@ -74,26 +74,34 @@ def test_failed_event_carries_the_reason(brain_conn):
     assert failed.value.reason == reason
 
 
-def test_timeout_event_after_one_last_poll(brain_conn, fault_proxy, speech):
-    brain_conn(url=fault_proxy.url)
-    long_audio = speech.joined([0, 1, 2, 0, 1, 2, 0, 1, 2])
-    asset = BrainHook().submit_file(long_audio, async_=True)
-    fault_proxy.seen.clear()
+@pytest.fixture
+def held_proxy(held_brain):
+    """A fault proxy (recording every request) in front of the server whose assets stay processing."""
+    proxy = FaultProxy(held_brain.url).start()
+    yield proxy
+    proxy.stop()
+
+
+def test_timeout_event_after_one_last_poll(brain_conn, held_proxy, speech):
+    brain_conn(url=held_proxy.url)
+    asset = BrainHook().submit_file(speech.file(0), async_=True)  # Held processing (--min-latency) past the test.
+    held_proxy.seen.clear()
     deadline = time.time() + 1.0
     started = time.time()
     (event,) = run_trigger(BrainAssetTrigger(asset.asset_id, poll_interval=30, end_time=deadline))
     assert event["status"] == "timeout"
     # Slept until the deadline (not the 30 s poll interval), then polled once more.
     assert 0.9 <= time.time() - started < 10
-    polls = fault_proxy.requests_to(f"/assets/{asset.asset_id}")
+    polls = held_proxy.requests_to(f"/assets/{asset.asset_id}")
     assert len(polls) == 2 and polls[-1].at >= deadline
     with pytest.raises(BrainTimeout):
         raise_for_event(event, timeout=1)
 
 
-def test_deadline_is_wall_clock(brain_conn, speech):
+def test_deadline_is_wall_clock(brain_conn, held_brain, speech):
     """A deadline already past in wall-clock time (as after a long triggerer outage) ends the wait at once."""
-    asset = BrainHook().submit_file(speech.joined([0, 1, 2, 0, 1, 2]), async_=True)
+    brain_conn(url=held_brain.url)
+    asset = BrainHook().submit_file(speech.file(0), async_=True)  # Held processing (--min-latency) past the test.
     (event,) = run_trigger(rebuild(BrainAssetTrigger(asset.asset_id, poll_interval=30, end_time=time.time() - 5)))
     assert event["status"] == "timeout"
     assert rebuild(BrainAssetTrigger(asset.asset_id, end_time=1234.5)).end_time == 1234.5
