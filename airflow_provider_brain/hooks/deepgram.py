@@ -16,8 +16,8 @@ import io
 import logging
 import time
 import uuid
-from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Collection, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import tenacity
@@ -33,9 +33,9 @@ from airflow_provider_brain.hooks.deepgram_calls import (
     deepgram_settings,
     listen_query,
     lost_answer,
-    request_has_marker,
     safe_to_resend,
 )
+from airflow_provider_brain.hooks.deepgram_history import afind_requests, find_requests, first_project
 from airflow_provider_brain.hooks.settings import ClientSettings
 from airflow_provider_brain.hooks.transport import Transport
 from airflow_provider_brain.hooks.uploads import AudioSource, body_opener
@@ -43,11 +43,6 @@ from airflow_provider_brain.hooks.uploads import AudioSource, body_opener
 __all__ = ["DEFAULT_DEEPGRAM_URL", "DeepgramAnswerLost", "DeepgramHook", "DeepgramResult"]
 
 log = logging.getLogger(__name__)
-
-#: How far back the history search looks before the first send (clocks differ; Deepgram's lists by time).
-HISTORY_SLACK = timedelta(minutes=5)
-#: Pages of 100 requests the history search reads at most (newest first: ours are among the first).
-HISTORY_PAGES = 10
 
 
 class DeepgramHook(BaseHook):
@@ -168,7 +163,7 @@ class DeepgramHook(BaseHook):
         """The connection's ``project_id`` extra, else the first project ``GET /v1/projects`` lists."""
         if self._project_id is None:
             transport = self.transport
-            self._project_id = self._extras.get("project_id") or _first_project(
+            self._project_id = self._extras.get("project_id") or first_project(
                 transport.request(Call("GET", "/v1/projects"))
             )
         return self._project_id
@@ -177,34 +172,34 @@ class DeepgramHook(BaseHook):
         """Async ``project_id``."""
         if self._project_id is None:
             transport = await self.aget_transport()
-            self._project_id = self._extras.get("project_id") or _first_project(
+            self._project_id = self._extras.get("project_id") or first_project(
                 await transport.arequest(Call("GET", "/v1/projects"))
             )
         return self._project_id
 
     def find_request(self, marker: str, *, since: datetime | None = None) -> dict[str, Any] | None:
-        """The project's request carrying the idempotency ``marker`` (newest first), or ``None``.
+        """The project's newest request carrying the idempotency ``marker``, or ``None``.
 
         :param since: look at requests made after this time (less ``HISTORY_SLACK``) only.
         """
-        project = self.project_id()
-        for page in range(HISTORY_PAGES):
-            items = self.transport.request(_history_call(project, page, since)).get("requests") or []
-            found = next((item for item in items if request_has_marker(item, marker)), None)
-            if found is not None or len(items) < 100:
-                return found
-        return None
+        return find_requests(self.transport, self.project_id(), [marker], since=since).get(marker)
+
+    async def afind_requests(
+        self, markers: Collection[str], *, since: datetime | None = None, created_after: datetime | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """The newest request carrying each of ``markers``, by marker, with one pass over the history (for a
+        trigger that starts again: which of its files were sent by its earlier run).
+
+        :param created_after: ignore requests Deepgram created before this time.
+        """
+        project = await self.aproject_id()
+        return await afind_requests(
+            await self.aget_transport(), project, markers, since=since, created_after=created_after
+        )
 
     async def afind_request(self, marker: str, *, since: datetime | None = None) -> dict[str, Any] | None:
         """Async ``find_request``."""
-        project = await self.aproject_id()
-        transport = await self.aget_transport()
-        for page in range(HISTORY_PAGES):
-            items = (await transport.arequest(_history_call(project, page, since))).get("requests") or []
-            found = next((item for item in items if request_has_marker(item, marker)), None)
-            if found is not None or len(items) < 100:
-                return found
-        return None
+        return (await self.afind_requests([marker], since=since)).get(marker)
 
     def get_request(self, request_id: str) -> dict[str, Any]:
         """One request of the project's history (``GET /v1/projects/{id}/requests/{request_id}``): its path, code
@@ -362,19 +357,3 @@ class DeepgramHook(BaseHook):
             return False, str(err)
         count = len(answer.get("projects") or [])
         return True, f"Connected to Deepgram at {self.transport.settings.base_url}: {count} project(s)"
-
-
-def _first_project(answer: Any) -> str:
-    projects = answer.get("projects") if isinstance(answer, Mapping) else None
-    if not projects:
-        raise BrainError(
-            "The Deepgram API key sees no project: set the connection's project_id extra, or use a key of a project"
-        )
-    return str(projects[0]["project_id"])
-
-
-def _history_call(project: str, page: int, since: datetime | None) -> Call:
-    params = {"limit": "100", "page": str(page)}
-    if since is not None:
-        params["start"] = (since - HISTORY_SLACK).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return Call("GET", f"/v1/projects/{project}/requests", params=params)

@@ -162,6 +162,7 @@ class DeepgramTranscribeOperator(BaseOperator):
                     location=stored_at,
                     marker=marker,
                     deadline=time.time() + self.timeout,
+                    deferred_at=time.time(),
                     s3_bucket=s3[0] if s3 else None,
                     s3_key=s3[1] if s3 else None,
                     audio_url=None if s3 else location.audio_url,

@@ -151,6 +151,7 @@ class DeepgramTranscribeBatchOperator(BaseOperator):
                     items=[{k: item[k] for k in ("source", "label", "marker", "location")} for item in todo],
                     max_concurrency=self.max_concurrency,
                     deadline=time.time() + self.timeout,
+                    deferred_at=time.time(),
                     deepgram_conn_id=self.deepgram_conn_id,
                     aws_conn_id=self.aws_conn_id,
                     store_conn_id=self.store_conn_id,

@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_brain.deepgram_store import result_reference, write_result
 from airflow_provider_brain.exceptions import redact_urls
-from airflow_provider_brain.hooks.deepgram import DeepgramHook
+from airflow_provider_brain.hooks.deepgram import DeepgramAnswerLost, DeepgramHook
 from airflow_provider_brain.sources import presigned_get_url, shared_s3_hook
 
 
@@ -28,6 +29,10 @@ class DeepgramTranscribeTrigger(BaseTrigger):
     """Transcribe one file with Deepgram and write the answer at ``location``; yields ``{"status": "done",
     "reference": {...}}`` or ``{"status": "error", "message": ...}`` (URL query strings redacted).
 
+    :param deferred_at: when the task deferred (``time.time()``). A trigger that runs again (the triggerer
+        restarted) finds its earlier run's request in the history, among those made since then: that request was
+        accepted and its answer is lost, so it fails the try with ``DeepgramAnswerLost`` instead of paying for the
+        audio twice. The task's next try defers anew and sends it again.
     :param task_fields: the task's ``dag_id``, ``task_id`` and ``run_id``, carried into the reference.
     :param deadline: wall-clock time (``time.time()``) after which the request is given up (one deadline for
         every try and every triggerer restart).
@@ -50,6 +55,7 @@ class DeepgramTranscribeTrigger(BaseTrigger):
         options: Mapping[str, Any] | None = None,
         tags: list[str] | None = None,
         task_fields: Mapping[str, str] | None = None,
+        deferred_at: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger.__init__ is untyped
         self.source = source
@@ -66,6 +72,7 @@ class DeepgramTranscribeTrigger(BaseTrigger):
         self.options = dict(options or {})
         self.tags = list(tags or [])
         self.task_fields = dict(task_fields or {})
+        self.deferred_at = deferred_at
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -85,6 +92,7 @@ class DeepgramTranscribeTrigger(BaseTrigger):
                 "options": self.options,
                 "tags": self.tags,
                 "task_fields": self.task_fields,
+                "deferred_at": self.deferred_at,
             },
         )
 
@@ -98,12 +106,22 @@ class DeepgramTranscribeTrigger(BaseTrigger):
             raise ValueError("DeepgramTranscribeTrigger needs s3_bucket and s3_key, or audio_url")
         return self.audio_url
 
+    async def _check_not_sent(self, hook: DeepgramHook) -> None:
+        """Raise ``DeepgramAnswerLost`` if an earlier run of this trigger (same deferral) sent the file already."""
+        if self.deferred_at is None:
+            return
+        since = datetime.fromtimestamp(self.deferred_at, UTC)
+        found = (await hook.afind_requests([self.marker], since=since, created_after=since)).get(self.marker)
+        if found is not None and int(found.get("code") or 200) < 500:
+            raise DeepgramAnswerLost(str(found.get("request_id")), self.marker, "the triggerer stopped while it ran")
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = DeepgramHook(deepgram_conn_id=self.deepgram_conn_id)
         try:
             remaining = self.deadline - time.time()
             if remaining <= 0:
                 raise TimeoutError(f"the task's timeout passed before {self.source} was sent to Deepgram")
+            await self._check_not_sent(hook)
             self.log.info("Sending %s to Deepgram from the triggerer (marker %s)", self.source, self.marker)
             async with asyncio.timeout(remaining):
                 result = await hook.alisten_url(

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_brain.deepgram_store import write_result
 from airflow_provider_brain.exceptions import redact_urls
-from airflow_provider_brain.hooks.deepgram import DeepgramHook
+from airflow_provider_brain.hooks.deepgram import DeepgramAnswerLost, DeepgramHook
 from airflow_provider_brain.sources import parse_s3_uri, presigned_get_url, shared_s3_hook
 
 
@@ -25,7 +26,11 @@ class DeepgramBatchTrigger(BaseTrigger):
     """Transcribe ``items`` (each ``{"source", "label", "location", "marker"}``; ``source`` an ``s3://`` URI or a
     URL, ``label`` what may be logged of it) with at most ``max_concurrency`` requests in flight; yields
     ``{"status": "done", "sent": n, "failed": {label: reason}}``. The results are in the store, not the event:
-    the task reads their references from there."""
+    the task reads their references from there.
+
+    :param deferred_at: when the task deferred; a run after a triggerer restart fails (``DeepgramAnswerLost``)
+        the files its earlier run sent since then, rather than pay for them twice (see ``DeepgramTranscribeTrigger``).
+    """
 
     def __init__(
         self,
@@ -39,6 +44,7 @@ class DeepgramBatchTrigger(BaseTrigger):
         presigned_url_expires: int = 3600,
         options: Mapping[str, Any] | None = None,
         tags: list[str] | None = None,
+        deferred_at: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger.__init__ is untyped
         self.items = [dict(item) for item in items]
@@ -50,6 +56,7 @@ class DeepgramBatchTrigger(BaseTrigger):
         self.presigned_url_expires = presigned_url_expires
         self.options = dict(options or {})
         self.tags = list(tags or [])
+        self.deferred_at = deferred_at
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -64,6 +71,7 @@ class DeepgramBatchTrigger(BaseTrigger):
                 "presigned_url_expires": self.presigned_url_expires,
                 "options": self.options,
                 "tags": self.tags,
+                "deferred_at": self.deferred_at,
             },
         )
 
@@ -76,7 +84,20 @@ class DeepgramBatchTrigger(BaseTrigger):
             presigned_get_url, s3, bucket, key, expires_in=self.presigned_url_expires, mask=False
         )
 
-    async def _one(self, hook: DeepgramHook, item: Mapping[str, str], gate: asyncio.Semaphore) -> None:
+    async def _sent_before(self, hook: DeepgramHook) -> dict[str, dict[str, Any]]:
+        """The requests an earlier run of this trigger (same deferral: the triggerer restarted) sent, by marker."""
+        if self.deferred_at is None:
+            return {}
+        since = datetime.fromtimestamp(self.deferred_at, UTC)
+        markers = [item["marker"] for item in self.items]
+        return await hook.afind_requests(markers, since=since, created_after=since)
+
+    async def _one(
+        self, hook: DeepgramHook, item: Mapping[str, str], gate: asyncio.Semaphore, earlier: Mapping[str, Any] | None
+    ) -> None:
+        if earlier is not None and int(earlier.get("code") or 200) < 500:
+            # Accepted by this trigger's earlier run, whose answer the restart lost: not paid for twice.
+            raise DeepgramAnswerLost(str(earlier.get("request_id")), item["marker"], "the triggerer stopped")
         async with gate:
             url = await self._url(item["source"])
             result = await hook.alisten_url(url, options=self.options, tags=self.tags, idempotency_key=item["marker"])
@@ -89,7 +110,11 @@ class DeepgramBatchTrigger(BaseTrigger):
         self.log.info("Sending %d file(s) to Deepgram, %d at a time", len(self.items), self.max_concurrency)
         try:
             remaining = max(0.0, self.deadline - time.time())
-            tasks = [asyncio.ensure_future(self._one(hook, item, gate)) for item in self.items]
+            sent_before = await self._sent_before(hook)
+            tasks = [
+                asyncio.ensure_future(self._one(hook, item, gate, sent_before.get(item["marker"])))
+                for item in self.items
+            ]
             done, pending = await asyncio.wait(tasks, timeout=remaining) if tasks else (set(), set())
             for task in pending:
                 task.cancel()

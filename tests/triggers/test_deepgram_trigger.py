@@ -1,0 +1,82 @@
+"""DeepgramTranscribeTrigger against a slow local server (requests stay in flight for seconds): a triggerer stopped
+while a request is in flight, then the same trigger run again, leaves one request in the history and fails the try
+naming it; a new deferral (the task's next try) sends the file again and stores its result."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from airflow_provider_brain.deepgram_store import read_result
+from airflow_provider_brain.hooks.calls import Call
+from airflow_provider_brain.hooks.deepgram import DeepgramHook
+from airflow_provider_brain.hooks.deepgram_calls import request_has_marker
+from airflow_provider_brain.triggers.deepgram import DeepgramTranscribeTrigger
+from tests.fixtures.brain import start_brain_server
+
+LATENCY = 6.0
+
+
+@pytest.fixture
+def slow_deepgram(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    server = start_brain_server(tmp_path / "data", workers=1, extra_args=["--min-latency", str(LATENCY)])
+    connection = {"conn_type": "deepgram", "host": server.url, "password": server.password}
+    monkeypatch.setenv("AIRFLOW_CONN_DEEPGRAM_DEFAULT", json.dumps(connection))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def requests_with(marker: str) -> list[dict[str, Any]]:
+    hook = DeepgramHook()
+    path = f"/v1/projects/{hook.project_id()}/requests"
+    return [r for r in hook.transport.request(Call("GET", path))["requests"] if request_has_marker(r, marker)]
+
+
+async def first_event(trigger: DeepgramTranscribeTrigger) -> dict[str, Any]:
+    async for event in trigger.run():
+        return dict(event.payload)
+    raise AssertionError("the trigger ended without an event")
+
+
+def test_a_restarted_trigger_does_not_send_twice(slow_deepgram, s3_server, s3_bucket, speech) -> None:
+    client = s3_server.client()
+    client.upload_file(str(speech.file(0)), s3_bucket, "a.wav")
+    url = client.generate_presigned_url("get_object", Params={"Bucket": s3_bucket, "Key": "a.wav"})
+    marker = f"restart-{uuid.uuid4()}"
+    location = f"s3://{s3_bucket}/results/a.json"
+    kwargs = {
+        "source": "a.wav",
+        "location": location,
+        "marker": marker,
+        "deadline": time.time() + 300,
+        "audio_url": url,
+        "deferred_at": time.time(),
+    }
+
+    async def stopped_mid_request() -> None:
+        task = asyncio.ensure_future(first_event(DeepgramTranscribeTrigger(**kwargs)))
+        await asyncio.sleep(2.0)  # sent and accepted; the server holds it for LATENCY seconds
+        task.cancel()  # what a triggerer stopping does to its triggers
+
+    asyncio.run(stopped_mid_request())
+    [accepted] = requests_with(marker)
+    _, restored = DeepgramTranscribeTrigger(**kwargs).serialize()
+    event = asyncio.run(first_event(DeepgramTranscribeTrigger(**restored)))
+    assert event["status"] == "error" and accepted["request_id"] in event["message"], event
+    assert "DeepgramAnswerLost" in event["message"] and url.split("?")[1] not in event["message"]
+    assert len(requests_with(marker)) == 1 and read_result(location, "aws_default") is None
+
+    retry = {**kwargs, "deferred_at": time.time()}  # the task's next try defers anew
+    event = asyncio.run(first_event(DeepgramTranscribeTrigger(**retry)))
+    assert event["status"] == "done", event
+    reference = event["reference"]
+    assert reference["request_id"] != accepted["request_id"] and len(requests_with(marker)) == 2
+    stored = read_result(location, "aws_default")
+    assert stored is not None and stored["metadata"]["request_id"] == reference["request_id"]
