@@ -38,6 +38,8 @@ class Call:
     idempotency_key: str | None = None
     #: A POST that changes nothing (a search): sending it twice is harmless.
     read_only: bool = False
+    #: Which API it goes to, as messages name it ("Deepgram" for the Deepgram hook's calls).
+    service: str = "Brain"
 
     @property
     def idempotent(self) -> bool:
@@ -59,7 +61,7 @@ def transport_error(call: Call, base_url: str, err: Exception) -> BrainAPIError:
     A ``BrainConnectionError`` says whether the request may have reached the server (``maybe_sent``): a
     connection that could not be opened sent nothing, so even a submission is safe to send again.
     """
-    message = f"Brain {call.method} {call.path}: no answer from {base_url} ({type(err).__name__}: {err})"
+    message = f"{call.service} {call.method} {call.path}: no answer from {base_url} ({type(err).__name__}: {err})"
     if isinstance(err, (requests.ReadTimeout, httpx.ReadTimeout)):
         return BrainReadTimeout(message)
     if isinstance(err, (requests.ConnectTimeout, httpx.ConnectError, httpx.ConnectTimeout)) or (
@@ -78,7 +80,7 @@ def transport_error(call: Call, base_url: str, err: Exception) -> BrainAPIError:
     if isinstance(err, network) and not ssl_failure:
         return BrainConnectionError(message)
     return BrainAPIError(
-        f"Brain {call.method} {call.path} could not be sent to {base_url}: {type(err).__name__}: {err}"
+        f"{call.service} {call.method} {call.path} could not be sent to {base_url}: {type(err).__name__}: {err}"
     )
 
 

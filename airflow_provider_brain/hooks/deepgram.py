@@ -31,6 +31,7 @@ from airflow_provider_brain.hooks.deepgram_calls import (
     DeepgramAnswerLost,
     decode_deepgram,
     deepgram_settings,
+    dg_call,
     listen_query,
     lost_answer,
     safe_to_resend,
@@ -164,7 +165,7 @@ class DeepgramHook(BaseHook):
         if self._project_id is None:
             transport = self.transport
             self._project_id = self._extras.get("project_id") or first_project(
-                transport.request(Call("GET", "/v1/projects"))
+                transport.request(dg_call("GET", "/v1/projects"))
             )
         return self._project_id
 
@@ -173,7 +174,7 @@ class DeepgramHook(BaseHook):
         if self._project_id is None:
             transport = await self.aget_transport()
             self._project_id = self._extras.get("project_id") or first_project(
-                await transport.arequest(Call("GET", "/v1/projects"))
+                await transport.arequest(dg_call("GET", "/v1/projects"))
             )
         return self._project_id
 
@@ -205,7 +206,7 @@ class DeepgramHook(BaseHook):
         """One request of the project's history (``GET /v1/projects/{id}/requests/{request_id}``): its path, code
         and ``response`` summary (no transcript)."""
         path = f"/v1/projects/{self.project_id()}/requests/{uuid.UUID(request_id)}"
-        answer = self.transport.request(Call("GET", path))
+        answer = self.transport.request(dg_call("GET", path))
         result: dict[str, Any] = answer.get("request") or {}  # GetProjectRequestV1Response: {"request": {...}}
         return result
 
@@ -229,7 +230,7 @@ class DeepgramHook(BaseHook):
             ``extra=airflow_idempotency_key:<key>``: after a lost answer the history is searched for it.
         """
         path = self._listen_path(options, tags, extra, idempotency_key := idempotency_key or str(uuid.uuid4()))
-        call = Call("POST", path, json={"url": url})
+        call = dg_call("POST", path, json={"url": url})
         return self._listen(call, None, idempotency_key, rewindable=True)
 
     def listen_file(
@@ -249,7 +250,7 @@ class DeepgramHook(BaseHook):
         """
         opener, rewindable = body_opener(source)
         path = self._listen_path(options, tags, extra, idempotency_key := idempotency_key or str(uuid.uuid4()))
-        return self._listen(Call("POST", path), opener, idempotency_key, rewindable=rewindable)
+        return self._listen(dg_call("POST", path), opener, idempotency_key, rewindable=rewindable)
 
     def listen_bytes(self, data: bytes, **kwargs: Any) -> DeepgramResult:
         """``listen_file`` for audio already in memory."""
@@ -327,7 +328,7 @@ class DeepgramHook(BaseHook):
         transport = await self.aget_transport()
         marker = idempotency_key or str(uuid.uuid4())
         path = "/v1/listen?" + listen_query(self._options(options), tags=tags, extra=extra, marker=marker)
-        call = Call("POST", path, json={"url": url})
+        call = dg_call("POST", path, json={"url": url})
         since = datetime.now(UTC)
         resends = 0
         while True:
@@ -352,7 +353,7 @@ class DeepgramHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """Check the URL and API key with one unretried ``GET /v1/projects`` (used by the UI and CLI)."""
         try:
-            answer = self.transport.request(Call("GET", "/v1/projects"), retry=False)
+            answer = self.transport.request(dg_call("GET", "/v1/projects"), retry=False)
         except (BrainError, ValueError) as err:
             return False, str(err)
         count = len(answer.get("projects") or [])

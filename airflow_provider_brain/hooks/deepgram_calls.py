@@ -88,6 +88,11 @@ class DeepgramAnswerLost(BrainError):
         )
 
 
+def dg_call(method: str, path: str, **kwargs: Any) -> Call:
+    """A ``Call`` to Deepgram: messages and retry logs name Deepgram, not Brain."""
+    return Call(method, path, service="Deepgram", **kwargs)
+
+
 def deepgram_settings(conn: Any, extras: Mapping[str, Any]) -> ClientSettings:
     """``ClientSettings`` of a ``deepgram`` connection: the API key (password) sent as ``Token``, the host
     defaulting to ``https://api.deepgram.com``; ``timeout``, ``verify``, ``proxies``, ``max_retries`` as for Brain."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from airflow_provider_brain.exceptions import BrainError
 from airflow_provider_brain.hooks.calls import Call
-from airflow_provider_brain.hooks.deepgram_calls import MARKER_EXTRA_KEY, request_has_marker
+from airflow_provider_brain.hooks.deepgram_calls import MARKER_EXTRA_KEY, dg_call, request_has_marker
 from airflow_provider_brain.hooks.transport import Transport
 from airflow_provider_brain.models import parse_api_time
 
@@ -35,7 +35,7 @@ def history_call(project: str, page: int, since: datetime | None) -> Call:
     params = {"limit": str(PAGE_SIZE), "page": str(page)}
     if since is not None:
         params["start"] = (since - HISTORY_SLACK).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return Call("GET", f"/v1/projects/{project}/requests", params=params)
+    return dg_call("GET", f"/v1/projects/{project}/requests", params=params)
 
 
 def marker_of(item: Mapping[str, Any], markers: Collection[str]) -> str | None:

@@ -55,7 +55,8 @@ def _retry_logger(call: Call) -> Any:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
         log.warning(
-            "Brain %s %s failed (%s); retry %d in %.1f s",
+            "%s %s %s failed (%s); retry %d in %.1f s",
+            call.service,
             call.method,
             call.path,
             exc,

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_brain.exceptions import BrainConnectionError
 from airflow_provider_brain.hooks.calls import Call
 from airflow_provider_brain.hooks.deepgram import DeepgramAnswerLost, DeepgramHook, DeepgramResult
 from airflow_provider_brain.hooks.deepgram_calls import DeepgramAPIError, DeepgramAuthError, request_has_marker
@@ -204,3 +205,14 @@ def test_test_connection_and_project(deepgram_conn: Any, brain_server: Any) -> N
     assert not ok and "INVALID_AUTH" in message and "wrong-key-12345" not in message
     deepgram_conn(project_id="given-project")
     assert DeepgramHook().project_id() == "given-project"
+
+
+def test_no_server_is_retried_then_named(deepgram_conn: Any, speech: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Nothing listens: never delivered, so sent again (max_retries=2), then an error naming Deepgram and the URL."""
+    deepgram_conn(url="http://127.0.0.1:9", max_retries=2)
+    with pytest.raises(BrainConnectionError) as caught:
+        fast_hook().listen_file(speech.file(0))
+    assert str(caught.value).startswith("Deepgram POST /v1/listen?") and "127.0.0.1:9" in str(caught.value)
+    assert not caught.value.maybe_sent
+    retries = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
+    assert len(retries) == 2 and all(m.startswith("Deepgram POST /v1/listen?") for m in retries)
