@@ -63,10 +63,11 @@ class BrainTranscribeOperator(HidesUrlSecrets, TaskEnd):
 
     The asset id goes to XCom (key ``asset_id``) as soon as the asset exists, before any wait.
     Waiting happens in the worker (``deferrable=False``) or in the triggerer (``deferrable=True``,
-    which frees the worker slot). A retried task resumes the asset its earlier try created
-    instead of transcribing the audio again: the id is kept in Airflow's task state store, and
-    every submission also carries an idempotency key in its metadata, which a retry looks up
-    among the newest assets when the store has no id (a worker that died right after submitting).
+    which frees the worker slot; on Airflow 3.3 such a task starts there too, by default: ``start_from_trigger``).
+    A retried task resumes the asset its earlier try created instead of transcribing the audio again: the id is
+    kept in Airflow's task state store, and every submission also carries an idempotency key in its metadata,
+    which a retry looks up among the newest assets when the store has no id (a worker that died right after
+    submitting).
 
     The return value is a small summary for XCom (``asset_id``, ``status``, ``duration``,
     ``word_count``, ``source``), never the transcript unless ``return_transcript=True``.
