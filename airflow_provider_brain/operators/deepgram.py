@@ -22,6 +22,7 @@ from airflow_provider_brain.exceptions import BrainError
 from airflow_provider_brain.hooks.deepgram import DeepgramHook
 from airflow_provider_brain.hooks.idempotency import task_metadata
 from airflow_provider_brain.hooks.uploads import SizedStream
+from airflow_provider_brain.operators.url_fields import HidesUrlSecrets
 from airflow_provider_brain.sources import AudioLocation, presigned_get_url
 from airflow_provider_brain.triggers.deepgram import DeepgramTranscribeTrigger
 
@@ -33,7 +34,7 @@ __all__ = ["DeepgramTranscribeOperator"]
 S3_TRANSFERS = ("presign", "stream")
 
 
-class DeepgramTranscribeOperator(BaseOperator):
+class DeepgramTranscribeOperator(HidesUrlSecrets, BaseOperator):
     """Transcribe one audio file with Deepgram's pre-recorded API: from S3, from a URL, or from the worker's disk.
 
     Deepgram keeps no transcript, so its answer (the whole ``ListenV1Response``) is written to ``output_uri`` the
@@ -80,6 +81,8 @@ class DeepgramTranscribeOperator(BaseOperator):
         "tags",
     )
     template_fields_renderers = {"options": "json"}
+    #: The Rendered Template tab shows ``audio_url`` with its signature hidden; the task sends it whole.
+    url_fields = ("audio_url",)
     ui_color = "#e9f7ef"
 
     def __init__(
@@ -135,7 +138,9 @@ class DeepgramTranscribeOperator(BaseOperator):
 
     @property
     def location(self) -> AudioLocation:
-        return AudioLocation(self.s3_uri, self.s3_bucket, self.s3_key, self.audio_url, self.local_path)
+        """Where the audio is, as rendered: ``audio_url`` with its signature (the field shows it hidden)."""
+        audio_url = self.rendered_url("audio_url")
+        return AudioLocation(self.s3_uri, self.s3_bucket, self.s3_key, audio_url, self.local_path)
 
     def _task_tags(self, context: Context) -> list[str]:
         ti = context["ti"]

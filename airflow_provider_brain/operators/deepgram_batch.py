@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -22,6 +23,7 @@ from airflow_provider_brain.deepgram_store import (
 from airflow_provider_brain.exceptions import BrainError, redact_urls
 from airflow_provider_brain.hooks.deepgram import DeepgramHook
 from airflow_provider_brain.hooks.idempotency import task_metadata
+from airflow_provider_brain.operators.url_fields import HidesUrlSecrets
 from airflow_provider_brain.sources import parse_s3_uri, presigned_get_url, public_url
 from airflow_provider_brain.triggers.deepgram_batch import DeepgramBatchTrigger
 
@@ -50,7 +52,7 @@ def _label(source: str) -> str:
     return public_url(source) if source.startswith(("http://", "https://")) else source
 
 
-class DeepgramTranscribeBatchOperator(BaseOperator):
+class DeepgramTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
     """Transcribe many audio files with Deepgram in one task, at most ``max_concurrency`` requests at a time.
 
     Each file is what ``DeepgramTranscribeOperator`` does for one: its own idempotency marker (dag, run, task, map
@@ -77,6 +79,8 @@ class DeepgramTranscribeBatchOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("sources", "output_uri", "options", "tags")
     template_fields_renderers = {"options": "json"}
+    #: The Rendered Template tab shows the sources' URLs with their signatures hidden; the task sends them whole.
+    url_fields = ("sources",)
     ui_color = "#e9f7ef"
 
     def __init__(
@@ -114,7 +118,10 @@ class DeepgramTranscribeBatchOperator(BaseOperator):
 
     def _items(self, context: Context) -> list[dict[str, str]]:
         ti = context["ti"]
-        sources = [self.sources] if isinstance(self.sources, str) else list(self.sources or [])
+        given = self.rendered_url("sources")
+        if isinstance(given, str) and given.strip().startswith("["):
+            given = ast.literal_eval(given.strip())  # a list rendered by a DAG without native templates
+        sources = [given] if isinstance(given, str) else list(given or [])
         items = []
         for source in dict.fromkeys(str(s) for s in sources):  # a file listed twice is sent once
             label = _label(source)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG
+from airflow.sdk import DAG, task
 
 from airflow_provider_brain.operators.deepgram import DeepgramTranscribeOperator
 from airflow_provider_brain.operators.deepgram_batch import DeepgramTranscribeBatchOperator
@@ -72,3 +72,24 @@ with DAG(dag_id="deepgram_batch_worker", **COMMON):
         output_uri=OUTPUT,
         max_concurrency=2,
     )
+
+with DAG(dag_id="deepgram_signed", **COMMON):
+
+    @task
+    def presign() -> list[str]:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        s3 = S3Hook(aws_conn_id="aws_default")
+        return [
+            s3.generate_presigned_url("get_object", params={"Bucket": BUCKET, "Key": key}, expires_in=600)
+            for key in KEYS[:2]
+        ]
+
+    urls = presign()
+    urls >> DeepgramTranscribeOperator(
+        task_id="single",
+        audio_url="{{ ti.xcom_pull(task_ids='presign')[0] }}",
+        output_uri=OUTPUT,
+        deferrable=True,
+    )
+    DeepgramTranscribeBatchOperator(task_id="batch", sources=urls, output_uri=OUTPUT)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from airflow_provider_brain.hooks.calls import Call
 from airflow_provider_brain.hooks.deepgram import DeepgramHook
@@ -51,3 +52,27 @@ def test_worker_batch_over_s3_and_a_local_file(deepgram_dags: DeepgramDags, spee
     for reference, index in zip(references, (0, 5), strict=True):
         check_result(deepgram_dags.stored(reference), reference, speech.sentences[index])
     assert len(tagged("deepgram_batch_worker.batch")) == 2
+
+
+def test_presigned_urls_are_sent_whole_but_never_rendered(deepgram_dags: DeepgramDags, speech: Any) -> None:
+    """audio_url (deferred) and a batch's sources from an upstream task's presigned URLs: transcribed, while the
+    rendered fields Airflow stores for the Rendered Template tab hold none of their signatures or credentials."""
+    output = deepgram_dags.test("deepgram_signed")
+    urls = deepgram_dags.returns("deepgram_signed", "presign")[-1]
+    secrets = [v for url in urls for k, v in parse_qsl(urlsplit(url).query) if "signature" in k.lower()]
+    assert len(secrets) == 2
+    [single] = deepgram_dags.returns("deepgram_signed", "single").values()
+    [batch] = deepgram_dags.returns("deepgram_signed", "batch").values()
+    for reference, index in ((single, 0), (batch[0], 0), (batch[1], 1)):
+        check_result(deepgram_dags.stored(reference), reference, speech.sentences[index])
+        assert "?" not in reference["source"]
+    with sqlite3.connect(deepgram_dags.cli.home / "airflow.db") as db:
+        rendered = db.execute(
+            "SELECT task_id, rendered_fields FROM rendered_task_instance_fields WHERE dag_id = 'deepgram_signed'"
+        ).fetchall()
+    assert {task_id for task_id, _ in rendered} >= {"single", "batch"}
+    for secret in secrets:
+        assert all(secret not in fields and quote(secret, safe="") not in fields for _, fields in rendered)
+        # The log shows them only where the DAG's own presign task returns them ("Returned value was: ...").
+        logged = "\n".join(line for line in output.splitlines() if "Returned value was" not in line)
+        assert secret not in logged and quote(secret, safe="") not in logged
