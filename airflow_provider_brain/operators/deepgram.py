@@ -22,8 +22,9 @@ from airflow_provider_brain.exceptions import BrainError
 from airflow_provider_brain.hooks.deepgram import DeepgramHook
 from airflow_provider_brain.hooks.idempotency import task_metadata
 from airflow_provider_brain.hooks.uploads import SizedStream
+from airflow_provider_brain.operators.transcribe_source import lineage_inputs
 from airflow_provider_brain.operators.url_fields import HidesUrlSecrets
-from airflow_provider_brain.sources import AudioLocation, presigned_get_url
+from airflow_provider_brain.sources import AudioLocation, presigned_get_url, s3_object_of
 from airflow_provider_brain.triggers.deepgram import DeepgramTranscribeTrigger
 
 if TYPE_CHECKING:
@@ -131,6 +132,7 @@ class DeepgramTranscribeOperator(HidesUrlSecrets, BaseOperator):
         self.tags = list(tags)
         self.deferrable = deferrable
         self.timeout = timeout
+        self._stored_at: str | None = None  # for OpenLineage on complete
 
     @cached_property
     def hook(self) -> DeepgramHook:
@@ -152,7 +154,9 @@ class DeepgramTranscribeOperator(HidesUrlSecrets, BaseOperator):
         location.check("DeepgramTranscribeOperator")
         source = location.label
         marker = listen_marker(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, source)
-        stored_at = result_location(self.output_uri, ti.dag_id, ti.run_id, ti.task_id, ti.map_index, marker)
+        stored_at = self._stored_at = result_location(
+            self.output_uri, ti.dag_id, ti.run_id, ti.task_id, ti.map_index, marker
+        )
         task = task_metadata(ti)
         stored = read_result(stored_at, self.store_conn_id)
         if stored is not None:
@@ -223,4 +227,21 @@ class DeepgramTranscribeOperator(HidesUrlSecrets, BaseOperator):
         reference = event.get("reference")
         if not isinstance(reference, Mapping):
             raise BrainError("Deepgram trigger's event has no reference to the stored result")
+        self._stored_at = str(reference.get("deepgram_result") or "") or None
         return dict(reference)
+
+    def get_openlineage_facets_on_start(self) -> Any:
+        """OpenLineage input: the S3 object or the URL (without query string) of the audio; none for a local file."""
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        return OperatorLineage(inputs=lineage_inputs(self.location))
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the audio in, the stored result out (an ``s3://`` location; others are not named)."""
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        from airflow_provider_brain.transfers.lineage import s3_dataset
+
+        stored = s3_object_of(self._stored_at) if self._stored_at else None
+        outputs = [s3_dataset(*stored)] if stored else []
+        return OperatorLineage(inputs=lineage_inputs(self.location), outputs=outputs)
