@@ -6,6 +6,7 @@ the worker path (its hook runs) and its log says why."""
 from __future__ import annotations
 
 import inspect
+import time
 
 import pytest
 
@@ -41,6 +42,15 @@ def test_a_deferrable_task_starts_and_ends_in_the_triggerer_by_default(stack, up
         assert result["word_count"] > 0
         links = stack.rest("GET", f"{base}/links?map_index={i}")["extra_links"]
         assert links == {"Brain asset": f"{stack.brain_url}/assets/{ids[uri]}"}, links
+
+    # Its log, as a user reads it, has the worker path's lines (the triggerer's half reaches the log bucket late).
+    said = [f"Submitted {uris[0]} to Brain as asset {ids[uris[0]]}", f"Brain asset {ids[uris[0]]}: done, "]
+    log = ""
+    deadline = time.monotonic() + 60
+    while not all(line in log for line in said) and time.monotonic() < deadline:
+        log = task_log(stack, DAG_ID, run_id, "transcribe", 0, 1)
+        time.sleep(2)
+    assert all(line in log for line in said), log[-3000:]
 
     # The task with a pre_execute ran in a worker (queued, running), its hook ran, and its log says why.
     assert WORKER_STATES & set(watch.states_of("hooked", -1)), watch.states_of("hooked", -1)
