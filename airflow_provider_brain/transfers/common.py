@@ -53,37 +53,52 @@ def normalize_asset_ids(value: Any) -> list[str]:
     return ids
 
 
-def _flatten(value: Any) -> Iterator[Any]:
+def asset_leaves(value: Any) -> Iterator[Any]:
+    """The leaves of what a DAG passes as ``asset_ids``: ids, mappings and ``Asset``s, with lists flattened, a
+    template's rendered list parsed, and a mapped task's lazy XCom sliced once. Text that looks like a list but
+    does not parse is yielded as it is, for the caller to refuse with its own words."""
     if value is None:
         return
-    if isinstance(value, Asset):
-        yield value.asset_id
-    elif isinstance(value, Mapping):
-        if "asset_id" not in value:
-            raise ValueError(f"Expected a Brain asset id or a mapping with an 'asset_id' key, got keys {sorted(value)}")
-        if value.get("status") == "failed":
-            return  # A batch's summary of a file Brain could not transcribe: nothing to transfer.
-        yield value["asset_id"]
+    if isinstance(value, Mapping | Asset):
+        yield value
     elif isinstance(value, str):
         text = value.strip()
         if text and text[0] in "[({":
             try:
                 parsed = ast.literal_eval(text)
             except (ValueError, SyntaxError):
-                raise ValueError(f"Could not read Brain asset ids from {text[:80]!r}") from None
-            yield from _flatten(parsed)
+                yield text
+                return
+            yield from asset_leaves(parsed)
         elif text:
             yield text
     elif isinstance(value, Sequence) and not isinstance(value, (list, tuple)):
         # An XCom of a mapped task is a lazy sequence: one slice is one request, where iterating it
         # fetches item by item and ends on a "not found" error in the task log.
         for item in value[:]:
-            yield from _flatten(item)
+            yield from asset_leaves(item)
     elif isinstance(value, Iterable):
         for item in value:
-            yield from _flatten(item)
+            yield from asset_leaves(item)
     else:
-        yield value  # validate_asset_id rejects it with a clear message
+        yield value
+
+
+def _flatten(value: Any) -> Iterator[Any]:
+    for leaf in asset_leaves(value):
+        if isinstance(leaf, Asset):
+            yield leaf.asset_id
+        elif isinstance(leaf, Mapping):
+            if "asset_id" not in leaf:
+                raise ValueError(
+                    f"Expected a Brain asset id or a mapping with an 'asset_id' key, got keys {sorted(leaf)}"
+                )
+            if leaf.get("status") != "failed":  # A batch's summary of a file Brain could not transcribe: skipped.
+                yield leaf["asset_id"]
+        elif isinstance(leaf, str) and leaf[0] in "[({":
+            raise ValueError(f"Could not read Brain asset ids from {leaf[:80]!r}")
+        else:
+            yield leaf  # validate_asset_id rejects what is not an id with a clear message
 
 
 @dataclass

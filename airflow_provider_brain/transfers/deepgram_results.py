@@ -9,9 +9,8 @@ here logs transcript text: ids, locations and counts only.
 
 from __future__ import annotations
 
-import ast
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from airflow_provider_brain.deepgram_models import DeepgramResult
@@ -19,7 +18,7 @@ from airflow_provider_brain.deepgram_store import RESULT_KEY, is_result_ref, rea
 from airflow_provider_brain.exceptions import BrainError
 from airflow_provider_brain.hooks.brain import BrainHook
 from airflow_provider_brain.models import Asset
-from airflow_provider_brain.transfers.common import FetchedAssets, fetch_done_assets, normalize_asset_ids
+from airflow_provider_brain.transfers.common import FetchedAssets, asset_leaves, fetch_done_assets, normalize_asset_ids
 
 #: What a Deepgram reference's task fields are called in an asset's metadata (audio minutes per DAG reads them).
 TASK_FIELDS = ("dag_id", "task_id", "run_id")
@@ -29,39 +28,11 @@ class DeepgramResultMissing(BrainError):
     """A Deepgram reference names a result that is not in its object store (deleted, or another store)."""
 
 
-def _items(value: Any) -> Iterator[Any]:
-    """The leaves of what a DAG passes as ``asset_ids``: ids, mappings and ``Asset``s, lists flattened (a mapped
-    task's lazy XCom sliced once, a template's rendered list parsed)."""
-    if value is None:
-        return
-    if isinstance(value, Mapping | Asset):
-        yield value
-    elif isinstance(value, str):
-        text = value.strip()
-        if text and text[0] in "[({":
-            try:
-                parsed = ast.literal_eval(text)
-            except (ValueError, SyntaxError):
-                yield value  # normalize_asset_ids says what is wrong with it
-                return
-            yield from _items(parsed)
-        elif text:
-            yield text
-    elif isinstance(value, Sequence) and not isinstance(value, list | tuple):
-        for item in value[:]:
-            yield from _items(item)
-    elif isinstance(value, Iterable):
-        for item in value:
-            yield from _items(item)
-    else:
-        yield value
-
-
 def split_deepgram_refs(value: Any) -> tuple[list[Any], list[Mapping[str, Any]]]:
     """``(everything else, Deepgram references)`` of an ``asset_ids`` value, each in order."""
     others: list[Any] = []
     refs: list[Mapping[str, Any]] = []
-    for item in _items(value):
+    for item in asset_leaves(value):
         (refs if is_result_ref(item) else others).append(item)
     return others, refs
 
