@@ -114,7 +114,6 @@ class DeepgramTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
         self.deferrable = deferrable
         self.fail_on_error = fail_on_error
         self.timeout = timeout
-        self._local = threading.local()
 
     def _items(self, context: Context) -> list[dict[str, str]]:
         ti = context["ti"]
@@ -170,8 +169,11 @@ class DeepgramTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
                 timeout=timedelta(seconds=self.timeout),
             )
         failed: dict[str, str] = {}
+        # Made here, not in __init__: an operator holding a threading.local cannot be deep-copied, and Airflow
+        # deep-copies operators (clearing a task builds a partial_subset of its DAG).
+        hooks = threading.local()
         with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
-            futures = {item["source"]: (item, pool.submit(self._one, item, tags, task)) for item in todo}
+            futures = {item["source"]: (item, pool.submit(self._one, item, tags, task, hooks)) for item in todo}
             for source, (item, future) in futures.items():
                 try:
                     references[source] = future.result()
@@ -179,13 +181,15 @@ class DeepgramTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
                     failed[item["label"]] = redact_urls(f"{type(exc).__name__}: {exc}")
         return self._finish(context, [references[i["source"]] for i in items if i["source"] in references], failed)
 
-    def _hook(self) -> DeepgramHook:
-        hook: DeepgramHook | None = getattr(self._local, "hook", None)
+    def _hook(self, hooks: threading.local) -> DeepgramHook:
+        hook: DeepgramHook | None = getattr(hooks, "hook", None)
         if hook is None:  # one per thread: a requests.Session is not shared across threads
-            hook = self._local.hook = DeepgramHook(deepgram_conn_id=self.deepgram_conn_id)
+            hook = hooks.hook = DeepgramHook(deepgram_conn_id=self.deepgram_conn_id)
         return hook
 
-    def _one(self, item: Mapping[str, str], tags: list[str], task: Mapping[str, str]) -> dict[str, Any]:
+    def _one(
+        self, item: Mapping[str, str], tags: list[str], task: Mapping[str, str], hooks: threading.local
+    ) -> dict[str, Any]:
         source = item["source"]
         common: dict[str, Any] = {"options": self.options, "tags": tags, "idempotency_key": item["marker"]}
         if source.startswith("s3://"):
@@ -195,11 +199,11 @@ class DeepgramTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
             url = presigned_get_url(
                 S3Hook(aws_conn_id=self.aws_conn_id), bucket, key, expires_in=self.presigned_url_expires
             )
-            result = self._hook().listen_url(url, **common)
+            result = self._hook(hooks).listen_url(url, **common)
         elif source.startswith(("http://", "https://")):
-            result = self._hook().listen_url(source, **common)
+            result = self._hook(hooks).listen_url(source, **common)
         else:
-            result = self._hook().listen_file(source, **common)
+            result = self._hook(hooks).listen_file(source, **common)
         write_result(item["location"], result.raw, self.store_conn_id)
         self.log.info("Deepgram request %s: %s, %d words", result.request_id, item["label"], result.word_count)
         return result_reference(result, item["location"], self.store_conn_id, item["label"], task)
