@@ -120,12 +120,16 @@ class DeepgramTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
         given = self.rendered_url("sources")
         if isinstance(given, str) and given.strip().startswith("["):
             given = ast.literal_eval(given.strip())  # a list rendered by a DAG without native templates
-        sources = [given] if isinstance(given, str) else list(given or [])
+        sources = list(dict.fromkeys(str(s) for s in ([given] if isinstance(given, str) else list(given or []))))
+        labels = [_label(source) for source in sources]  # a file listed twice is sent once
         items = []
-        for source in dict.fromkeys(str(s) for s in sources):  # a file listed twice is sent once
-            label = _label(source)
-            marker = listen_marker(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, label)
+        for source, label in zip(sources, labels, strict=True):
+            # The whole source is hashed: URLs that differ only in their query string are different files. The
+            # marker is a hash, so the query (a presigned URL's signature) is in no log, location or request tag.
+            marker = listen_marker(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, source)
             location = result_location(self.output_uri, ti.dag_id, ti.run_id, ti.task_id, ti.map_index, marker)
+            if labels.count(label) > 1:  # the failed files are reported by label: each must be told apart
+                label = f"{label} ({marker[:12]})"
             items.append({"source": source, "label": label, "marker": marker, "location": location})
         return items
 
