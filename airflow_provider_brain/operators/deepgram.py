@@ -25,7 +25,7 @@ from airflow_provider_brain.hooks.uploads import SizedStream
 from airflow_provider_brain.operators.transcribe_source import lineage_inputs
 from airflow_provider_brain.operators.url_fields import HidesUrlSecrets
 from airflow_provider_brain.sources import AudioLocation, presigned_get_url, s3_object_of
-from airflow_provider_brain.triggers.deepgram import DeepgramTranscribeTrigger
+from airflow_provider_brain.triggers.deepgram import DEFER_MARGIN_SECONDS, DeepgramTranscribeTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -184,7 +184,7 @@ class DeepgramTranscribeOperator(HidesUrlSecrets, BaseOperator):
                     task_fields=task,
                 ),
                 method_name="execute_complete",
-                timeout=timedelta(seconds=self.timeout),
+                timeout=timedelta(seconds=self.timeout + DEFER_MARGIN_SECONDS),  # the trigger's deadline first
             )
         self.log.info("Sending %s to Deepgram (marker %s)", source, marker)
         result = self._listen(location, marker, self._task_tags(context))

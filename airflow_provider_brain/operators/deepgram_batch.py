@@ -25,6 +25,7 @@ from airflow_provider_brain.hooks.deepgram import DeepgramHook
 from airflow_provider_brain.hooks.idempotency import task_metadata
 from airflow_provider_brain.operators.url_fields import HidesUrlSecrets
 from airflow_provider_brain.sources import parse_s3_uri, presigned_get_url, public_url
+from airflow_provider_brain.triggers.deepgram import DEFER_MARGIN_SECONDS
 from airflow_provider_brain.triggers.deepgram_batch import DeepgramBatchTrigger
 
 if TYPE_CHECKING:
@@ -120,8 +121,9 @@ class DeepgramTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
         given = self.rendered_url("sources")
         if isinstance(given, str) and given.strip().startswith("["):
             given = ast.literal_eval(given.strip())  # a list rendered by a DAG without native templates
+        # A file listed twice is sent once.
         sources = list(dict.fromkeys(str(s) for s in ([given] if isinstance(given, str) else list(given or []))))
-        labels = [_label(source) for source in sources]  # a file listed twice is sent once
+        labels = [_label(source) for source in sources]
         items = []
         for source, label in zip(sources, labels, strict=True):
             # The whole source is hashed: URLs that differ only in their query string are different files. The
@@ -170,7 +172,7 @@ class DeepgramTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
                     tags=tags,
                 ),
                 method_name="execute_complete",
-                timeout=timedelta(seconds=self.timeout),
+                timeout=timedelta(seconds=self.timeout + DEFER_MARGIN_SECONDS),  # the trigger's deadline first
             )
         failed: dict[str, str] = {}
         # Made here, not in __init__: an operator holding a threading.local cannot be deep-copied, and Airflow

@@ -24,6 +24,11 @@ from airflow_provider_brain.exceptions import redact_urls
 from airflow_provider_brain.hooks.deepgram import DeepgramAnswerLost, DeepgramHook
 from airflow_provider_brain.sources import presigned_get_url, shared_s3_hook
 
+#: Seconds a Deepgram task's deferral outlasts its trigger's own deadline. Airflow's deferral timeout cancels the
+#: trigger without an event (the try fails with a bare timeout); the trigger's deadline, passing first, sends an
+#: error that says which file Deepgram did not answer for in time.
+DEFER_MARGIN_SECONDS = 60.0
+
 
 class DeepgramTranscribeTrigger(BaseTrigger):
     """Transcribe one file with Deepgram and write the answer at ``location``; yields ``{"status": "done",

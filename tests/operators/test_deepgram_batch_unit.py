@@ -4,18 +4,22 @@ which file each marker and stored result belongs to (a fake ``listen_url``, resu
 from __future__ import annotations
 
 import copy
+import time
+from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pendulum
 import pytest
+from airflow.providers.common.compat.sdk import TaskDeferred
 from airflow.sdk import DAG
 
 from airflow_provider_brain.deepgram_models import DeepgramResult
 from airflow_provider_brain.deepgram_store import read_result
 from airflow_provider_brain.hooks.deepgram import DeepgramHook
 from airflow_provider_brain.operators.deepgram_batch import DeepgramTranscribeBatchOperator
+from airflow_provider_brain.triggers.deepgram_batch import DeepgramBatchTrigger
 
 OUT = "s3://lake/deepgram/"
 
@@ -67,3 +71,23 @@ def test_urls_differing_only_in_their_query_are_two_files(
     sent.clear()
     assert operator.execute({"ti": ti}) == references  # type: ignore[typeddict-item]
     assert sent == {}
+
+
+def test_the_deferral_outlasts_the_triggers_deadline(tmp_path: Path) -> None:
+    """The trigger's deadline passes first (its event names the files without an answer), not Airflow's deferral
+    timeout, which cancels the trigger without an event."""
+    operator = DeepgramTranscribeBatchOperator(
+        task_id="batch",
+        sources=["s3://calls/a.wav"],
+        output_uri=f"file://{tmp_path}/",
+        aws_conn_id=None,
+        deferrable=True,
+        timeout=600,
+    )
+    ti = SimpleNamespace(dag_id="d", run_id="r", task_id="batch", map_index=-1)
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute({"ti": ti})  # type: ignore[typeddict-item]
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, DeepgramBatchTrigger)
+    assert deferred.value.timeout is not None
+    assert deferred.value.timeout >= timedelta(seconds=trigger.deadline - time.time() + 59)

@@ -3,9 +3,16 @@ OpenLineage (the audio in, the stored result out)."""
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
 import pytest
+from airflow.providers.common.compat.sdk import TaskDeferred
 
 from airflow_provider_brain.operators.deepgram import DeepgramTranscribeOperator
+from airflow_provider_brain.triggers.deepgram import DeepgramTranscribeTrigger
 
 OUT = "s3://lake/deepgram/"
 
@@ -43,3 +50,23 @@ def test_a_trigger_error_fails_the_task_with_its_message() -> None:
         operator.execute_complete({}, {"status": "error", "message": "DeepgramAnswerLost: Deepgram accepted x"})
     with pytest.raises(Exception, match="cannot read"):
         operator.execute_complete({}, {"what": 1})
+
+
+def test_the_deferral_outlasts_the_triggers_deadline(tmp_path: Path) -> None:
+    """Airflow's deferral timeout cancels a trigger without an event; the trigger's own deadline passes first, a
+    minute earlier, so the task fails with the trigger's message naming the file."""
+    operator = DeepgramTranscribeOperator(
+        task_id="t",
+        output_uri=f"file://{tmp_path}/",
+        aws_conn_id=None,
+        s3_uri="s3://calls/a.wav",
+        deferrable=True,
+        timeout=600,
+    )
+    ti = SimpleNamespace(dag_id="d", run_id="r", task_id="t", map_index=-1)
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute({"ti": ti})  # type: ignore[typeddict-item]
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, DeepgramTranscribeTrigger)
+    assert deferred.value.timeout is not None
+    assert deferred.value.timeout >= timedelta(seconds=trigger.deadline - time.time() + 59)
