@@ -130,9 +130,15 @@ class DeepgramHook(BaseHook):
         return self._transport
 
     async def aget_transport(self) -> Transport:
-        """``transport`` with Airflow's async connection lookup (never blocks a triggerer's event loop)."""
+        """``transport`` with Airflow's async connection lookup (never blocks a triggerer's event loop).
+
+        Calls made at once (a batch trigger's first requests) share one transport: one that finds it built when
+        its connection lookup returns keeps that one, rather than build a second whose HTTP client is never closed.
+        """
         if self._transport is None:
-            self._transport = self._new_transport(await self._aread_settings())
+            settings = await self._aread_settings()
+            if self._transport is None:
+                self._transport = self._new_transport(settings)
         return self._transport
 
     def get_conn(self) -> Transport:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -107,17 +107,18 @@ class DeepgramBatchTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = DeepgramHook(deepgram_conn_id=self.deepgram_conn_id)
         gate = asyncio.Semaphore(self.max_concurrency)
+        tasks: list[asyncio.Future[None]] = []
         self.log.info("Sending %d file(s) to Deepgram, %d at a time", len(self.items), self.max_concurrency)
         try:
             remaining = max(0.0, self.deadline - time.time())
+            await hook.aget_transport()  # built once here, not by each file's first request at once
             sent_before = await self._sent_before(hook)
             tasks = [
                 asyncio.ensure_future(self._one(hook, item, gate, sent_before.get(item["marker"])))
                 for item in self.items
             ]
             done, pending = await asyncio.wait(tasks, timeout=remaining) if tasks else (set(), set())
-            for task in pending:
-                task.cancel()
+            await _cancel(pending)
             failed = {}
             for item, task in zip(self.items, tasks, strict=True):
                 if task in pending:
@@ -126,4 +127,14 @@ class DeepgramBatchTrigger(BaseTrigger):
                     failed[item["label"]] = redact_urls(f"{type(exc).__name__}: {exc}")
             yield TriggerEvent({"status": "done", "sent": len(self.items), "failed": failed})
         finally:
+            # Also when the triggerer stops this trigger: no request may still use the client being closed.
+            await _cancel([task for task in tasks if not task.done()])
             await hook.aclose()
+
+
+async def _cancel(tasks: Collection[asyncio.Future[None]]) -> None:
+    """Cancel ``tasks`` and wait until each has ended (its request closed), so the hook is closed after them."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -216,3 +216,20 @@ def test_no_server_is_retried_then_named(deepgram_conn: Any, speech: Any, caplog
     assert not caught.value.maybe_sent
     retries = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
     assert len(retries) == 2 and all(m.startswith("Deepgram POST /v1/listen?") for m in retries)
+
+
+def test_calls_made_at_once_share_one_transport(deepgram_conn: Any) -> None:
+    """A batch trigger's first requests each ask for the transport while the connection is looked up: one is
+    built (and closed by ``aclose``), not one per request whose HTTP clients are never closed."""
+
+    async def at_once() -> list[Any]:
+        hook = DeepgramHook()
+        try:
+            transports = await asyncio.gather(*(hook.aget_transport() for _ in range(4)))
+            assert await hook.aproject_id()
+            return [*transports, await hook.aget_transport()]
+        finally:
+            await hook.aclose()
+
+    transports = asyncio.run(at_once())
+    assert all(transport is transports[0] for transport in transports)

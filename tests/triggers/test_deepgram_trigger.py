@@ -1,6 +1,7 @@
 """DeepgramTranscribeTrigger against a slow local server (requests stay in flight for seconds): a triggerer stopped
 while a request is in flight, then the same trigger run again, leaves one request in the history and fails the try
-naming it; a new deferral (the task's next try) sends the file again and stores its result."""
+naming it; a new deferral (the task's next try) sends the file again and stores its result. And the batch trigger
+over requests that never answer (a stand-in ``alisten_url``): one transport, closed after every request ended."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from airflow_provider_brain.hooks.calls import Call
 from airflow_provider_brain.hooks.deepgram import DeepgramHook
 from airflow_provider_brain.hooks.deepgram_calls import request_has_marker
 from airflow_provider_brain.triggers.deepgram import DeepgramTranscribeTrigger
+from airflow_provider_brain.triggers.deepgram_batch import DeepgramBatchTrigger
 from tests.fixtures.brain import start_brain_server
 
 LATENCY = 6.0
@@ -80,3 +82,43 @@ def test_a_restarted_trigger_does_not_send_twice(slow_deepgram, s3_server, s3_bu
     assert reference["request_id"] != accepted["request_id"] and len(requests_with(marker)) == 2
     stored = read_result(location, "aws_default")
     assert stored is not None and stored["metadata"]["request_id"] == reference["request_id"]
+
+
+def test_the_batch_trigger_closes_its_client_after_the_requests_it_cancelled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files with no answer by the deadline are reported, and their requests cancelled and ended before the hook
+    closes the client they use; the files' first requests, made at once, share one transport."""
+    happened: list[str] = []
+
+    class Client:
+        async def aclose(self) -> None:
+            happened.append("client closed")
+
+    async def aread_settings(hook: DeepgramHook) -> None:
+        await asyncio.sleep(0.05)  # the connection lookup: every first request waits here at once
+
+    def new_transport(hook: DeepgramHook, settings: None) -> Client:
+        happened.append("transport built")
+        return Client()
+
+    async def alisten_url(hook: DeepgramHook, url: str, **_: Any) -> None:
+        await hook.aget_transport()
+        try:
+            await asyncio.sleep(60)  # Deepgram never answers
+        finally:
+            await asyncio.sleep(0.05)  # the HTTP client ends the request
+            happened.append("request ended")
+
+    monkeypatch.setattr(DeepgramHook, "_aread_settings", aread_settings)
+    monkeypatch.setattr(DeepgramHook, "_new_transport", new_transport)
+    monkeypatch.setattr(DeepgramHook, "alisten_url", alisten_url)
+    items = [{"source": f"https://h/{i}.wav", "label": f"https://h/{i}.wav", "marker": f"m{i}"} for i in range(3)]
+    trigger = DeepgramBatchTrigger(
+        items=[{**item, "location": "unused"} for item in items], max_concurrency=3, deadline=time.time() + 0.5
+    )
+
+    async def every_event() -> list[dict[str, Any]]:
+        return [dict(event.payload) async for event in trigger.run()]
+
+    [event] = asyncio.run(every_event())
+    assert event["failed"] == {item["label"]: "no answer before the task's timeout" for item in items}
+    assert happened == ["transport built", *["request ended"] * 3, "client closed"]
