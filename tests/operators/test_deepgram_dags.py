@@ -87,8 +87,11 @@ def test_deferred_and_mapped_over_s3_files(deepgram_dags: DeepgramDags, speech: 
     hook = DeepgramHook()
     for index, reference in references.items():
         assert reference["source"] == f"s3://{deepgram_dags.bucket}/audio/clip-{index}.mp3"
-        check_result(deepgram_dags.stored(reference), reference, speech.sentences[index])
-        assert speech.sentences[index] not in output  # no transcript in the task logs
+        stored = deepgram_dags.stored(reference)
+        check_result(stored, reference, speech.sentences[index])
+        # No transcript in the task logs: the one recognised (it differs from the sentence read aloud).
+        transcript = stored["results"]["channels"][0]["alternatives"][0]["transcript"]
+        assert len(transcript.split()) >= 3 and transcript not in output
         request = hook.get_request(reference["request_id"])
         assert request["response"]["details"]["tags"] == ["deepgram_deferred.transcribe"]
     assert len({r["request_id"] for r in references.values()}) == 3
