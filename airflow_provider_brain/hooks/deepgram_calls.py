@@ -21,7 +21,7 @@ from airflow_provider_brain.exceptions import (
     redact_urls,
 )
 from airflow_provider_brain.hooks.calls import Call
-from airflow_provider_brain.hooks.settings import ClientSettings, base_url_from_connection, settings_from_connection
+from airflow_provider_brain.hooks.settings import ClientSettings, settings_from_connection
 
 DEFAULT_DEEPGRAM_URL = "https://api.deepgram.com"
 #: The ``extra`` key every listen request of this provider carries: ``extra=airflow_idempotency_key:<key>``.
@@ -98,9 +98,8 @@ def deepgram_settings(conn: Any, extras: Mapping[str, Any]) -> ClientSettings:
     defaulting to ``https://api.deepgram.com``; ``timeout``, ``verify``, ``proxies``, ``max_retries`` as for Brain."""
     if not conn.password:
         raise ValueError("The Deepgram connection has no API key: put it in the connection's password field")
-    settings = settings_from_connection(conn, extras)
-    base = base_url_from_connection(conn.host or DEFAULT_DEEPGRAM_URL, conn.schema, conn.port)
-    return dataclasses.replace(settings, base_url=base, login=None, auth_scheme="token", server_idempotency=False)
+    settings = settings_from_connection(conn, extras, service="Deepgram", default_url=DEFAULT_DEEPGRAM_URL)
+    return dataclasses.replace(settings, login=None, auth_scheme="token", server_idempotency=False)
 
 
 def listen_query(

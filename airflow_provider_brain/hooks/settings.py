@@ -47,23 +47,27 @@ class ClientSettings:
         return self.base_url + path
 
 
-def base_url_from_connection(host: str | None, schema: str | None, port: int | None) -> str:
+def base_url_from_connection(
+    host: str | None, schema: str | None, port: int | None, *, service: str = "Brain", default: str = DEFAULT_BASE_URL
+) -> str:
     """Build the API's base URL from a connection's host (with or without scheme), schema and port.
 
     ``host="http://127.0.0.1:8765"``, or ``host="127.0.0.1", schema="http", port=8765``, both give
-    ``http://127.0.0.1:8765``; an empty host gives the public ``https://brain.deepgram.com``.
+    ``http://127.0.0.1:8765``; an empty host gives ``default`` (the public ``https://brain.deepgram.com``).
+
+    :param service: whose connection it is (``"Brain"``, ``"Deepgram"``), named in the errors.
     """
     if not host:
-        return DEFAULT_BASE_URL
+        return default
     if "://" not in host:
         scheme = schema if schema in ("http", "https") else "https"
         host = f"{scheme}://{host}"
     parts = urlsplit(host)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"Brain connection host {host!r} is not an http(s) URL or host name")
+        raise ValueError(f"{service} connection host {host!r} is not an http(s) URL or host name")
     if parts.username or parts.password:
         raise ValueError(
-            "Brain connection host holds credentials (user:pass@host): put them in the connection's "
+            f"{service} connection host holds credentials (user:pass@host): put them in the connection's "
             "login and password fields, where Airflow masks them"
         )
     netloc = parts.netloc
@@ -72,33 +76,40 @@ def base_url_from_connection(host: str | None, schema: str | None, port: int | N
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 
-def settings_from_connection(conn: Any, extras: Mapping[str, Any]) -> ClientSettings:
-    """Turn an Airflow connection (and its already-parsed extras) into ``ClientSettings``."""
+def settings_from_connection(
+    conn: Any, extras: Mapping[str, Any], *, service: str = "Brain", default_url: str = DEFAULT_BASE_URL
+) -> ClientSettings:
+    """Turn an Airflow connection (and its already-parsed extras) into ``ClientSettings``.
+
+    :param service: whose connection it is, named in the errors; ``default_url``: its URL when the host is empty.
+    """
     verify = _extra(extras, "verify", True)
     if isinstance(verify, str) and verify.lower() in ("true", "false"):
         verify = verify.lower() == "true"
     proxies = extras.get("proxies") or None
     if proxies is not None and not isinstance(proxies, Mapping):
-        raise ValueError('Brain connection extra \'proxies\' must be a JSON object like {"https": "http://proxy:3128"}')
+        raise ValueError(
+            f'{service} connection extra \'proxies\' must be a JSON object like {{"https": "http://proxy:3128"}}'
+        )
     return ClientSettings(
-        base_url=base_url_from_connection(conn.host, conn.schema, conn.port),
+        base_url=base_url_from_connection(conn.host, conn.schema, conn.port, service=service, default=default_url),
         login=conn.login or None,
         password=conn.password or None,
         timeout=float(_extra(extras, "timeout", DEFAULT_TIMEOUT)),
         verify=verify,
         proxies=dict(proxies) if proxies else None,
         max_retries=int(_extra(extras, "max_retries", DEFAULT_MAX_RETRIES)),
-        server_idempotency=_flag(extras, "server_idempotency", True),
+        server_idempotency=_flag(extras, "server_idempotency", True, service),
     )
 
 
-def _flag(extras: Mapping[str, Any], name: str, default: bool) -> bool:
+def _flag(extras: Mapping[str, Any], name: str, default: bool, service: str) -> bool:
     """A boolean extra, given as JSON true/false or as the form's "true"/"false" text."""
     value = _extra(extras, name, default)
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
     if not isinstance(value, bool):
-        raise ValueError(f"Brain connection extra {name!r} must be true or false, not {value!r}")
+        raise ValueError(f"{service} connection extra {name!r} must be true or false, not {value!r}")
     return value
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -233,3 +234,22 @@ def test_calls_made_at_once_share_one_transport(deepgram_conn: Any) -> None:
 
     transports = asyncio.run(at_once())
     assert all(transport is transports[0] for transport in transports)
+
+
+@pytest.mark.parametrize(
+    ("host", "extra", "problem"),
+    [
+        ("ftp://api.example.com", {}, "Deepgram connection host 'ftp://api.example.com' is not an http"),
+        ("https://user:pw@api.example.com", {}, "Deepgram connection host holds credentials"),
+        ("https://api.example.com", {"proxies": "proxy:3128"}, "Deepgram connection extra 'proxies'"),
+    ],
+)
+def test_a_misconfigured_connection_is_named_deepgram(
+    monkeypatch: pytest.MonkeyPatch, host: str, extra: dict[str, Any], problem: str
+) -> None:
+    """A Deepgram connection's errors name Deepgram: a reader with a Brain connection too knows which to fix."""
+    value = {"conn_type": "deepgram", "host": host, "password": "key-12345", "extra": extra}
+    monkeypatch.setenv("AIRFLOW_CONN_DEEPGRAM_DEFAULT", json.dumps(value))
+    with pytest.raises(ValueError, match=re.escape(problem)) as caught:
+        DeepgramHook().transport  # noqa: B018 - reads the connection
+    assert "Brain" not in str(caught.value) and "key-12345" not in str(caught.value) and "pw" not in str(caught.value)
