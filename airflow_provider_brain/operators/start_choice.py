@@ -32,6 +32,8 @@ STARTED_BY_AIRFLOW = (
     "Airflow started it in a worker (`airflow dags test` ignores start_from_trigger, and a mapped expansion the "
     "triggerer cannot resolve per index is started in a worker: see the DAG processor's log)"
 )
+#: Where ``BrainTranscribeOperator`` is defined (see ``_provider_operator``).
+TRANSCRIBE_MODULE = "airflow_provider_brain.operators.transcribe"
 #: What the worker path runs and a task started in the triggerer does not: a subclass overriding one of these
 #: has its own job, so by default it keeps the worker path.
 WORKER_METHODS = (
@@ -61,12 +63,11 @@ def worker_only(task: Any, operator_class: type, hooks: Mapping[str, Any]) -> st
 
     :param hooks: the task's ``pre_execute``, ``post_execute`` and ``on_execute_callback`` as given.
     """
-    from airflow_provider_brain.operators.transcribe import BrainTranscribeOperator
-
     given = [name for name in WORKER_HOOKS if hooks.get(name)]
     if given:
         return f"it sets {', '.join(given)}, which only a worker runs"
-    own = [m for m in WORKER_METHODS if getattr(operator_class, m) is not getattr(BrainTranscribeOperator, m)]
+    base = _provider_operator(operator_class)
+    own = [m for m in WORKER_METHODS if getattr(operator_class, m) is not getattr(base, m)]
     if own:
         return f"{operator_class.__name__} has its own {', '.join(own)}, which only a worker runs"
     if getattr(task, "outlets", None):
@@ -143,6 +144,12 @@ def choose_mapped(mapped: Any) -> None:
         return
     mapped.start_trigger_args = trigger_start.start_trigger_args(arguments, templates)
     mapped.start_from_trigger = True
+
+
+def _provider_operator(operator_class: type) -> type:
+    """``BrainTranscribeOperator`` itself, found in ``operator_class``'s ancestry by the module that defines it:
+    this module sits below the operator's (the operator asks it where to start), so it does not import it."""
+    return next(c for c in operator_class.__mro__ if c.__module__ == TRANSCRIBE_MODULE)
 
 
 def _default_of(operator_class: type, name: str) -> Any:
