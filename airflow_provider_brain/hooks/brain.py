@@ -111,19 +111,6 @@ class BrainHook(idempotency.KeyLookups, BaseHook):
         """The connection's settings, read with Airflow's async connection lookup (async path)."""
         return (await self.aget_transport()).settings
 
-    @property
-    def transport(self) -> Transport:
-        """The HTTP clients and retry policy over this hook's connection (sync connection lookup)."""
-        if self._transport is None:
-            self._transport = self._new_transport(self._read_settings())
-        return self._transport
-
-    async def aget_transport(self) -> Transport:
-        """``transport``, with Airflow's async connection lookup (never blocks a triggerer's event loop)."""
-        if self._transport is None:
-            self._transport = self._new_transport(await self._aread_settings())
-        return self._transport
-
     def _read_settings(self) -> ClientSettings:
         """The connection's settings, looked up now (a rotated password is seen the next time this runs)."""
         conn = self.get_connection(self.brain_conn_id)
@@ -140,30 +127,9 @@ class BrainHook(idempotency.KeyLookups, BaseHook):
             settings = dataclasses.replace(settings, max_retries=self._max_retries_override)
         return settings
 
-    def _new_transport(self, settings: ClientSettings) -> Transport:
-        # On a 401/403 the transport reads the connection again: a password rotated while a wait goes on is
-        # picked up without restarting the worker or the triggerer.
-        return Transport(
-            settings,
-            retry_backoff=self.retry_backoff,
-            retry_backoff_max=self.retry_backoff_max,
-            reload=self._read_settings,
-            areload=self._aread_settings,
-        )
-
     def get_conn(self) -> requests.Session:
         """The ``requests.Session`` shared by this hook's calls, with auth, proxies and User-Agent set."""
         return self.transport.session
-
-    async def aclose(self) -> None:
-        """Close the async HTTP client, if one was opened."""
-        if self._transport is not None:
-            await self._transport.aclose()
-
-    def close(self) -> None:
-        """Close the sync HTTP session, if one was opened."""
-        if self._transport is not None:
-            self._transport.close()
 
     def _request(self, call: Call, *, retry: bool = True) -> Any:
         return self.transport.request(call, retry=retry)

@@ -26,6 +26,7 @@ from airflow.providers.common.compat.sdk import BaseHook
 from airflow_provider_brain.deepgram_models import DeepgramResult
 from airflow_provider_brain.exceptions import BrainError
 from airflow_provider_brain.hooks.calls import Call
+from airflow_provider_brain.hooks.connected import TransportOwner
 from airflow_provider_brain.hooks.deepgram_calls import (
     DEFAULT_DEEPGRAM_URL,
     DeepgramAnswerLost,
@@ -38,7 +39,7 @@ from airflow_provider_brain.hooks.deepgram_calls import (
 )
 from airflow_provider_brain.hooks.deepgram_history import afind_requests, find_requests, first_project
 from airflow_provider_brain.hooks.settings import ClientSettings
-from airflow_provider_brain.hooks.transport import Transport
+from airflow_provider_brain.hooks.transport import Decoder, Transport
 from airflow_provider_brain.hooks.uploads import AudioSource, body_opener
 
 __all__ = ["DEFAULT_DEEPGRAM_URL", "DeepgramAnswerLost", "DeepgramHook", "DeepgramResult"]
@@ -46,7 +47,7 @@ __all__ = ["DEFAULT_DEEPGRAM_URL", "DeepgramAnswerLost", "DeepgramHook", "Deepgr
 log = logging.getLogger(__name__)
 
 
-class DeepgramHook(BaseHook):
+class DeepgramHook(TransportOwner, BaseHook):
     """Transcribe audio with Deepgram's pre-recorded API and find past requests in the project's history.
 
     The connection (type ``deepgram``) holds the API key in *password* and the API's URL in *host* (default
@@ -111,46 +112,12 @@ class DeepgramHook(BaseHook):
         extras = await conn.aextra_dejson() if hasattr(conn, "aextra_dejson") else conn.extra_dejson
         return self._settings_of(conn, extras)
 
-    def _new_transport(self, settings: ClientSettings) -> Transport:
-        # A 401 reads the connection again: a key rotated while a request waited is picked up.
-        return Transport(
-            settings,
-            retry_backoff=self.retry_backoff,
-            retry_backoff_max=self.retry_backoff_max,
-            reload=self._read_settings,
-            areload=self._aread_settings,
-            decoder=decode_deepgram,
-        )
-
-    @property
-    def transport(self) -> Transport:
-        """The HTTP clients and retry policy over this hook's connection (sync connection lookup)."""
-        if self._transport is None:
-            self._transport = self._new_transport(self._read_settings())
-        return self._transport
-
-    async def aget_transport(self) -> Transport:
-        """``transport`` with Airflow's async connection lookup (never blocks a triggerer's event loop).
-
-        Calls made at once (a batch trigger's first requests) share one transport: one that finds it built when
-        its connection lookup returns keeps that one, rather than build a second whose HTTP client is never closed.
-        """
-        if self._transport is None:
-            settings = await self._aread_settings()
-            if self._transport is None:
-                self._transport = self._new_transport(settings)
-        return self._transport
+    def _answer_decoder(self) -> Decoder:
+        return decode_deepgram
 
     def get_conn(self) -> Transport:
+        """The transport every call of this hook goes through (auth header, retries, both HTTP clients)."""
         return self.transport
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-
-    async def aclose(self) -> None:
-        if self._transport is not None:
-            await self._transport.aclose()
 
     @property
     def default_options(self) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import tenacity
 
 from airflow_provider_brain.exceptions import BrainAPIError, BrainConnectionError
+from airflow_provider_brain.hooks.connected import TransportOwner
 from airflow_provider_brain.hooks.listing import CLOCK_SLACK, get_asset_call, list_page_call, page_results
 from airflow_provider_brain.models import Asset, parse_api_time
 
@@ -210,15 +211,8 @@ async def asubmit_once(transport: Transport, call: Call, key: str) -> Asset:
     return await retrying(transport.awith_fresh_credentials, attempt)
 
 
-class KeyLookups:
+class KeyLookups(TransportOwner):
     """``BrainHook``'s lookups by idempotency key (a base class of it): every status, newest first."""
-
-    @property
-    def transport(self) -> Transport:
-        raise NotImplementedError
-
-    async def aget_transport(self) -> Transport:
-        raise NotImplementedError
 
     def find_asset_by_idempotency_key(
         self,
