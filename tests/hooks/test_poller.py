@@ -176,12 +176,13 @@ def test_the_poller_reads_its_connection_again(brain_conn, fault_proxy, speech, 
     hook = BrainHook()
     first, second = (hook.submit_file(speech.file(i), async_=True).asset_id for i in range(2))
 
-    async def run() -> list[str]:
+    async def run() -> list[tuple[str, str | None]]:
         shared = poller_module.AssetPoller(BrainHook())
-        done = [(await shared.wait(first, 0.2)).status.value]
+        ends = [await shared.wait(first, 0.2)]
         brain_conn(url=fault_proxy.url)
-        done.append((await shared.wait(second, 0.2)).status.value)
-        return done
+        ends.append(await shared.wait(second, 0.2))
+        return [(asset.status.value, asset.error) for asset in ends]
 
-    assert asyncio.run(asyncio.wait_for(run(), 120)) == ["done", "done"]
+    ends = asyncio.run(asyncio.wait_for(run(), 120))
+    assert [status for status, _ in ends] == ["done", "done"], f"(status, error) of each wait: {ends}"
     assert fault_proxy.requests_to("/assets"), "the second wait polled through the connection's new URL"
