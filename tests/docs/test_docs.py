@@ -39,7 +39,13 @@ def includes() -> list[tuple[Path, Path, dict[str, str]]]:
 
 def test_the_pages_include_example_code():
     pages = {page.relative_to(DOCS).as_posix() for page, _, _ in includes()}
-    assert {"howto/transcribe.rst", "howto/batch.rst", "howto/search.rst", "howto/s3_events.rst"} <= pages
+    assert {
+        "howto/transcribe.rst",
+        "howto/batch.rst",
+        "howto/search.rst",
+        "howto/s3_events.rst",
+        "howto/deepgram.rst",
+    } <= pages
 
 
 @pytest.mark.parametrize(
@@ -96,3 +102,5 @@ def test_sphinx_builds_the_docs_without_a_warning(tmp_path):
     assert result.returncode == 0, "\n".join(warnings) or result.stderr[-3000:]
     page = re.sub(r"<[^>]+>", "", (tmp_path / "html" / "howto" / "transcribe.html").read_text())
     assert "BrainTranscribeOperator.partial(" in page and "[START" not in page
+    page = re.sub(r"<[^>]+>", "", (tmp_path / "html" / "howto" / "deepgram.html").read_text())
+    assert "DeepgramTranscribeBatchOperator(" in page and "[START" not in page

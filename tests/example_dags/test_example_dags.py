@@ -42,6 +42,7 @@ def test_example_dags_load_without_errors(dagbag):
         "brain_s3_sweep",
         "brain_s3_phrase_alerts",
         "deepgram_s3_to_warehouse",
+        "deepgram_s3_batch",
     }
 
 
