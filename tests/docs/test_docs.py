@@ -6,9 +6,12 @@ marker renamed or dropped in a DAG would otherwise show up only when someone bui
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import re
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -74,6 +77,51 @@ def test_how_to_guides_in_the_provider_metadata_are_pages():
         assert (ROOT / guide.lstrip("/")).is_file(), f"how-to guide {guide} does not exist"
 
 
+@pytest.mark.parametrize("connection", get_provider_info()["connection-types"], ids=lambda c: str(c["connection-type"]))
+def test_every_connection_type_has_a_page(connection):
+    """docs/connections/<type>.rst, in the connection types' toctree, names every field the form relabels and every
+    extra the form has a field for, and shows the type's environment-variable JSON."""
+    conn_type = connection["connection-type"]
+    page = DOCS / "connections" / f"{conn_type}.rst"
+    assert page.is_file(), f"connection type {conn_type!r} has no page {page.relative_to(ROOT)}"
+    text = page.read_text()
+    assert f".. _howto/connection:{conn_type}:" in text
+    toctree = (DOCS / "connections" / "index.rst").read_text()
+    assert re.search(rf"^ +{re.escape(conn_type)}$", toctree, re.M), f"{conn_type} is not in connections/index.rst"
+    behaviour = connection.get("ui-field-behaviour", {})
+    for field, label in behaviour.get("relabeling", {}).items():
+        assert label in text, f"{page.name} does not name the {field} field as the form does ({label!r})"
+    for extra in connection.get("conn-fields", {}):
+        assert f"``{extra}``" in text, f"{page.name} does not describe the extra {extra!r}"
+    assert f'"conn_type": "{conn_type}"' in text, f"{page.name} has no AIRFLOW_CONN_* JSON example"
+
+
+def public_classes() -> dict[str, str]:
+    """The provider's user-facing classes (named ``Brain...`` or ``Deepgram...``), by name: where each is defined.
+    The local server (``local/``) is a program of its own, not an API."""
+    package = ROOT / "airflow_provider_brain"
+    found = {}
+    for path in sorted(package.rglob("*.py")):
+        if "local" in path.relative_to(package).parts:
+            continue
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        module = importlib.import_module(name)
+        for attr, value in vars(module).items():
+            if inspect.isclass(value) and value.__module__ == name and attr.startswith(("Brain", "Deepgram")):
+                found[attr] = name
+    return found
+
+
+def inventory(html: Path) -> set[str]:
+    """The Python objects a Sphinx build documents, by full name (its objects.inv)."""
+    data = (html / "objects.inv").read_bytes()
+    header_end = 0
+    for _ in range(4):  # four text lines, then the zlib-compressed entries
+        header_end = data.index(b"\n", header_end) + 1
+    entries = zlib.decompress(data[header_end:]).decode().splitlines()
+    return {line.split(" ", 1)[0] for line in entries if " py:" in line}
+
+
 @pytest.mark.timeout(180)
 def test_sphinx_builds_the_docs_without_a_warning(tmp_path):
     """What ``make docs`` runs: warnings are errors (-W), references are checked (-n); nothing is fetched."""
@@ -104,3 +152,7 @@ def test_sphinx_builds_the_docs_without_a_warning(tmp_path):
     assert "BrainTranscribeOperator.partial(" in page and "[START" not in page
     page = re.sub(r"<[^>]+>", "", (tmp_path / "html" / "howto" / "deepgram.html").read_text())
     assert "DeepgramTranscribeBatchOperator(" in page and "[START" not in page
+    # Each public class has an API entry (under its own module's name, or the module that exports it).
+    documented = {name.rsplit(".", 1)[1] for name in inventory(tmp_path / "html")}
+    missing = sorted(f"{module}.{name}" for name, module in public_classes().items() if name not in documented)
+    assert not missing, f"public classes with no entry in docs/api.rst: {missing}"
