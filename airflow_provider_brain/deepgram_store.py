@@ -9,18 +9,24 @@ triggerer calls them with ``asyncio.to_thread``.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from airflow_provider_brain.deepgram_models import DeepgramResult
+from airflow_provider_brain.exceptions import BrainError, redact_urls
+from airflow_provider_brain.hooks.deepgram_calls import DeepgramAPIError
 from airflow_provider_brain.hooks.idempotency import task_key
-from airflow_provider_brain.sources import parse_s3_uri
+from airflow_provider_brain.sources import parse_s3_uri, shared_s3_hook
 
 #: The key of a reference in XCom: a mapping with it is a Deepgram task's output (the transfers look for it).
 RESULT_KEY = "deepgram_result"
+#: The longest a SigV4 presigned URL may live (7 days).
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 
 
@@ -48,10 +54,8 @@ def write_result(location: str, data: Mapping[str, Any], conn_id: str | None) ->
     """Write a listen answer as JSON at ``location`` (replacing what a failed try may have left)."""
     body = json.dumps(data, ensure_ascii=False).encode()
     if location.startswith("s3://"):
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
         bucket, key = parse_s3_uri(location, "output_uri")
-        S3Hook(aws_conn_id=conn_id).load_bytes(body, key=key, bucket_name=bucket, replace=True)
+        shared_s3_hook(conn_id).load_bytes(body, key=key, bucket_name=bucket, replace=True)
     else:
         path = _path(location, conn_id)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,21 +63,94 @@ def write_result(location: str, data: Mapping[str, Any], conn_id: str | None) ->
 
 
 def read_result(location: str, conn_id: str | None) -> dict[str, Any] | None:
-    """The listen answer stored at ``location``, or ``None`` if there is none."""
+    """The JSON stored at ``location`` (a listen answer, or the error a callback delivered), or ``None``."""
     if location.startswith("s3://"):
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+        from botocore.exceptions import ClientError
 
         bucket, key = parse_s3_uri(location, "deepgram_result")
-        s3 = S3Hook(aws_conn_id=conn_id)
-        if not s3.check_for_key(key, bucket):
-            return None
-        data: dict[str, Any] = json.loads(s3.read_key(key, bucket))
+        try:
+            body = shared_s3_hook(conn_id).get_conn().get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+        data: dict[str, Any] = json.loads(body)
         return data
     path = _path(location, conn_id)
     if not path.exists():
         return None
     stored: dict[str, Any] = json.loads(path.read_bytes())
     return stored
+
+
+def _is_error(data: Mapping[str, Any]) -> bool:
+    """Whether stored JSON is Deepgram's error (a callback delivers ``{"request_id", "err_code", "err_msg"}``)."""
+    return "err_code" in data or "err_msg" in data
+
+
+def stored_result(location: str, conn_id: str | None) -> DeepgramResult | None:
+    """The result an earlier try (or a callback) stored at ``location``; ``None`` if there is none, or only an
+    error that a new request replaces."""
+    data = read_result(location, conn_id)
+    return None if data is None or _is_error(data) else DeepgramResult.from_json(data)
+
+
+def presigned_put_url(location: str, conn_id: str | None, *, expires_in: int) -> str:
+    """A presigned PUT URL for an ``s3://`` result location: a listen request's ``callback``, so Deepgram writes
+    the result where the task looks for it, even if the request's own answer is lost. Never log it."""
+    bucket, key = parse_s3_uri(location, "output_uri")
+    expires = min(max(int(expires_in), 900), MAX_PRESIGN_SECONDS)
+    url = shared_s3_hook(conn_id).generate_presigned_url(
+        client_method="put_object", params={"Bucket": bucket, "Key": key}, expires_in=expires
+    )
+    if not url:
+        raise BrainError(f"Could not presign a PUT for {location}: check the store connection {conn_id!r}")
+    return str(url)
+
+
+def delivered_result(location: str, conn_id: str | None, request_id: str) -> DeepgramResult | None:
+    """The result Deepgram's callback delivered at ``location``: ``None`` while there is none (or only another
+    request's error). This request's error raises ``DeepgramAPIError`` with Deepgram's ``err_code``/``err_msg``."""
+    data = read_result(location, conn_id)
+    if data is None:
+        return None
+    if not _is_error(data):
+        return DeepgramResult.from_json(data)
+    if data.get("request_id") != request_id:
+        return None
+    reason = redact_urls(f"{data.get('err_code')}: {data.get('err_msg')}")
+    raise DeepgramAPIError(
+        f"Deepgram request {request_id} failed: {reason}", err_code=data.get("err_code"), request_id=request_id
+    )
+
+
+def _waited_too_long(request_id: str, location: str) -> TimeoutError:
+    return TimeoutError(
+        f"Deepgram's callback for request {request_id} did not reach {location} before the task's timeout. If "
+        "Deepgram cannot reach this store's endpoint, use result_delivery='answer'"
+    )
+
+
+def wait_for_delivery(
+    location: str, conn_id: str | None, request_id: str, *, deadline: float, poll_interval: float
+) -> DeepgramResult:
+    """Look for the callback's result every ``poll_interval`` seconds until the wall-clock ``deadline``."""
+    while (result := delivered_result(location, conn_id, request_id)) is None:
+        if time.time() + poll_interval > deadline:
+            raise _waited_too_long(request_id, location)
+        time.sleep(poll_interval)
+    return result
+
+
+async def await_delivery(
+    location: str, conn_id: str | None, request_id: str, *, deadline: float, poll_interval: float
+) -> DeepgramResult:
+    """Async ``wait_for_delivery`` (for triggers): S3 is read on a thread, the wait does not block the loop."""
+    while (result := await asyncio.to_thread(delivered_result, location, conn_id, request_id)) is None:
+        if time.time() + poll_interval > deadline:
+            raise _waited_too_long(request_id, location)
+        await asyncio.sleep(poll_interval)
+    return result
 
 
 def is_result_ref(value: object) -> bool:

@@ -18,11 +18,13 @@ BODY_EXCERPT_CHARS = 200
 
 
 _URL_QUERY = re.compile(r"(https?://[^\s?#\"'<>]+)\?(?!<redacted>)[^\s\"'<>]*")
+#: A URL percent-encoded into another URL's query (``callback=https%3A%2F%2F...``): redacted whole.
+_ENCODED_URL = re.compile(r"https?%3A%2F%2F[^\s&\"'<>]*", re.IGNORECASE)
 
 
 def redact_urls(text: str) -> str:
     """Drop the query strings of URLs in a server's message: a presigned URL's signature lives there."""
-    return _URL_QUERY.sub(r"\1?<redacted>", text)
+    return _ENCODED_URL.sub("<redacted-url>", _URL_QUERY.sub(r"\1?<redacted>", text))
 
 
 def body_excerpt(body: str | bytes | None) -> str:

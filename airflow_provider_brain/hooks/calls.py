@@ -31,7 +31,9 @@ class Call:
 
     method: str
     path: str
-    params: dict[str, str] | None = None
+    #: The query, as a mapping or as pairs (a name repeated). Left out of the repr: a Deepgram ``callback``
+    #: parameter is a presigned PUT URL.
+    params: Mapping[str, str] | tuple[tuple[str, str], ...] | None = field(default=None, repr=False)
     #: Left out of the repr: a URL submission's body holds the presigned URL, an update's the asset's metadata.
     json: Any = field(default=None, repr=False)
     #: Sent as the ``Idempotency-Key`` header: a server that honours it answers a resend with the first asset.
@@ -61,7 +63,10 @@ def transport_error(call: Call, base_url: str, err: Exception) -> BrainAPIError:
     A ``BrainConnectionError`` says whether the request may have reached the server (``maybe_sent``): a
     connection that could not be opened sent nothing, so even a submission is safe to send again.
     """
-    message = f"{call.service} {call.method} {call.path}: no answer from {base_url} ({type(err).__name__}: {err})"
+    # ``redact_urls``: requests quotes the URL it sent, query string (a callback URL's signature) included.
+    message = redact_urls(
+        f"{call.service} {call.method} {call.path}: no answer from {base_url} ({type(err).__name__}: {err})"
+    )
     if isinstance(err, (requests.ReadTimeout, httpx.ReadTimeout)):
         return BrainReadTimeout(message)
     if isinstance(err, (requests.ConnectTimeout, httpx.ConnectError, httpx.ConnectTimeout)) or (
@@ -80,7 +85,9 @@ def transport_error(call: Call, base_url: str, err: Exception) -> BrainAPIError:
     if isinstance(err, network) and not ssl_failure:
         return BrainConnectionError(message)
     return BrainAPIError(
-        f"{call.service} {call.method} {call.path} could not be sent to {base_url}: {type(err).__name__}: {err}"
+        redact_urls(
+            f"{call.service} {call.method} {call.path} could not be sent to {base_url}: {type(err).__name__}: {err}"
+        )
     )
 
 

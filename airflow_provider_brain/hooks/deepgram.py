@@ -10,34 +10,30 @@ the request's idempotency marker first, and the request is sent again only if it
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import io
 import logging
-import time
 import uuid
 from collections.abc import Collection, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-import tenacity
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_brain.deepgram_models import DeepgramResult
 from airflow_provider_brain.exceptions import BrainError
-from airflow_provider_brain.hooks.calls import Call
-from airflow_provider_brain.hooks.connected import TransportOwner
 from airflow_provider_brain.hooks.deepgram_calls import (
     DEFAULT_DEEPGRAM_URL,
     DeepgramAnswerLost,
+    ListenCall,
     decode_deepgram,
     deepgram_settings,
     dg_call,
-    listen_query,
-    lost_answer,
-    safe_to_resend,
+    listen_params,
+    request_id_of,
 )
 from airflow_provider_brain.hooks.deepgram_history import afind_requests, find_requests, first_project
+from airflow_provider_brain.hooks.deepgram_send import ListenSender
 from airflow_provider_brain.hooks.settings import ClientSettings
 from airflow_provider_brain.hooks.transport import Decoder, Transport
 from airflow_provider_brain.hooks.uploads import AudioSource, body_opener
@@ -47,7 +43,7 @@ __all__ = ["DEFAULT_DEEPGRAM_URL", "DeepgramAnswerLost", "DeepgramHook", "Deepgr
 log = logging.getLogger(__name__)
 
 
-class DeepgramHook(TransportOwner, BaseHook):
+class DeepgramHook(ListenSender, BaseHook):
     """Transcribe audio with Deepgram's pre-recorded API and find past requests in the project's history.
 
     The connection (type ``deepgram``) holds the API key in *password* and the API's URL in *host* (default
@@ -202,9 +198,8 @@ class DeepgramHook(TransportOwner, BaseHook):
         :param idempotency_key: the request's marker (made up if not given), sent as
             ``extra=airflow_idempotency_key:<key>``: after a lost answer the history is searched for it.
         """
-        path = self._listen_path(options, tags, extra, idempotency_key := idempotency_key or str(uuid.uuid4()))
-        call = dg_call("POST", path, json={"url": url})
-        return self._listen(call, None, idempotency_key, rewindable=True)
+        listen = self._listen_call(options, tags, extra, idempotency_key, None, {"url": url})
+        return DeepgramResult.from_json(self._listen(listen, None, rewindable=True))
 
     def listen_file(
         self,
@@ -222,71 +217,66 @@ class DeepgramHook(TransportOwner, BaseHook):
             again; the other parameters are ``listen_url``'s.
         """
         opener, rewindable = body_opener(source)
-        path = self._listen_path(options, tags, extra, idempotency_key := idempotency_key or str(uuid.uuid4()))
-        return self._listen(dg_call("POST", path), opener, idempotency_key, rewindable=rewindable)
+        listen = self._listen_call(options, tags, extra, idempotency_key, None)
+        return DeepgramResult.from_json(self._listen(listen, opener, rewindable=rewindable))
 
     def listen_bytes(self, data: bytes, **kwargs: Any) -> DeepgramResult:
         """``listen_file`` for audio already in memory."""
         return self.listen_file(io.BytesIO(data), **kwargs)
 
-    def _listen_path(
+    def submit_url(
+        self,
+        url: str,
+        *,
+        callback: str,
+        callback_method: str = "put",
+        options: Mapping[str, Any] | None = None,
+        tags: list[str] | tuple[str, ...] = (),
+        extra: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Send the audio at ``url`` with a ``callback``: Deepgram answers with the request id at once and sends
+        the whole result to ``callback`` when it is done (``callback_method`` ``"put"`` or ``"post"``; a
+        presigned S3 PUT URL stores it where the task looks for it). Returns the request id.
+
+        A lost answer is looked up in the history by the idempotency key, and a request found there is not sent
+        again: its callback still brings the result, so the id found is returned. The other parameters are
+        ``listen_url``'s.
+        """
+        listen = self._listen_call(options, tags, extra, idempotency_key, (callback, callback_method), {"url": url})
+        return request_id_of(self._listen(listen, None, rewindable=True, accepted_is_enough=True))
+
+    def submit_file(
+        self,
+        source: AudioSource,
+        *,
+        callback: str,
+        callback_method: str = "put",
+        options: Mapping[str, Any] | None = None,
+        tags: list[str] | tuple[str, ...] = (),
+        extra: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """``submit_url`` for audio sent as the request's body (``listen_file``'s ``source``)."""
+        opener, rewindable = body_opener(source)
+        listen = self._listen_call(options, tags, extra, idempotency_key, (callback, callback_method))
+        return request_id_of(self._listen(listen, opener, rewindable=rewindable, accepted_is_enough=True))
+
+    def _listen_call(
         self,
         options: Mapping[str, Any] | None,
         tags: list[str] | tuple[str, ...],
         extra: Mapping[str, str] | None,
-        marker: str,
-    ) -> str:
+        marker: str | None,
+        callback: tuple[str, str] | None,
+        json: Any = None,
+    ) -> ListenCall:
+        """The ``POST /v1/listen`` call. A callback URL travels in ``params``, out of the call's path and repr
+        (messages and retry logs show the path): a presigned PUT URL's signature is a secret."""
         self.transport  # noqa: B018 - the connection's default options come with its settings
-        return "/v1/listen?" + listen_query(self._options(options), tags=tags, extra=extra, marker=marker)
-
-    def _listen(self, call: Call, opener: Any, marker: str, *, rewindable: bool) -> DeepgramResult:
-        transport = self.transport
-        since = datetime.now(UTC)
-        resends = 0
-        while True:
-
-            def attempt() -> Any:
-                if opener is None:
-                    return transport.send(call)
-                with opener() as body:
-                    return transport.send(call, body=body, headers={"Content-Type": "application/octet-stream"})
-
-            policy = {**transport.policy(call), "retry": tenacity.retry_if_exception(safe_to_resend)}
-            if not rewindable:
-                policy["retry"] = tenacity.retry_never
-            try:
-                return DeepgramResult.from_json(tenacity.Retrying(**policy)(transport.with_fresh_credentials, attempt))
-            except BrainError as exc:
-                if not lost_answer(exc):
-                    raise
-                found = self._find_lost(marker, since)
-                self._check_resend(found, marker, exc, resends, rewindable)
-                resends += 1
-                time.sleep(min(self.retry_backoff * 2**resends, self.retry_backoff_max))
-
-    def _find_lost(self, marker: str, since: datetime) -> dict[str, Any] | None:
-        give_up = time.monotonic() + self.history_wait
-        while True:
-            found = self.find_request(marker, since=since)
-            if found is not None or time.monotonic() >= give_up:
-                return found
-            time.sleep(1.0)
-
-    def _check_resend(
-        self, found: dict[str, Any] | None, marker: str, exc: BrainError, resends: int, rewindable: bool
-    ) -> None:
-        """Raise unless the lost request may be sent again: not in the history (or failed there with a 5xx),
-        resends left, and a body that can be read again."""
-        if found is not None and int(found.get("code") or 200) < 500:
-            raise DeepgramAnswerLost(str(found.get("request_id")), marker, type(exc).__name__) from exc
-        if resends >= self.transport.settings.max_retries or not rewindable:
-            raise exc
-        log.warning(
-            "Deepgram listen request %s: the answer was lost (%s) and the project's history does not show it; "
-            "sending it again",
-            marker,
-            type(exc).__name__,
-        )
+        marker = marker or str(uuid.uuid4())
+        params = listen_params(self._options(options), tags=tags, extra=extra, marker=marker, callback=callback)
+        return ListenCall(dg_call("POST", "/v1/listen", params=params, json=json), marker)
 
     async def alisten_url(
         self,
@@ -298,28 +288,25 @@ class DeepgramHook(TransportOwner, BaseHook):
         idempotency_key: str | None = None,
     ) -> DeepgramResult:
         """Async ``listen_url`` (for triggers): httpx and Airflow's async connection lookup, same resend rule."""
-        transport = await self.aget_transport()
-        marker = idempotency_key or str(uuid.uuid4())
-        path = "/v1/listen?" + listen_query(self._options(options), tags=tags, extra=extra, marker=marker)
-        call = dg_call("POST", path, json={"url": url})
-        since = datetime.now(UTC)
-        resends = 0
-        while True:
-            policy = {**transport.policy(call), "retry": tenacity.retry_if_exception(safe_to_resend)}
-            try:
-                data: Any = await tenacity.AsyncRetrying(**policy)(
-                    transport.awith_fresh_credentials, lambda: transport.asend(call)
-                )
-                return DeepgramResult.from_json(data)
-            except BrainError as exc:
-                if not lost_answer(exc):
-                    raise
-                give_up = time.monotonic() + self.history_wait
-                while (found := await self.afind_request(marker, since=since)) is None and time.monotonic() < give_up:
-                    await asyncio.sleep(1.0)
-                self._check_resend(found, marker, exc, resends, True)
-                resends += 1
-                await asyncio.sleep(min(self.retry_backoff * 2**resends, self.retry_backoff_max))
+        await self.aget_transport()
+        listen = self._listen_call(options, tags, extra, idempotency_key, None, {"url": url})
+        return DeepgramResult.from_json(await self._alisten(listen))
+
+    async def asubmit_url(
+        self,
+        url: str,
+        *,
+        callback: str,
+        callback_method: str = "put",
+        options: Mapping[str, Any] | None = None,
+        tags: list[str] | tuple[str, ...] = (),
+        extra: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Async ``submit_url`` (for triggers)."""
+        await self.aget_transport()
+        listen = self._listen_call(options, tags, extra, idempotency_key, (callback, callback_method), {"url": url})
+        return request_id_of(await self._alisten(listen, accepted_is_enough=True))
 
     # ------------------------------------------------------------------ UI
 

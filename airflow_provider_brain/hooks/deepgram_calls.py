@@ -9,7 +9,7 @@ import dataclasses
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from airflow_provider_brain.exceptions import (
     BrainAPIError,
@@ -88,6 +88,31 @@ class DeepgramAnswerLost(BrainError):
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class ListenCall:
+    """A ``POST /v1/listen`` call and the idempotency marker its query carries."""
+
+    call: Call
+    marker: str
+
+
+#: How Deepgram may deliver a callback.
+CALLBACK_METHODS = ("put", "post")
+
+
+def accepted(found: Mapping[str, Any] | None) -> bool:
+    """Whether a request found in the history was accepted (not failed there with a 5xx)."""
+    return found is not None and int(found.get("code") or 200) < 500
+
+
+def request_id_of(answer: Any) -> str:
+    """The ``request_id`` of a listen answer sent with a callback (``{"request_id": ...}``)."""
+    request_id = answer.get("request_id") if isinstance(answer, Mapping) else None
+    if not request_id:
+        raise DeepgramAPIError("Deepgram POST /v1/listen with a callback answered without a request_id")
+    return str(request_id)
+
+
 def dg_call(method: str, path: str, **kwargs: Any) -> Call:
     """A ``Call`` to Deepgram: messages and retry logs name Deepgram, not Brain."""
     return Call(method, path, service="Deepgram", **kwargs)
@@ -102,15 +127,18 @@ def deepgram_settings(conn: Any, extras: Mapping[str, Any]) -> ClientSettings:
     return dataclasses.replace(settings, login=None, auth_scheme="token", server_idempotency=False)
 
 
-def listen_query(
+def listen_params(
     options: Mapping[str, Any],
     *,
     tags: Iterable[str] = (),
     extra: Mapping[str, str] | None = None,
     marker: str | None = None,
-) -> str:
-    """The query string of ``POST /v1/listen``: options (booleans as ``true``/``false``), each tag, each extra
-    ``key:value`` and the idempotency marker as ``extra=airflow_idempotency_key:<marker>``."""
+    callback: tuple[str, str] | None = None,
+) -> tuple[tuple[str, str], ...]:
+    """The query of ``POST /v1/listen``: options (booleans as ``true``/``false``), each tag, each extra
+    ``key:value``, the idempotency marker as ``extra=airflow_idempotency_key:<marker>``, and the callback (URL,
+    method). Sent as the call's ``params``: its path, which messages and retry logs show, stays ``/v1/listen``
+    (a callback URL is a presigned PUT URL, a secret)."""
     pairs: list[tuple[str, str]] = []
     for name, value in options.items():
         if value is None:
@@ -128,7 +156,12 @@ def listen_query(
         pairs.append(("extra", f"{key}:{value}"))
     if marker:
         pairs.append(("extra", f"{MARKER_EXTRA_KEY}:{marker}"))
-    return urlencode(pairs)
+    if callback is not None:
+        url, method = callback
+        if method not in CALLBACK_METHODS:
+            raise ValueError(f"callback_method must be one of {CALLBACK_METHODS}, not {method!r}")
+        pairs += [("callback", url), ("callback_method", method)]
+    return tuple(pairs)
 
 
 def request_has_marker(item: Mapping[str, Any], marker: str) -> bool:

@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
-from airflow_provider_brain.deepgram_models import DeepgramResult
 from airflow_provider_brain.deepgram_store import (
     listen_marker,
-    read_result,
+    presigned_put_url,
     result_location,
     result_reference,
+    stored_result,
+    wait_for_delivery,
     write_result,
 )
 from airflow_provider_brain.exceptions import BrainError
@@ -24,7 +25,7 @@ from airflow_provider_brain.hooks.idempotency import task_metadata
 from airflow_provider_brain.hooks.uploads import SizedStream
 from airflow_provider_brain.operators.transcribe_source import lineage_inputs
 from airflow_provider_brain.operators.url_fields import HidesUrlSecrets
-from airflow_provider_brain.sources import AudioLocation, presigned_get_url, s3_object_of
+from airflow_provider_brain.sources import AudioLocation, mask_url_secrets, presigned_get_url, s3_object_of
 from airflow_provider_brain.triggers.deepgram import DEFER_MARGIN_SECONDS, DeepgramTranscribeTrigger
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 __all__ = ["DeepgramTranscribeOperator"]
 
 S3_TRANSFERS = ("presign", "stream")
+#: How a result reaches the store: Deepgram's answer to the request, or its callback (``result_delivery``).
+DELIVERIES = ("answer", "callback")
 
 
 class DeepgramTranscribeOperator(HidesUrlSecrets, BaseOperator):
@@ -48,8 +51,16 @@ class DeepgramTranscribeOperator(HidesUrlSecrets, BaseOperator):
     stored and returns it without sending the audio again; a request whose answer was lost is looked up in
     the project's history before any resend (``DeepgramHook``).
 
-    With ``deferrable=True`` the request runs in the triggerer, so no worker slot is held while Deepgram works
-    (S3 presigned or ``audio_url`` sources: the triggerer cannot read the worker's files or stream S3).
+    With an ``s3://`` ``output_uri`` the result comes by Deepgram's ``callback`` by default: the request carries
+    a presigned PUT URL of the result's location, Deepgram answers with its request id at once and writes the
+    result there itself, and the task waits for it. An answer lost on the way, or a triggerer restarted while it
+    waited, then costs nothing: the request found in the history still delivers, and the task's result is that
+    first request's. Elsewhere (or with ``result_delivery="answer"``) the request's answer is the result, and
+    the task writes it.
+
+    With ``deferrable=True`` the request and the wait run in the triggerer, so no worker slot is held while
+    Deepgram works (S3 presigned or ``audio_url`` sources: the triggerer cannot read the worker's files or
+    stream S3).
 
     .. code-block:: python
 
@@ -67,8 +78,12 @@ class DeepgramTranscribeOperator(HidesUrlSecrets, BaseOperator):
     :param options: listen options over the connection's ``options`` extra, e.g. ``{"model": "nova-3",
         "smart_format": True}``.
     :param tags: more Deepgram tags beside ``<dag_id>.<task_id>``.
-    :param deferrable: send the request from the triggerer.
-    :param timeout: seconds the request may take before the task fails.
+    :param result_delivery: ``"callback"`` (Deepgram PUTs the result to the ``s3://`` location; the default for
+        an ``s3://`` ``output_uri``) or ``"answer"`` (the request's answer; the default elsewhere). Use
+        ``"answer"`` when Deepgram cannot reach the store's endpoint (an S3-compatible store behind a firewall).
+    :param poll_interval: seconds between two looks for the callback's result.
+    :param deferrable: send the request, and wait, from the triggerer.
+    :param timeout: seconds the request (and the wait for its callback) may take before the task fails.
     """
 
     template_fields: Sequence[str] = (
@@ -101,6 +116,8 @@ class DeepgramTranscribeOperator(HidesUrlSecrets, BaseOperator):
         presigned_url_expires: int = 3600,
         options: Mapping[str, Any] | None = None,
         tags: Sequence[str] = (),
+        result_delivery: str | None = None,
+        poll_interval: float = 5.0,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         timeout: float = 3600.0,
         **kwargs: Any,
@@ -116,6 +133,10 @@ class DeepgramTranscribeOperator(HidesUrlSecrets, BaseOperator):
             )
         if timeout <= 0:
             raise ValueError("timeout must be a positive number of seconds")
+        if result_delivery is not None and result_delivery not in DELIVERIES:
+            raise ValueError(f"result_delivery must be one of {DELIVERIES}, not {result_delivery!r}")
+        if poll_interval <= 0:
+            raise ValueError("poll_interval must be a positive number of seconds")
         self.s3_uri = s3_uri
         self.s3_bucket = s3_bucket
         self.s3_key = s3_key
@@ -130,6 +151,8 @@ class DeepgramTranscribeOperator(HidesUrlSecrets, BaseOperator):
         self.presigned_url_expires = presigned_url_expires
         self.options = dict(options or {})
         self.tags = list(tags)
+        self.result_delivery = result_delivery
+        self.poll_interval = poll_interval
         self.deferrable = deferrable
         self.timeout = timeout
         self._stored_at: str | None = None  # for OpenLineage on complete
@@ -148,7 +171,18 @@ class DeepgramTranscribeOperator(HidesUrlSecrets, BaseOperator):
         ti = context["ti"]
         return [f"{ti.dag_id}.{ti.task_id}", *self.tags]
 
+    def delivery(self, stored_at: str) -> str:
+        """How this task's result reaches ``stored_at`` (``result_delivery``, or the default for the store)."""
+        delivery = self.result_delivery or ("callback" if stored_at.startswith("s3://") else "answer")
+        if delivery == "callback" and not stored_at.startswith("s3://"):
+            raise ValueError(
+                f"result_delivery='callback' needs an s3:// output_uri (Deepgram PUTs the result to a presigned URL), "
+                f"not {self.output_uri!r}: use result_delivery='answer'"
+            )
+        return delivery
+
     def execute(self, context: Context) -> dict[str, Any]:
+        started = time.time()
         ti = context["ti"]
         location = self.location
         location.check("DeepgramTranscribeOperator")
@@ -158,11 +192,11 @@ class DeepgramTranscribeOperator(HidesUrlSecrets, BaseOperator):
             self.output_uri, ti.dag_id, ti.run_id, ti.task_id, ti.map_index, marker
         )
         task = task_metadata(ti)
-        stored = read_result(stored_at, self.store_conn_id)
+        stored = stored_result(stored_at, self.store_conn_id)
         if stored is not None:
-            result = DeepgramResult.from_json(stored)
-            self.log.info("Found Deepgram request %s's result at %s from an earlier try", result.request_id, stored_at)
-            return result_reference(result, stored_at, self.store_conn_id, source, task)
+            self.log.info("Found Deepgram request %s's result at %s from an earlier try", stored.request_id, stored_at)
+            return result_reference(stored, stored_at, self.store_conn_id, source, task)
+        delivery = self.delivery(stored_at)
         if self.deferrable:
             s3 = location.s3
             self.defer(
@@ -170,7 +204,7 @@ class DeepgramTranscribeOperator(HidesUrlSecrets, BaseOperator):
                     source=source,
                     location=stored_at,
                     marker=marker,
-                    deadline=time.time() + self.timeout,
+                    deadline=started + self.timeout,
                     deferred_at=time.time(),
                     s3_bucket=s3[0] if s3 else None,
                     s3_key=s3[1] if s3 else None,
@@ -182,13 +216,28 @@ class DeepgramTranscribeOperator(HidesUrlSecrets, BaseOperator):
                     options=self.options,
                     tags=self._task_tags(context),
                     task_fields=task,
+                    result_delivery=delivery,
+                    poll_interval=self.poll_interval,
                 ),
                 method_name="execute_complete",
                 timeout=timedelta(seconds=self.timeout + DEFER_MARGIN_SECONDS),  # the trigger's deadline first
             )
         self.log.info("Sending %s to Deepgram (marker %s)", source, marker)
-        result = self._listen(location, marker, self._task_tags(context))
-        write_result(stored_at, result.raw, self.store_conn_id)
+        if delivery == "callback":
+            callback = presigned_put_url(stored_at, self.store_conn_id, expires_in=int(self.timeout))
+            mask_url_secrets(callback)
+            request_id = self._send(location, marker, self._task_tags(context), callback)
+            self.log.info("Deepgram request %s accepted: its callback writes the result to %s", request_id, stored_at)
+            result = wait_for_delivery(
+                stored_at,
+                self.store_conn_id,
+                request_id,
+                deadline=started + self.timeout,
+                poll_interval=self.poll_interval,
+            )
+        else:
+            result = self._send(location, marker, self._task_tags(context), None)
+            write_result(stored_at, result.raw, self.store_conn_id)
         self.log.info(
             "Deepgram request %s: %.1f s of audio, %d words; result at %s",
             result.request_id,
@@ -198,8 +247,14 @@ class DeepgramTranscribeOperator(HidesUrlSecrets, BaseOperator):
         )
         return result_reference(result, stored_at, self.store_conn_id, source, task)
 
-    def _listen(self, location: AudioLocation, marker: str, tags: list[str]) -> DeepgramResult:
+    def _send(self, location: AudioLocation, marker: str, tags: list[str], callback: str | None) -> Any:
+        """Send the audio: the ``DeepgramResult`` (no ``callback``), or the request id (``callback``)."""
         common: dict[str, Any] = {"options": self.options, "tags": tags, "idempotency_key": marker}
+        if callback is None:
+            send_url, send_file = self.hook.listen_url, self.hook.listen_file
+        else:
+            common["callback"] = callback
+            send_url, send_file = self.hook.submit_url, self.hook.submit_file  # type: ignore[assignment]
         s3 = location.s3
         if s3 is not None:
             from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -211,12 +266,12 @@ class DeepgramTranscribeOperator(HidesUrlSecrets, BaseOperator):
                     response = s3_hook.get_conn().get_object(Bucket=s3[0], Key=s3[1])
                     return SizedStream(response["Body"], response["ContentLength"])
 
-                return self.hook.listen_file(open_object, **common)
+                return send_file(open_object, **common)
             url = presigned_get_url(s3_hook, s3[0], s3[1], expires_in=self.presigned_url_expires)
-            return self.hook.listen_url(url, **common)
+            return send_url(url, **common)
         if location.audio_url:
-            return self.hook.listen_url(location.audio_url, **common)
-        return self.hook.listen_file(str(location.local_path), **common)
+            return send_url(location.audio_url, **common)
+        return send_file(str(location.local_path), **common)
 
     def execute_complete(self, context: Context, event: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger: the reference it stored, or the reason it failed."""

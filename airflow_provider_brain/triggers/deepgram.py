@@ -19,9 +19,11 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_brain.deepgram_store import result_reference, write_result
+from airflow_provider_brain.deepgram_models import DeepgramResult
+from airflow_provider_brain.deepgram_store import await_delivery, presigned_put_url, result_reference, write_result
 from airflow_provider_brain.exceptions import redact_urls
 from airflow_provider_brain.hooks.deepgram import DeepgramAnswerLost, DeepgramHook
+from airflow_provider_brain.hooks.deepgram_calls import accepted
 from airflow_provider_brain.sources import presigned_get_url, shared_s3_hook
 
 #: Seconds a Deepgram task's deferral outlasts its trigger's own deadline. Airflow's deferral timeout cancels the
@@ -34,10 +36,14 @@ class DeepgramTranscribeTrigger(BaseTrigger):
     """Transcribe one file with Deepgram and write the answer at ``location``; yields ``{"status": "done",
     "reference": {...}}`` or ``{"status": "error", "message": ...}`` (URL query strings redacted).
 
+    :param result_delivery: ``"callback"``: the request carries a presigned PUT URL of ``location`` as its
+        callback, and the trigger waits for Deepgram to write the result there (reading it every
+        ``poll_interval`` seconds); ``"answer"``: the request's answer is the result, and the trigger writes it.
     :param deferred_at: when the task deferred (``time.time()``). A trigger that runs again (the triggerer
-        restarted) finds its earlier run's request in the history, among those made since then: that request was
-        accepted and its answer is lost, so it fails the try with ``DeepgramAnswerLost`` instead of paying for the
-        audio twice. The task's next try defers anew and sends it again.
+        restarted) finds its earlier run's request in the history, among those made since then, and does not send
+        the audio again. With a callback it waits for that request's result; without one the answer is lost, so
+        it fails the try with ``DeepgramAnswerLost`` instead of paying for the audio twice (the task's next try
+        defers anew and sends it again).
     :param task_fields: the task's ``dag_id``, ``task_id`` and ``run_id``, carried into the reference.
     :param deadline: wall-clock time (``time.time()``) after which the request is given up (one deadline for
         every try and every triggerer restart).
@@ -61,6 +67,8 @@ class DeepgramTranscribeTrigger(BaseTrigger):
         tags: list[str] | None = None,
         task_fields: Mapping[str, str] | None = None,
         deferred_at: float | None = None,
+        result_delivery: str = "answer",
+        poll_interval: float = 5.0,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger.__init__ is untyped
         self.source = source
@@ -78,6 +86,8 @@ class DeepgramTranscribeTrigger(BaseTrigger):
         self.tags = list(tags or [])
         self.task_fields = dict(task_fields or {})
         self.deferred_at = deferred_at
+        self.result_delivery = result_delivery
+        self.poll_interval = poll_interval
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -98,6 +108,8 @@ class DeepgramTranscribeTrigger(BaseTrigger):
                 "tags": self.tags,
                 "task_fields": self.task_fields,
                 "deferred_at": self.deferred_at,
+                "result_delivery": self.result_delivery,
+                "poll_interval": self.poll_interval,
             },
         )
 
@@ -111,28 +123,52 @@ class DeepgramTranscribeTrigger(BaseTrigger):
             raise ValueError("DeepgramTranscribeTrigger needs s3_bucket and s3_key, or audio_url")
         return self.audio_url
 
-    async def _check_not_sent(self, hook: DeepgramHook) -> None:
-        """Raise ``DeepgramAnswerLost`` if an earlier run of this trigger (same deferral) sent the file already."""
+    async def _earlier_request(self, hook: DeepgramHook) -> str | None:
+        """The request an earlier run of this trigger (same deferral) sent, if the history shows one."""
         if self.deferred_at is None:
-            return
+            return None
         since = datetime.fromtimestamp(self.deferred_at, UTC)
         found = (await hook.afind_requests([self.marker], since=since, created_after=since)).get(self.marker)
-        if found is not None and int(found.get("code") or 200) < 500:
-            raise DeepgramAnswerLost(str(found.get("request_id")), self.marker, "the triggerer stopped while it ran")
+        return str(found.get("request_id")) if found is not None and accepted(found) else None
+
+    async def _by_callback(self, hook: DeepgramHook) -> DeepgramResult:
+        """Send the file with the result's location as its callback (unless an earlier run did), then wait."""
+        request_id = await self._earlier_request(hook)
+        if request_id is not None:
+            self.log.info("Deepgram request %s for %s was sent before the triggerer restarted", request_id, self.source)
+        else:
+            callback = await asyncio.to_thread(
+                presigned_put_url, self.location, self.store_conn_id, expires_in=int(self.deadline - time.time())
+            )
+            self.log.info("Sending %s to Deepgram from the triggerer (marker %s)", self.source, self.marker)
+            request_id = await hook.asubmit_url(
+                await self._url(), callback=callback, options=self.options, tags=self.tags, idempotency_key=self.marker
+            )
+        self.log.info("Waiting for Deepgram request %s's callback to write %s", request_id, self.location)
+        return await await_delivery(
+            self.location, self.store_conn_id, request_id, deadline=self.deadline, poll_interval=self.poll_interval
+        )
+
+    async def _by_answer(self, hook: DeepgramHook) -> DeepgramResult:
+        """Send the file and wait for the answer, then write it; an earlier run's request is a lost answer."""
+        request_id = await self._earlier_request(hook)
+        if request_id is not None:
+            raise DeepgramAnswerLost(request_id, self.marker, "the triggerer stopped while it ran")
+        self.log.info("Sending %s to Deepgram from the triggerer (marker %s)", self.source, self.marker)
+        async with asyncio.timeout(self.deadline - time.time()):
+            result = await hook.alisten_url(
+                await self._url(), options=self.options, tags=self.tags, idempotency_key=self.marker
+            )
+        await asyncio.to_thread(write_result, self.location, result.raw, self.store_conn_id)
+        return result
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = DeepgramHook(deepgram_conn_id=self.deepgram_conn_id)
         try:
-            remaining = self.deadline - time.time()
-            if remaining <= 0:
+            if self.deadline - time.time() <= 0:
                 raise TimeoutError(f"the task's timeout passed before {self.source} was sent to Deepgram")
-            await self._check_not_sent(hook)
-            self.log.info("Sending %s to Deepgram from the triggerer (marker %s)", self.source, self.marker)
-            async with asyncio.timeout(remaining):
-                result = await hook.alisten_url(
-                    await self._url(), options=self.options, tags=self.tags, idempotency_key=self.marker
-                )
-            await asyncio.to_thread(write_result, self.location, result.raw, self.store_conn_id)
+            by_callback = self.result_delivery == "callback"
+            result = await (self._by_callback(hook) if by_callback else self._by_answer(hook))
             reference = result_reference(result, self.location, self.store_conn_id, self.source, self.task_fields)
             self.log.info(
                 "Deepgram request %s: %.1f s of audio, %d words; result at %s",
@@ -142,8 +178,8 @@ class DeepgramTranscribeTrigger(BaseTrigger):
                 self.location,
             )
             yield TriggerEvent({"status": "done", "reference": reference})
-        except TimeoutError:
-            message = f"Deepgram did not answer for {self.source} before the task's timeout"
+        except TimeoutError as exc:
+            message = str(exc) or f"Deepgram did not answer for {self.source} before the task's timeout"
             self.log.error(message)
             yield TriggerEvent({"status": "error", "message": message})
         except Exception as exc:  # every failure ends the task with a message, not a dead trigger

@@ -213,10 +213,10 @@ def test_no_server_is_retried_then_named(deepgram_conn: Any, speech: Any, caplog
     deepgram_conn(url="http://127.0.0.1:9", max_retries=2)
     with pytest.raises(BrainConnectionError) as caught:
         fast_hook().listen_file(speech.file(0))
-    assert str(caught.value).startswith("Deepgram POST /v1/listen?") and "127.0.0.1:9" in str(caught.value)
+    assert str(caught.value).startswith("Deepgram POST /v1/listen:") and "127.0.0.1:9" in str(caught.value)
     assert not caught.value.maybe_sent
     retries = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
-    assert len(retries) == 2 and all(m.startswith("Deepgram POST /v1/listen?") for m in retries)
+    assert len(retries) == 2 and all(m.startswith("Deepgram POST /v1/listen failed") for m in retries)
 
 
 def test_calls_made_at_once_share_one_transport(deepgram_conn: Any) -> None:

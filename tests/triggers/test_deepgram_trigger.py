@@ -1,6 +1,7 @@
 """DeepgramTranscribeTrigger against a slow local server (requests stay in flight for seconds): a triggerer stopped
 while a request is in flight, then the same trigger run again, leaves one request in the history and fails the try
-naming it; a new deferral (the task's next try) sends the file again and stores its result. And the batch trigger
+naming it; a new deferral (the task's next try) sends the file again and stores its result. With the result
+delivered by callback, the trigger run again waits for the first request's result instead. And the batch trigger
 over requests that never answer (a stand-in ``alisten_url``): one transport, closed after every request ended."""
 
 from __future__ import annotations
@@ -82,6 +83,43 @@ def test_a_restarted_trigger_does_not_send_twice(slow_deepgram, s3_server, s3_bu
     assert reference["request_id"] != accepted["request_id"] and len(requests_with(marker)) == 2
     stored = read_result(location, "aws_default")
     assert stored is not None and stored["metadata"]["request_id"] == reference["request_id"]
+
+
+def test_a_restarted_trigger_waits_for_its_first_requests_callback(slow_deepgram, s3_server, s3_bucket, speech) -> None:
+    """With the result delivered by callback, a triggerer stopped while it waits loses nothing: the trigger run
+    again finds its request in the history, sends nothing, and its result is that first request's."""
+    client = s3_server.client()
+    client.upload_file(str(speech.file(1)), s3_bucket, "b.wav")
+    marker = f"cbrestart-{uuid.uuid4()}"
+    location = f"s3://{s3_bucket}/results/b.json"
+    kwargs = {
+        "source": "b.wav",
+        "location": location,
+        "marker": marker,
+        "deadline": time.time() + 300,
+        "s3_bucket": s3_bucket,
+        "s3_key": "b.wav",
+        "deferred_at": time.time(),
+        "result_delivery": "callback",
+        "poll_interval": 0.5,
+    }
+
+    async def stopped_while_waiting() -> None:
+        task = asyncio.ensure_future(first_event(DeepgramTranscribeTrigger(**kwargs)))
+        await asyncio.sleep(2.0)  # sent and accepted; the server recognises it for LATENCY seconds
+        task.cancel()
+
+    asyncio.run(stopped_while_waiting())
+    [accepted] = requests_with(marker)
+    assert read_result(location, "aws_default") is None  # still being recognised: the trigger was waiting
+    _, restored = DeepgramTranscribeTrigger(**kwargs).serialize()
+    assert restored["result_delivery"] == "callback" and restored["poll_interval"] == 0.5
+    event = asyncio.run(first_event(DeepgramTranscribeTrigger(**restored)))
+    assert event["status"] == "done", event
+    assert event["reference"]["request_id"] == accepted["request_id"] and event["reference"]["word_count"] >= 3
+    assert len(requests_with(marker)) == 1
+    stored = read_result(location, "aws_default")
+    assert stored is not None and stored["metadata"]["request_id"] == accepted["request_id"]
 
 
 def test_the_batch_trigger_closes_its_client_after_the_requests_it_cancelled(monkeypatch: pytest.MonkeyPatch) -> None:
