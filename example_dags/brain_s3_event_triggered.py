@@ -20,8 +20,13 @@ recorded the event): ``brain_s3_sweep`` finds such files on a schedule and trans
 
 Install ``airflow-provider-brain[events]`` (the common-messaging provider and aiobotocore) where the
 triggerer runs. Set ``BRAIN_AUDIO_QUEUE_URL`` to the queue's URL where the DAG is parsed. Connections:
-``aws_default``, ``brain_default`` and ``brain_warehouse``. A manual run may name its files:
-``airflow dags test brain_s3_event_triggered -c '{"s3_uris": ["s3://bucket/call.wav"]}'``.
+``aws_default``, ``brain_default`` and ``brain_warehouse``.
+
+To transcribe with Deepgram instead, set ``BRAIN_TRANSCRIBE_WITH=deepgram`` where the DAG is parsed (connection
+``deepgram_default``) and ``BRAIN_DEEPGRAM_RESULTS_URI`` to the ``s3://`` prefix for Deepgram's results: each
+object version is then sent once, its result kept under that prefix and found again by a repeated event.
+
+A manual run may name its files: ``airflow dags test brain_s3_event_triggered -c '{"s3_uris": ["s3://bucket/call.wav"]}'``.
 """
 
 from __future__ import annotations
@@ -32,10 +37,14 @@ from datetime import datetime
 from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
 from airflow.sdk import DAG, Asset, AssetWatcher, task
 
+from airflow_provider_brain.operators.deepgram import DeepgramTranscribeOperator
 from airflow_provider_brain.operators.transcribe import BrainTranscribeOperator
 from airflow_provider_brain.s3_events import s3_uris_from_asset_events
 from airflow_provider_brain.transfers.brain_to_sql import BrainToSqlOperator
 
+#: Which service transcribes: "brain" (brain_default) or "deepgram" (deepgram_default).
+TRANSCRIBE_WITH = os.environ.get("BRAIN_TRANSCRIBE_WITH", "brain")
+DEEPGRAM_RESULTS_URI = os.environ.get("BRAIN_DEEPGRAM_RESULTS_URI", "s3://brain-transcripts/deepgram/")
 QUEUE_URL = os.environ.get("BRAIN_AUDIO_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/000000000000/brain-audio")
 
 # [START howto_brain_s3_event_watcher]
@@ -68,9 +77,16 @@ with DAG(
 
     # [END howto_brain_s3_event_new_objects]
 
-    # [START howto_operator_brain_reuse_existing]
-    transcribe = BrainTranscribeOperator.partial(
-        task_id="transcribe", deferrable=True, poll_interval=5, reuse_existing="source_version"
-    ).expand(s3_uri=new_objects())
-    # [END howto_operator_brain_reuse_existing]
+    if TRANSCRIBE_WITH == "deepgram":
+        # [START howto_operator_deepgram_reuse_existing]
+        transcribe = DeepgramTranscribeOperator.partial(
+            task_id="transcribe", output_uri=DEEPGRAM_RESULTS_URI, deferrable=True, reuse_existing="source_version"
+        ).expand(s3_uri=new_objects())
+        # [END howto_operator_deepgram_reuse_existing]
+    else:
+        # [START howto_operator_brain_reuse_existing]
+        transcribe = BrainTranscribeOperator.partial(
+            task_id="transcribe", deferrable=True, poll_interval=5, reuse_existing="source_version"
+        ).expand(s3_uri=new_objects())
+        # [END howto_operator_brain_reuse_existing]
     BrainToSqlOperator(task_id="load_warehouse", asset_ids=transcribe.output, conn_id="brain_warehouse")

@@ -21,11 +21,20 @@ from airflow_provider_brain.deepgram_store import (
 )
 from airflow_provider_brain.exceptions import BrainError
 from airflow_provider_brain.hooks.deepgram import DeepgramHook
+from airflow_provider_brain.hooks.deepgram_calls import accepted
 from airflow_provider_brain.hooks.idempotency import task_metadata
+from airflow_provider_brain.hooks.source_versions import check_reuse_existing
 from airflow_provider_brain.hooks.uploads import SizedStream
 from airflow_provider_brain.operators.transcribe_source import lineage_inputs
 from airflow_provider_brain.operators.url_fields import HidesUrlSecrets
-from airflow_provider_brain.sources import AudioLocation, mask_url_secrets, presigned_get_url, s3_object_of
+from airflow_provider_brain.sources import (
+    AudioLocation,
+    existing_s3_object,
+    mask_url_secrets,
+    presigned_get_url,
+    s3_object_of,
+    shared_s3_hook,
+)
 from airflow_provider_brain.triggers.deepgram import DEFER_MARGIN_SECONDS, DeepgramTranscribeTrigger
 
 if TYPE_CHECKING:
@@ -36,6 +45,8 @@ __all__ = ["DeepgramTranscribeOperator"]
 S3_TRANSFERS = ("presign", "stream")
 #: How a result reaches the store: Deepgram's answer to the request, or its callback (``result_delivery``).
 DELIVERIES = ("answer", "callback")
+#: The run part of the results' path with ``reuse_existing``: shared by every run of the task.
+SOURCE_VERSIONS = "source_versions"
 
 
 class DeepgramTranscribeOperator(HidesUrlSecrets, BaseOperator):
@@ -78,6 +89,11 @@ class DeepgramTranscribeOperator(HidesUrlSecrets, BaseOperator):
     :param options: listen options over the connection's ``options`` extra, e.g. ``{"model": "nova-3",
         "smart_format": True}``.
     :param tags: more Deepgram tags beside ``<dag_id>.<task_id>``.
+    :param reuse_existing: ``None`` (default) sends the audio in every run. ``"source_version"`` (S3 sources,
+        callback delivery) transcribes each version of an object (its ETag) once per task: the result is kept at
+        ``<output_uri>/<dag_id>/source_versions/<task_id>.<marker>.json``, and a run finds it there, or finds
+        another run's request for it in the history and waits for that request's callback, instead of sending
+        it again (an S3 notification delivered twice starts two runs).
     :param result_delivery: ``"callback"`` (Deepgram PUTs the result to the ``s3://`` location; the default for
         an ``s3://`` ``output_uri``) or ``"answer"`` (the request's answer; the default elsewhere). Use
         ``"answer"`` when Deepgram cannot reach the store's endpoint (an S3-compatible store behind a firewall).
@@ -118,6 +134,7 @@ class DeepgramTranscribeOperator(HidesUrlSecrets, BaseOperator):
         tags: Sequence[str] = (),
         result_delivery: str | None = None,
         poll_interval: float = 5.0,
+        reuse_existing: str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         timeout: float = 3600.0,
         **kwargs: Any,
@@ -137,6 +154,13 @@ class DeepgramTranscribeOperator(HidesUrlSecrets, BaseOperator):
             raise ValueError(f"result_delivery must be one of {DELIVERIES}, not {result_delivery!r}")
         if poll_interval <= 0:
             raise ValueError("poll_interval must be a positive number of seconds")
+        given = {"s3_uri": s3_uri, "s3_bucket": s3_bucket, "audio_url": audio_url, "local_path": local_path}
+        check_reuse_existing(reuse_existing, [name for name, value in given.items() if value], type(self).__name__)
+        if reuse_existing and result_delivery == "answer":
+            raise ValueError(
+                "DeepgramTranscribeOperator(reuse_existing=...) waits for another run's request by its callback: "
+                "it needs an s3:// output_uri and result_delivery='callback'"
+            )
         self.s3_uri = s3_uri
         self.s3_bucket = s3_bucket
         self.s3_key = s3_key
@@ -153,6 +177,7 @@ class DeepgramTranscribeOperator(HidesUrlSecrets, BaseOperator):
         self.tags = list(tags)
         self.result_delivery = result_delivery
         self.poll_interval = poll_interval
+        self.reuse_existing = reuse_existing
         self.deferrable = deferrable
         self.timeout = timeout
         self._stored_at: str | None = None  # for OpenLineage on complete
@@ -187,16 +212,26 @@ class DeepgramTranscribeOperator(HidesUrlSecrets, BaseOperator):
         location = self.location
         location.check("DeepgramTranscribeOperator")
         source = location.label
-        marker = listen_marker(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, source)
-        stored_at = self._stored_at = result_location(
-            self.output_uri, ti.dag_id, ti.run_id, ti.task_id, ti.map_index, marker
-        )
+        marker, stored_at = self._marker_and_location(location, ti)
+        self._stored_at = stored_at
         task = task_metadata(ti)
         stored = stored_result(stored_at, self.store_conn_id)
         if stored is not None:
-            self.log.info("Found Deepgram request %s's result at %s from an earlier try", stored.request_id, stored_at)
+            self.log.info(
+                "Found Deepgram request %s's result at %s (an earlier try%s stored it)",
+                stored.request_id,
+                stored_at,
+                " or run" if self.reuse_existing else "",
+            )
             return result_reference(stored, stored_at, self.store_conn_id, source, task)
         delivery = self.delivery(stored_at)
+        if self.reuse_existing and delivery != "callback":
+            raise ValueError("reuse_existing needs result_delivery='callback' (an s3:// output_uri)")
+        # Another run's request for the same object version: its callback brings the result here too.
+        sent = self.hook.find_request(marker) if self.reuse_existing else None
+        sent_id = str(sent["request_id"]) if accepted(sent) and sent is not None else None
+        if sent_id:
+            self.log.info("Deepgram request %s of another run is transcribing %s: waiting for it", sent_id, source)
         if self.deferrable:
             s3 = location.s3
             self.defer(
@@ -218,6 +253,7 @@ class DeepgramTranscribeOperator(HidesUrlSecrets, BaseOperator):
                     task_fields=task,
                     result_delivery=delivery,
                     poll_interval=self.poll_interval,
+                    request_id=sent_id,
                 ),
                 method_name="execute_complete",
                 timeout=timedelta(seconds=self.timeout + DEFER_MARGIN_SECONDS),  # the trigger's deadline first
@@ -226,7 +262,7 @@ class DeepgramTranscribeOperator(HidesUrlSecrets, BaseOperator):
         if delivery == "callback":
             callback = presigned_put_url(stored_at, self.store_conn_id, expires_in=int(self.timeout))
             mask_url_secrets(callback)
-            request_id = self._send(location, marker, self._task_tags(context), callback)
+            request_id = sent_id or self._send(location, marker, self._task_tags(context), callback)
             self.log.info("Deepgram request %s accepted: its callback writes the result to %s", request_id, stored_at)
             result = wait_for_delivery(
                 stored_at,
@@ -246,6 +282,18 @@ class DeepgramTranscribeOperator(HidesUrlSecrets, BaseOperator):
             stored_at,
         )
         return result_reference(result, stored_at, self.store_conn_id, source, task)
+
+    def _marker_and_location(self, location: AudioLocation, ti: Any) -> tuple[str, str]:
+        """The request's idempotency marker and the result's location: per task instance, or (``reuse_existing``)
+        per task and object version, shared by every run."""
+        source = location.label
+        s3 = location.s3
+        if self.reuse_existing and s3 is not None:
+            _, version = existing_s3_object(self.aws_conn_id, *s3, s3=shared_s3_hook(self.aws_conn_id))
+            marker = listen_marker(ti.dag_id, SOURCE_VERSIONS, ti.task_id, None, f"{source}#{version.version}")
+            return marker, result_location(self.output_uri, ti.dag_id, SOURCE_VERSIONS, ti.task_id, None, marker)
+        marker = listen_marker(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, source)
+        return marker, result_location(self.output_uri, ti.dag_id, ti.run_id, ti.task_id, ti.map_index, marker)
 
     def _send(self, location: AudioLocation, marker: str, tags: list[str], callback: str | None) -> Any:
         """Send the audio: the ``DeepgramResult`` (no ``callback``), or the request id (``callback``)."""

@@ -39,6 +39,8 @@ class DeepgramTranscribeTrigger(BaseTrigger):
     :param result_delivery: ``"callback"``: the request carries a presigned PUT URL of ``location`` as its
         callback, and the trigger waits for Deepgram to write the result there (reading it every
         ``poll_interval`` seconds); ``"answer"``: the request's answer is the result, and the trigger writes it.
+    :param request_id: a request already sent for this result (another run's, with ``reuse_existing``): wait for
+        its callback, send nothing.
     :param deferred_at: when the task deferred (``time.time()``). A trigger that runs again (the triggerer
         restarted) finds its earlier run's request in the history, among those made since then, and does not send
         the audio again. With a callback it waits for that request's result; without one the answer is lost, so
@@ -69,6 +71,7 @@ class DeepgramTranscribeTrigger(BaseTrigger):
         deferred_at: float | None = None,
         result_delivery: str = "answer",
         poll_interval: float = 5.0,
+        request_id: str | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger.__init__ is untyped
         self.source = source
@@ -88,6 +91,7 @@ class DeepgramTranscribeTrigger(BaseTrigger):
         self.deferred_at = deferred_at
         self.result_delivery = result_delivery
         self.poll_interval = poll_interval
+        self.request_id = request_id
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -110,6 +114,7 @@ class DeepgramTranscribeTrigger(BaseTrigger):
                 "deferred_at": self.deferred_at,
                 "result_delivery": self.result_delivery,
                 "poll_interval": self.poll_interval,
+                "request_id": self.request_id,
             },
         )
 
@@ -133,10 +138,8 @@ class DeepgramTranscribeTrigger(BaseTrigger):
 
     async def _by_callback(self, hook: DeepgramHook) -> DeepgramResult:
         """Send the file with the result's location as its callback (unless an earlier run did), then wait."""
-        request_id = await self._earlier_request(hook)
-        if request_id is not None:
-            self.log.info("Deepgram request %s for %s was sent before the triggerer restarted", request_id, self.source)
-        else:
+        request_id = self.request_id or await self._earlier_request(hook)
+        if request_id is None:
             callback = await asyncio.to_thread(
                 presigned_put_url, self.location, self.store_conn_id, expires_in=int(self.deadline - time.time())
             )
@@ -144,6 +147,8 @@ class DeepgramTranscribeTrigger(BaseTrigger):
             request_id = await hook.asubmit_url(
                 await self._url(), callback=callback, options=self.options, tags=self.tags, idempotency_key=self.marker
             )
+        elif self.request_id is None:
+            self.log.info("Deepgram request %s for %s was sent before the triggerer restarted", request_id, self.source)
         self.log.info("Waiting for Deepgram request %s's callback to write %s", request_id, self.location)
         return await await_delivery(
             self.location, self.store_conn_id, request_id, deadline=self.deadline, poll_interval=self.poll_interval
