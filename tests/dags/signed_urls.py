@@ -1,18 +1,24 @@
-"""DAGs that hand the transcribe operators presigned S3 URLs (made in the run by an upstream task), for the test
-that the Rendered Template tab never shows their signatures while the tasks still submit the real URLs."""
+"""A DAG that hands the transcribe operators presigned S3 URLs (made in the run by an upstream task), for the test
+that the Rendered Template tab never shows their signatures while the tasks still submit the real URLs.
+
+One run proves the four cases, each a task group of its own over its own objects (``<group>/<key>`` in bucket
+``BRAIN_TEST_BUCKET``, so each group's assets are its own): ``single`` (a templated ``audio_url``),
+``deferred_mapped``, ``resumed`` (mapped, deferred and resumed in a worker) and ``batch``.
+"""
 
 from __future__ import annotations
 
 import os
 from datetime import datetime
 
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG, TaskGroup, task
 
 from airflow_provider_brain.operators.transcribe import BrainTranscribeOperator
 from airflow_provider_brain.operators.transcribe_batch import BrainTranscribeBatchOperator
 
 BUCKET = os.environ.get("BRAIN_TEST_BUCKET", "bucket")
 KEYS = os.environ.get("BRAIN_TEST_KEYS", "a.wav,b.wav").split(",")
+GROUPS = ("single", "deferred_mapped", "resumed", "batch")
 COMMON = {"schedule": None, "start_date": datetime(2026, 1, 1), "catchup": False}
 
 
@@ -29,30 +35,38 @@ class ResumeInWorkerOperator(BrainTranscribeOperator):
 
 
 @task
-def presign() -> list[str]:
+def presign(group: str) -> list[str]:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     s3 = S3Hook()
     return [
-        s3.generate_presigned_url("get_object", params={"Bucket": BUCKET, "Key": key}, expires_in=600) for key in KEYS
+        s3.generate_presigned_url("get_object", params={"Bucket": BUCKET, "Key": f"{group}/{key}"}, expires_in=600)
+        for key in KEYS
     ]
 
 
-with DAG(dag_id="brain_signed_url", **COMMON):
-    urls = presign()
-    # Templated: the task renders the URL from the upstream task's XCom.
-    one = BrainTranscribeOperator(
-        task_id="transcribe", audio_url="{{ ti.xcom_pull(task_ids='presign')[0] }}", deferrable=False, poll_interval=0.5
-    )
-    urls >> one
+with DAG(dag_id="brain_signed_urls", **COMMON):
+    with TaskGroup("single"):
+        # Templated: the task renders the URL from the upstream task's XCom.
+        one = BrainTranscribeOperator(
+            task_id="transcribe",
+            audio_url="{{ ti.xcom_pull(task_ids='single.presign')[0] }}",
+            deferrable=False,
+            poll_interval=0.5,
+        )
+        presign("single") >> one
 
-with DAG(dag_id="brain_signed_url_deferred_mapped", **COMMON):
-    BrainTranscribeOperator.partial(task_id="transcribe", deferrable=True, poll_interval=0.5).expand(
-        audio_url=presign()
-    )
+    with TaskGroup("deferred_mapped"):
+        BrainTranscribeOperator.partial(task_id="transcribe", deferrable=True, poll_interval=0.5).expand(
+            audio_url=presign("deferred_mapped")
+        )
 
-with DAG(dag_id="brain_signed_url_resumed", **COMMON):
-    ResumeInWorkerOperator.partial(task_id="transcribe", deferrable=True, poll_interval=0.5).expand(audio_url=presign())
+    with TaskGroup("resumed"):
+        ResumeInWorkerOperator.partial(task_id="transcribe", deferrable=True, poll_interval=0.5).expand(
+            audio_url=presign("resumed")
+        )
 
-with DAG(dag_id="brain_signed_urls_batch", **COMMON):
-    BrainTranscribeBatchOperator(task_id="transcribe", audio_urls=presign(), deferrable=True, poll_interval=0.5)
+    with TaskGroup("batch"):
+        BrainTranscribeBatchOperator(
+            task_id="transcribe", audio_urls=presign("batch"), deferrable=True, poll_interval=0.5
+        )
