@@ -5,7 +5,6 @@ nothing; a new version of the object is transcribed anew. And the arguments it n
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -17,20 +16,9 @@ import pytest
 from airflow_provider_brain.hooks.calls import Call
 from airflow_provider_brain.hooks.deepgram import DeepgramHook
 from airflow_provider_brain.operators.deepgram import DeepgramTranscribeOperator
-from tests.fixtures.brain import start_brain_server
+from tests.triggers.test_deepgram_trigger import slow_deepgram
 
-LATENCY = 4.0
-
-
-@pytest.fixture
-def slow_deepgram(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    server = start_brain_server(tmp_path / "data", workers=1, extra_args=["--min-latency", str(LATENCY)])
-    connection = {"conn_type": "deepgram", "host": server.url, "password": server.password}
-    monkeypatch.setenv("AIRFLOW_CONN_DEEPGRAM_DEFAULT", json.dumps(connection))
-    try:
-        yield server
-    finally:
-        server.stop()
+__all__ = ["slow_deepgram"]  # a fixture, used by name
 
 
 def tagged(tag: str) -> list[dict[str, Any]]:
