@@ -81,6 +81,10 @@ def environment(
         "AIRFLOW_CONN_BRAIN_DEFAULT": json.dumps(
             {"conn_type": "brain", "host": urls["brain"], "login": BRAIN_USER, "password": BRAIN_PASSWORD}
         ),
+        # The local server speaks Deepgram's dialect on the same port; a Deepgram API key is any user's password.
+        "AIRFLOW_CONN_DEEPGRAM_DEFAULT": json.dumps(
+            {"conn_type": "deepgram", "host": urls["brain"], "password": BRAIN_PASSWORD}
+        ),
         "AIRFLOW_CONN_BRAIN_WAREHOUSE": json.dumps(
             {
                 "conn_type": "postgres",
