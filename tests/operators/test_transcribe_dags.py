@@ -10,6 +10,8 @@ import json
 import re
 import shutil
 import sqlite3
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import jiwer
@@ -32,10 +34,14 @@ class DagRunner:
         self.cli = airflow_cli
         self.env = env
 
-    def xcoms(self, dag_id: str) -> dict[str, str]:
-        """The XComs of the last run of ``dag_id``, read from the real metadata database."""
+    def xcoms(self, dag_id: str, group: str | None = None) -> dict[str, str]:
+        """The XComs of the last run of ``dag_id`` (of the tasks of task group ``group`` only, if given), read
+        from the real metadata database."""
+        query, params = "SELECT key, value FROM xcom WHERE dag_id = ?", [dag_id]
+        if group is not None:
+            query, params = query + " AND task_id LIKE ?", [*params, f"{group}.%"]
         with sqlite3.connect(self.cli.home / "airflow.db") as db:
-            rows = db.execute("SELECT key, value FROM xcom WHERE dag_id = ? ORDER BY timestamp", (dag_id,)).fetchall()
+            rows = db.execute(query + " ORDER BY timestamp", params).fetchall()
         return {key: value.decode() if isinstance(value, bytes) else value for key, value in rows}
 
     def test(self, dag_id: str):
@@ -63,6 +69,53 @@ def dag_runner(airflow_cli, brain_server, s3_server, s3_bucket, speech, monkeypa
     return DagRunner(airflow_cli, env)
 
 
+@dataclass
+class CasesRun:
+    """One run of a DAG whose cases are task groups (``brain_modes``, ``brain_retry``), made once per module."""
+
+    runner: DagRunner
+    bucket: str
+    code: int
+    output: str
+
+    def source(self, group: str) -> str:
+        """The object the case ``group`` transcribes (``<prefix><group>.wav``)."""
+        return f"s3://{self.bucket}/cases/{group}.wav"
+
+
+def run_cases(airflow_cli, brain_server, s3_server, speech, dag_id: str, groups: tuple[str, ...]) -> CasesRun:
+    """Run ``dag_id`` once over a bucket of its own holding sentence 0 as ``cases/<group>.wav`` for each group."""
+    shutil.copy(DAG_FILE, airflow_cli.dags_folder / DAG_FILE.name)
+    client = s3_server.client()
+    bucket = f"brain-test-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    for group in groups:
+        client.upload_file(str(speech.file(0)), bucket, f"cases/{group}.wav")
+    env = {
+        "AIRFLOW_CONN_BRAIN_DEFAULT": brain_connection_json(brain_server.url, *brain_server.auth),
+        "AIRFLOW_CONN_AWS_DEFAULT": s3_server.connection_json(),
+        "BRAIN_TEST_BUCKET": bucket,
+        "BRAIN_TEST_CASES_PREFIX": "cases/",
+    }
+    runner = DagRunner(airflow_cli, env)
+    code, output = runner.test(dag_id)
+    return CasesRun(runner, bucket, code, output)
+
+
+MODES = ("sync", "stream", "reschedule")
+RETRIES = ("after_store", "before_store")
+
+
+@pytest.fixture(scope="module")
+def modes_run(airflow_cli, brain_server, s3_server, speech) -> CasesRun:
+    return run_cases(airflow_cli, brain_server, s3_server, speech, "brain_modes", MODES)
+
+
+@pytest.fixture(scope="module")
+def retry_run(airflow_cli, brain_server, s3_server, speech) -> CasesRun:
+    return run_cases(airflow_cli, brain_server, s3_server, speech, "brain_retry", RETRIES)
+
+
 def assets_for(source: str) -> list:
     hook = BrainHook()
     return [a for a in hook.list_assets(include_unfinished=True) if a.metadata.get("source") == source]
@@ -73,18 +126,21 @@ def assert_succeeded(code: int, output: str) -> None:
     assert code == 0 and finished and "state=success" in finished[-1], output[-5000:]
 
 
-@pytest.mark.parametrize("dag_id", ["brain_sync", "brain_stream", "brain_reschedule"])
-def test_transcribe_modes(dag_runner, s3_bucket, speech, dag_id):
-    code, output = dag_runner.test(dag_id)
-    print(output[-3000:])
-    assert_succeeded(code, output)
-    (asset,) = assets_for(f"s3://{s3_bucket}/calls/one.wav")
+# Each mode is a task group of brain_modes (one run for the three); the ids are the DAGs they were before.
+@pytest.mark.parametrize("mode", [pytest.param(mode, id=f"brain_{mode}") for mode in MODES])
+def test_transcribe_modes(modes_run, speech, monkeypatch, mode):
+    monkeypatch.setenv("AIRFLOW_CONN_BRAIN_DEFAULT", modes_run.runner.env["AIRFLOW_CONN_BRAIN_DEFAULT"])
+    assert_succeeded(modes_run.code, modes_run.output)
+    (asset,) = assets_for(modes_run.source(mode))
     done = BrainHook().get_asset(asset.asset_id)
     assert done.is_done
     assert jiwer.wer(speech.text([0]).lower(), done.transcript) <= WER_BOUND
-    assert done.metadata[IDEMPOTENCY_KEY].startswith(f"{dag_id}/")
+    # The key names the task instance: this DAG, this group's submitting task.
+    submitter = f"{mode}.submit" if mode == "reschedule" else f"{mode}.transcribe"
+    key = done.metadata[IDEMPOTENCY_KEY]
+    assert key.startswith("brain_modes/") and key.split("/")[2] == submitter, key
     # What the task page's extra link and downstream tasks read: the asset id and its URL, no credentials.
-    xcoms = dag_runner.xcoms(dag_id)
+    xcoms = modes_run.runner.xcoms("brain_modes", group=mode)
     assert json.loads(xcoms["asset_id"]) == asset.asset_id
     link = json.loads(xcoms["brain_asset_url"])
     assert link.endswith(f"/assets/{asset.asset_id}") and "demo" not in link
@@ -108,12 +164,19 @@ def test_sensor_deferrable(dag_runner, s3_server, s3_bucket, speech):
     assert BrainHook().get_asset(asset.asset_id).is_done
 
 
-@pytest.mark.parametrize("dag_id", ["brain_retry_after_store", "brain_retry_before_store"])
-def test_retry_after_submission_resumes_the_same_asset(dag_runner, s3_bucket, dag_id):
-    code, output = dag_runner.test(dag_id)
-    assert "simulated crash" in output  # The first try did fail after submitting.
-    assert_succeeded(code, output)
-    assets = assets_for(f"s3://{s3_bucket}/calls/one.wav")
+# Each case is a task group of brain_retry (one run for the two); the ids are the DAGs they were before.
+@pytest.mark.parametrize(
+    ("group", "crash"),
+    [
+        pytest.param("after_store", "simulated crash after submitting", id="brain_retry_after_store"),
+        pytest.param("before_store", "simulated crash before storing", id="brain_retry_before_store"),
+    ],
+)
+def test_retry_after_submission_resumes_the_same_asset(retry_run, monkeypatch, group, crash):
+    monkeypatch.setenv("AIRFLOW_CONN_BRAIN_DEFAULT", retry_run.runner.env["AIRFLOW_CONN_BRAIN_DEFAULT"])
+    assert crash in retry_run.output  # This case's first try did fail after submitting.
+    assert_succeeded(retry_run.code, retry_run.output)
+    assets = assets_for(retry_run.source(group))
     assert len(assets) == 1, [a.asset_id for a in assets]
     assert BrainHook().get_asset(assets[0].asset_id).is_done
 
