@@ -1,12 +1,19 @@
 """BrainTranscribeBatchOperator in real DAG runs (``airflow dags test``) over files in moto's S3, transcribed
-by the local Brain server, loaded into a SQLite warehouse."""
+by the local Brain server, loaded into a SQLite warehouse.
+
+The cases whose runs succeed (waiting in the worker and deferred, a file that is not audio reported, a crash
+mid-submission) are task groups of one DAG, ``brain_batches``, run once per module; each over its own prefix and
+warehouse, each test checking its own group's tasks, assets, rows and log."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import sqlite3
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -47,8 +54,77 @@ def batch_runner(airflow_cli, brain_server, s3_server, s3_bucket, speech, monkey
     return runner
 
 
-def sources(bucket: str) -> list[str]:
-    return [f"s3://{bucket}/batch/clip-{i}.{'mp3' if i == 1 else 'wav'}" for i in range(FILES)]
+GROUPS = ("worker", "deferrable", "not_audio_reported", "retry")
+
+
+def upload_batch(client, bucket: str, speech, prefix: str) -> None:
+    """FILES audio files (clip-1 an MP3) and a text file under ``prefix``."""
+    for i in range(FILES):
+        fmt = "mp3" if i == 1 else "wav"
+        client.upload_file(str(speech.file(i % 3, fmt=fmt)), bucket, f"{prefix}clip-{i}.{fmt}")
+    client.put_object(Bucket=bucket, Key=f"{prefix}notes.txt", Body=b"these are notes, not audio")
+
+
+@dataclass
+class BatchesRun:
+    """The module's one run of ``brain_batches``: each group's files under ``batch/<group>/``."""
+
+    runner: DagRunner
+    bucket: str
+    warehouses: dict[str, Path]
+    code: int
+    output: str
+
+
+@pytest.fixture(scope="module")
+def batches_run(airflow_cli, brain_server, s3_server, speech, tmp_path_factory) -> BatchesRun:
+    shutil.copy(DAG_FILE, airflow_cli.dags_folder / DAG_FILE.name)
+    client = s3_server.client()
+    bucket = f"brain-test-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    warehouses = {}
+    env = {
+        "AIRFLOW_CONN_BRAIN_DEFAULT": brain_connection_json(brain_server.url, *brain_server.auth),
+        "AIRFLOW_CONN_AWS_DEFAULT": s3_server.connection_json(),
+        "BRAIN_TEST_BUCKET": bucket,
+        "BRAIN_TEST_PREFIX": "batch/",
+    }
+    folder = tmp_path_factory.mktemp("batches")
+    for group in GROUPS:
+        upload_batch(client, bucket, speech, f"batch/{group}/")
+        warehouses[group] = folder / f"warehouse-{group}.db"
+        conn = json.dumps({"conn_type": "sqlite", "host": str(warehouses[group])})
+        env[f"AIRFLOW_CONN_BRAIN_WAREHOUSE_{group.upper()}"] = conn
+    runner = DagRunner(airflow_cli, env)
+    code, output = runner.test("brain_batches")
+    return BatchesRun(runner, bucket, warehouses, code, output)
+
+
+@pytest.fixture
+def batches(batches_run: BatchesRun, monkeypatch) -> BatchesRun:
+    """The module's run, with ``brain_default`` set here too (the checks read the assets back)."""
+    monkeypatch.setenv("AIRFLOW_CONN_BRAIN_DEFAULT", batches_run.runner.env["AIRFLOW_CONN_BRAIN_DEFAULT"])
+    return batches_run
+
+
+def task_output(output: str, task_id: str) -> str:
+    """What task ``task_id`` logged in an ``airflow dags test`` run: ``dags test`` runs one task at a time (a
+    deferred task's trigger in line), so its lines are those from each ``[DAG TEST] starting task_id=<task_id>``
+    line to the next ``[DAG TEST] end task task_id=<task_id>`` line."""
+    start = re.compile(rf"\[DAG TEST\] starting task_id={re.escape(task_id)} map_index=")
+    end = re.compile(rf"\[DAG TEST\] end task task_id={re.escape(task_id)} map_index=")
+    lines, inside = [], False
+    for line in output.splitlines():
+        inside = inside or bool(start.search(line))
+        if inside:
+            lines.append(line)
+            inside = not end.search(line)
+    assert lines, f"no log of task {task_id} in the output"
+    return "\n".join(lines)
+
+
+def sources(bucket: str, prefix: str = "batch/") -> list[str]:
+    return [f"s3://{bucket}/{prefix}clip-{i}.{'mp3' if i == 1 else 'wav'}" for i in range(FILES)]
 
 
 def assets_by_source() -> dict[str, list]:
@@ -73,25 +149,30 @@ def warehouse_rows(path: Path) -> dict[str, tuple[str, str]]:
         return {row[0]: (row[1], row[2]) for row in db.execute("SELECT source, asset_id, transcript FROM transcripts")}
 
 
-@pytest.mark.parametrize("dag_id", ["brain_batch_worker", "brain_batch_deferrable"])
-def test_batch_transcribes_every_file_once_and_loads_it(batch_runner, s3_bucket, speech, dag_id):
-    code, output = batch_runner.test(dag_id)
-    assert_succeeded(code, output)
-    if dag_id == "brain_batch_deferrable":
+# The ids are the DAGs these cases had before they were task groups of brain_batches.
+@pytest.mark.parametrize(
+    "group", [pytest.param("worker", id="brain_batch_worker"), pytest.param("deferrable", id="brain_batch_deferrable")]
+)
+def test_batch_transcribes_every_file_once_and_loads_it(batches, speech, group):
+    assert_succeeded(batches.code, batches.output)
+    output = task_output(batches.output, f"{group}.transcribe")
+    if group == "deferrable":
         assert "BrainBatchTrigger waiting for 4 assets" in output
     else:
         assert "Waiting for 4 Brain assets in the worker" in output
-    xcoms = task_xcoms(batch_runner, dag_id)
+    xcoms = task_xcoms(batches.runner, "brain_batches", f"{group}.transcribe")
     summaries, ids = xcoms["return_value"], xcoms["asset_ids"]
     by_source = assets_by_source()
-    expected = sources(s3_bucket)
+    expected = sources(batches.bucket, f"batch/{group}/")
     assert len(ids) == FILES and all(len(by_source[s]) == 1 for s in expected)
     assert ids == [by_source[s][0].asset_id for s in expected], "asset ids in input order"
-    rows = warehouse_rows(batch_runner.warehouse)
+    rows = warehouse_rows(batches.warehouses[group])
     assert sorted(rows) == sorted(expected)
     for i, source in enumerate(expected):
         asset = by_source[source][0]
-        assert asset.metadata["team"] == "calls" and asset.metadata[IDEMPOTENCY_METADATA_KEY].startswith(dag_id)
+        key = asset.metadata[IDEMPOTENCY_METADATA_KEY]
+        assert asset.metadata["team"] == "calls" and key.startswith("brain_batches/")
+        assert key.split("/")[2] == f"{group}.transcribe", key
         assert rows[source][0] == asset.asset_id
         assert jiwer.wer(speech.text([i % 3]).lower(), rows[source][1]) <= WER_BOUND
     assert [s["source"] for s in summaries] == expected
@@ -111,26 +192,27 @@ def test_not_audio_fails_the_task_naming_the_file(batch_runner, s3_bucket):
     assert all(by_source[s][0].is_done for s in sources(s3_bucket))
 
 
-def test_not_audio_reported_in_the_summaries(batch_runner, s3_bucket):
-    code, output = batch_runner.test("brain_batch_not_audio_reported")
-    assert_succeeded(code, output)
-    summaries = task_xcoms(batch_runner, "brain_batch_not_audio_reported")["return_value"]
+def test_not_audio_reported_in_the_summaries(batches):
+    assert_succeeded(batches.code, batches.output)
+    summaries = task_xcoms(batches.runner, "brain_batches", "not_audio_reported.transcribe")["return_value"]
     by_file = {s["source"]: s for s in summaries}
-    notes = by_file.pop(f"s3://{s3_bucket}/batch/notes.txt")
+    notes = by_file.pop(f"s3://{batches.bucket}/batch/not_audio_reported/notes.txt")
     assert notes["status"] == "failed" and notes["error"] and notes["asset_id"]
     assert "X-Amz-Signature" not in notes["error"]
     assert all(s["status"] == "done" and s["duration"] > 1 for s in by_file.values())
     # The load skipped the failed file and took the rest.
-    assert sorted(warehouse_rows(batch_runner.warehouse)) == sorted(sources(s3_bucket))
+    expected = sources(batches.bucket, "batch/not_audio_reported/")
+    assert sorted(warehouse_rows(batches.warehouses["not_audio_reported"])) == sorted(expected)
 
 
-def test_retry_after_a_crash_mid_submission_submits_only_the_rest(batch_runner, s3_bucket):
-    code, output = batch_runner.test("brain_batch_retry")
+def test_retry_after_a_crash_mid_submission_submits_only_the_rest(batches):
+    output = task_output(batches.output, "retry.transcribe")
     assert "simulated crash mid-submission" in output
-    assert_succeeded(code, output)
+    assert_succeeded(batches.code, batches.output)
     assert "Resuming 2 of 4 files submitted by an earlier try" in output
     by_source = assets_by_source()
-    assert {s: len(by_source.get(s, [])) for s in sources(s3_bucket)} == dict.fromkeys(sources(s3_bucket), 1)
+    expected = sources(batches.bucket, "batch/retry/")
+    assert {s: len(by_source.get(s, [])) for s in expected} == dict.fromkeys(expected, 1)
 
 
 @pytest.mark.parametrize("dag_id", ["brain_batch_deadline_worker", "brain_batch_deadline_deferred"])
