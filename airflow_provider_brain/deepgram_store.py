@@ -95,6 +95,28 @@ def stored_result(location: str, conn_id: str | None) -> DeepgramResult | None:
     return None if data is None or _is_error(data) else DeepgramResult.from_json(data)
 
 
+#: How a result reaches the store: Deepgram's answer to the request, or its callback (``result_delivery``).
+DELIVERIES = ("answer", "callback")
+
+
+def check_delivery(given: str | None) -> None:
+    """``ValueError`` unless ``result_delivery`` is ``None`` or one of ``DELIVERIES``."""
+    if given is not None and given not in DELIVERIES:
+        raise ValueError(f"result_delivery must be one of {DELIVERIES}, not {given!r}")
+
+
+def delivery_for(location: str, given: str | None) -> str:
+    """How a result reaches ``location``: ``given``, else by callback for ``s3://`` (Deepgram PUTs it to a
+    presigned URL) and by the answer elsewhere."""
+    delivery = given or ("callback" if location.startswith("s3://") else "answer")
+    if delivery == "callback" and not location.startswith("s3://"):
+        raise ValueError(
+            f"result_delivery='callback' needs an s3:// output_uri (Deepgram PUTs the result to a presigned URL), "
+            f"not {location!r}: use result_delivery='answer'"
+        )
+    return delivery
+
+
 def presigned_put_url(location: str, conn_id: str | None, *, expires_in: int) -> str:
     """A presigned PUT URL for an ``s3://`` result location: a listen request's ``callback``, so Deepgram writes
     the result where the task looks for it, even if the request's own answer is lost. Never log it."""

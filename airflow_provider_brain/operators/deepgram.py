@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from airflow_provider_brain.deepgram_store import (
+    check_delivery,
+    delivery_for,
     listen_marker,
     presigned_put_url,
     result_location,
@@ -43,8 +45,6 @@ if TYPE_CHECKING:
 __all__ = ["DeepgramTranscribeOperator"]
 
 S3_TRANSFERS = ("presign", "stream")
-#: How a result reaches the store: Deepgram's answer to the request, or its callback (``result_delivery``).
-DELIVERIES = ("answer", "callback")
 #: The run part of the results' path with ``reuse_existing``: shared by every run of the task.
 SOURCE_VERSIONS = "source_versions"
 
@@ -150,8 +150,7 @@ class DeepgramTranscribeOperator(HidesUrlSecrets, BaseOperator):
             )
         if timeout <= 0:
             raise ValueError("timeout must be a positive number of seconds")
-        if result_delivery is not None and result_delivery not in DELIVERIES:
-            raise ValueError(f"result_delivery must be one of {DELIVERIES}, not {result_delivery!r}")
+        check_delivery(result_delivery)
         if poll_interval <= 0:
             raise ValueError("poll_interval must be a positive number of seconds")
         given = {"s3_uri": s3_uri, "s3_bucket": s3_bucket, "audio_url": audio_url, "local_path": local_path}
@@ -196,16 +195,6 @@ class DeepgramTranscribeOperator(HidesUrlSecrets, BaseOperator):
         ti = context["ti"]
         return [f"{ti.dag_id}.{ti.task_id}", *self.tags]
 
-    def delivery(self, stored_at: str) -> str:
-        """How this task's result reaches ``stored_at`` (``result_delivery``, or the default for the store)."""
-        delivery = self.result_delivery or ("callback" if stored_at.startswith("s3://") else "answer")
-        if delivery == "callback" and not stored_at.startswith("s3://"):
-            raise ValueError(
-                f"result_delivery='callback' needs an s3:// output_uri (Deepgram PUTs the result to a presigned URL), "
-                f"not {self.output_uri!r}: use result_delivery='answer'"
-            )
-        return delivery
-
     def execute(self, context: Context) -> dict[str, Any]:
         started = time.time()
         ti = context["ti"]
@@ -224,7 +213,7 @@ class DeepgramTranscribeOperator(HidesUrlSecrets, BaseOperator):
                 " or run" if self.reuse_existing else "",
             )
             return result_reference(stored, stored_at, self.store_conn_id, source, task)
-        delivery = self.delivery(stored_at)
+        delivery = delivery_for(stored_at, self.result_delivery)
         if self.reuse_existing and delivery != "callback":
             raise ValueError("reuse_existing needs result_delivery='callback' (an s3:// output_uri)")
         # Another run's request for the same object version: its callback brings the result here too.

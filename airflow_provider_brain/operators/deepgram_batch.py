@@ -12,12 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
-from airflow_provider_brain.deepgram_models import DeepgramResult
 from airflow_provider_brain.deepgram_store import (
+    check_delivery,
+    delivery_for,
     listen_marker,
-    read_result,
+    presigned_put_url,
     result_location,
     result_reference,
+    stored_result,
+    wait_for_delivery,
     write_result,
 )
 from airflow_provider_brain.exceptions import BrainError, redact_urls
@@ -57,8 +60,10 @@ class DeepgramTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
     """Transcribe many audio files with Deepgram in one task, at most ``max_concurrency`` requests at a time.
 
     Each file is what ``DeepgramTranscribeOperator`` does for one: its own idempotency marker (dag, run, task, map
-    index, source), its answer stored at once under ``output_uri``, and a try finding its result stored does not
-    send it again. The task returns the list of references (one per file, in order), which the transfers take
+    index, source), its result stored under ``output_uri`` (by Deepgram's callback for an ``s3://`` one, so a lost
+    answer or a restarted triggerer sends nothing twice), and a try finding its result stored does not send it
+    again. With a callback a file holds its place among the ``max_concurrency`` until its result is stored. The
+    task returns the list of references (one per file, in order), which the transfers take
     through ``asset_ids``.
 
     .. code-block:: python
@@ -69,7 +74,7 @@ class DeepgramTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
         )
 
     :param sources: ``s3://`` URIs (presigned), http(s) URLs, or (not deferrable) files on the worker. Templated.
-    :param max_concurrency: requests in flight at once.
+    :param max_concurrency: files being transcribed at once.
     :param deferrable: send the requests from the triggerer (no worker slot while Deepgram works; S3 or URLs only).
     :param fail_on_error: fail the task if any file failed (after every other file was tried); if ``False``, return
         the others and push ``{source: reason}`` of the failed ones to XCom key ``failed``.
@@ -98,11 +103,18 @@ class DeepgramTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         fail_on_error: bool = True,
         timeout: float = 6 * 3600.0,
+        result_delivery: str | None = None,
+        poll_interval: float = 5.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if max_concurrency < 1 or timeout <= 0:
-            raise ValueError("max_concurrency must be at least 1 and timeout a positive number of seconds")
+        if max_concurrency < 1 or timeout <= 0 or poll_interval <= 0:
+            raise ValueError(
+                "max_concurrency must be at least 1, and timeout and poll_interval positive numbers of seconds"
+            )
+        check_delivery(result_delivery)
+        self.result_delivery = result_delivery
+        self.poll_interval = poll_interval
         self.sources = sources
         self.output_uri = str(output_uri)
         self.store_conn_id: str | None = getattr(output_uri, "conn_id", None) or aws_conn_id
@@ -139,15 +151,15 @@ class DeepgramTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
         """The references of the items whose result is in the store, by source."""
         references = {}
         for item in items:
-            stored = read_result(item["location"], self.store_conn_id)
+            stored = stored_result(item["location"], self.store_conn_id)
             if stored is not None:
-                result = DeepgramResult.from_json(stored)
                 references[item["source"]] = result_reference(
-                    result, item["location"], self.store_conn_id, item["label"], task
+                    stored, item["location"], self.store_conn_id, item["label"], task
                 )
         return references
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
+        deadline = time.time() + self.timeout
         ti = context["ti"]
         task = task_metadata(ti)
         tags = [f"{ti.dag_id}.{ti.task_id}", *self.tags]
@@ -155,6 +167,7 @@ class DeepgramTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
         references = self._stored(items, task)  # what earlier tries stored is not sent again
         todo = [item for item in items if item["source"] not in references]
         self.log.info("%d file(s), %d stored by earlier tries, %d to send", len(items), len(references), len(todo))
+        delivery = delivery_for(self.output_uri, self.result_delivery)
         if todo and self.deferrable:
             if any(not item["source"].startswith(("s3://", "http://", "https://")) for item in todo):
                 raise ValueError("deferrable=True sends URLs from the triggerer: local files need deferrable=False")
@@ -162,7 +175,7 @@ class DeepgramTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
                 trigger=DeepgramBatchTrigger(
                     items=[{k: item[k] for k in ("source", "label", "marker", "location")} for item in todo],
                     max_concurrency=self.max_concurrency,
-                    deadline=time.time() + self.timeout,
+                    deadline=deadline,
                     deferred_at=time.time(),
                     deepgram_conn_id=self.deepgram_conn_id,
                     aws_conn_id=self.aws_conn_id,
@@ -170,6 +183,8 @@ class DeepgramTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
                     presigned_url_expires=self.presigned_url_expires,
                     options=self.options,
                     tags=tags,
+                    result_delivery=delivery,
+                    poll_interval=self.poll_interval,
                 ),
                 method_name="execute_complete",
                 timeout=timedelta(seconds=self.timeout + DEFER_MARGIN_SECONDS),  # the trigger's deadline first
@@ -179,7 +194,10 @@ class DeepgramTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
         # deep-copies operators (clearing a task builds a partial_subset of its DAG).
         hooks = threading.local()
         with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
-            futures = {item["source"]: (item, pool.submit(self._one, item, tags, task, hooks)) for item in todo}
+            futures = {
+                item["source"]: (item, pool.submit(self._one, item, tags, task, hooks, delivery, deadline))
+                for item in todo
+            }
             for source, (item, future) in futures.items():
                 try:
                     references[source] = future.result()
@@ -194,10 +212,23 @@ class DeepgramTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
         return hook
 
     def _one(
-        self, item: Mapping[str, str], tags: list[str], task: Mapping[str, str], hooks: threading.local
+        self,
+        item: Mapping[str, str],
+        tags: list[str],
+        task: Mapping[str, str],
+        hooks: threading.local,
+        delivery: str,
+        deadline: float,
     ) -> dict[str, Any]:
         source = item["source"]
         common: dict[str, Any] = {"options": self.options, "tags": tags, "idempotency_key": item["marker"]}
+        hook = self._hook(hooks)
+        by_callback = delivery == "callback"
+        if by_callback:
+            common["callback"] = presigned_put_url(item["location"], self.store_conn_id, expires_in=int(self.timeout))
+        send_url, send_file = (
+            (hook.submit_url, hook.submit_file) if by_callback else (hook.listen_url, hook.listen_file)
+        )
         if source.startswith("s3://"):
             from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
@@ -205,12 +236,18 @@ class DeepgramTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
             url = presigned_get_url(
                 S3Hook(aws_conn_id=self.aws_conn_id), bucket, key, expires_in=self.presigned_url_expires
             )
-            result = self._hook(hooks).listen_url(url, **common)
+            sent: Any = send_url(url, **common)
         elif source.startswith(("http://", "https://")):
-            result = self._hook(hooks).listen_url(source, **common)
+            sent = send_url(source, **common)
         else:
-            result = self._hook(hooks).listen_file(source, **common)
-        write_result(item["location"], result.raw, self.store_conn_id)
+            sent = send_file(source, **common)
+        if by_callback:
+            result = wait_for_delivery(
+                item["location"], self.store_conn_id, sent, deadline=deadline, poll_interval=self.poll_interval
+            )
+        else:
+            result = sent
+            write_result(item["location"], result.raw, self.store_conn_id)
         self.log.info("Deepgram request %s: %s, %d words", result.request_id, item["label"], result.word_count)
         return result_reference(result, item["location"], self.store_conn_id, item["label"], task)
 

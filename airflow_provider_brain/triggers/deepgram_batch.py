@@ -16,9 +16,10 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_brain.deepgram_store import write_result
+from airflow_provider_brain.deepgram_store import await_delivery, presigned_put_url, write_result
 from airflow_provider_brain.exceptions import redact_urls
 from airflow_provider_brain.hooks.deepgram import DeepgramAnswerLost, DeepgramHook
+from airflow_provider_brain.hooks.deepgram_calls import accepted
 from airflow_provider_brain.sources import parse_s3_uri, presigned_get_url, shared_s3_hook
 
 
@@ -28,8 +29,11 @@ class DeepgramBatchTrigger(BaseTrigger):
     ``{"status": "done", "sent": n, "failed": {label: reason}}``. The results are in the store, not the event:
     the task reads their references from there.
 
-    :param deferred_at: when the task deferred; a run after a triggerer restart fails (``DeepgramAnswerLost``)
-        the files its earlier run sent since then, rather than pay for them twice (see ``DeepgramTranscribeTrigger``).
+    :param result_delivery: ``"callback"`` (each request carries a presigned PUT URL of its item's location, and a
+        file holds its place until its result is there) or ``"answer"`` (see ``DeepgramTranscribeTrigger``).
+    :param deferred_at: when the task deferred. A run after a triggerer restart finds the files its earlier run
+        sent since then and does not send them again: with a callback it waits for their results; without one it
+        fails them (``DeepgramAnswerLost``) rather than pay for them twice.
     """
 
     def __init__(
@@ -45,6 +49,8 @@ class DeepgramBatchTrigger(BaseTrigger):
         options: Mapping[str, Any] | None = None,
         tags: list[str] | None = None,
         deferred_at: float | None = None,
+        result_delivery: str = "answer",
+        poll_interval: float = 5.0,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger.__init__ is untyped
         self.items = [dict(item) for item in items]
@@ -57,6 +63,8 @@ class DeepgramBatchTrigger(BaseTrigger):
         self.options = dict(options or {})
         self.tags = list(tags or [])
         self.deferred_at = deferred_at
+        self.result_delivery = result_delivery
+        self.poll_interval = poll_interval
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -72,6 +80,8 @@ class DeepgramBatchTrigger(BaseTrigger):
                 "options": self.options,
                 "tags": self.tags,
                 "deferred_at": self.deferred_at,
+                "result_delivery": self.result_delivery,
+                "poll_interval": self.poll_interval,
             },
         )
 
@@ -95,13 +105,33 @@ class DeepgramBatchTrigger(BaseTrigger):
     async def _one(
         self, hook: DeepgramHook, item: Mapping[str, str], gate: asyncio.Semaphore, earlier: Mapping[str, Any] | None
     ) -> None:
-        if earlier is not None and int(earlier.get("code") or 200) < 500:
+        sent_before = str(earlier.get("request_id")) if earlier is not None and accepted(earlier) else None
+        by_callback = self.result_delivery == "callback"
+        if sent_before and not by_callback:
             # Accepted by this trigger's earlier run, whose answer the restart lost: not paid for twice.
-            raise DeepgramAnswerLost(str(earlier.get("request_id")), item["marker"], "the triggerer stopped")
+            raise DeepgramAnswerLost(sent_before, item["marker"], "the triggerer stopped")
+        common: dict[str, Any] = {"options": self.options, "tags": self.tags, "idempotency_key": item["marker"]}
         async with gate:
-            url = await self._url(item["source"])
-            result = await hook.alisten_url(url, options=self.options, tags=self.tags, idempotency_key=item["marker"])
-            await asyncio.to_thread(write_result, item["location"], result.raw, self.store_conn_id)
+            if by_callback:
+                request_id = sent_before
+                if request_id is None:
+                    put = await asyncio.to_thread(
+                        presigned_put_url,
+                        item["location"],
+                        self.store_conn_id,
+                        expires_in=int(self.deadline - time.time()),
+                    )
+                    request_id = await hook.asubmit_url(await self._url(item["source"]), callback=put, **common)
+                result = await await_delivery(
+                    item["location"],
+                    self.store_conn_id,
+                    request_id,
+                    deadline=self.deadline,
+                    poll_interval=self.poll_interval,
+                )
+            else:
+                result = await hook.alisten_url(await self._url(item["source"]), **common)
+                await asyncio.to_thread(write_result, item["location"], result.raw, self.store_conn_id)
         self.log.info("Deepgram request %s: %s, %d words", result.request_id, item["label"], result.word_count)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:

@@ -122,6 +122,49 @@ def test_a_restarted_trigger_waits_for_its_first_requests_callback(slow_deepgram
     assert stored is not None and stored["metadata"]["request_id"] == accepted["request_id"]
 
 
+def test_a_restarted_batch_trigger_waits_for_its_first_requests_callbacks(
+    slow_deepgram, s3_server, s3_bucket, speech
+) -> None:
+    """The batch trigger, results by callback, stopped while its files are recognised and run again: nothing is
+    sent twice, every file's result is its one request's, none fails."""
+    client = s3_server.client()
+    items = []
+    for i in range(2):
+        client.upload_file(str(speech.file(i)), s3_bucket, f"batch/{i}.wav")
+        source = f"s3://{s3_bucket}/batch/{i}.wav"
+        location = f"s3://{s3_bucket}/results/batch-{i}.json"
+        items.append({"source": source, "label": source, "marker": f"cbbatch-{uuid.uuid4()}", "location": location})
+    kwargs = {
+        "items": items,
+        "max_concurrency": 2,
+        "deadline": time.time() + 300,
+        "deferred_at": time.time(),
+        "result_delivery": "callback",
+        "poll_interval": 0.5,
+    }
+
+    async def every_event(trigger: DeepgramBatchTrigger) -> list[dict[str, Any]]:
+        return [dict(event.payload) async for event in trigger.run()]
+
+    async def stopped_while_waiting() -> None:
+        task = asyncio.ensure_future(every_event(DeepgramBatchTrigger(**kwargs)))
+        await asyncio.sleep(2.0)  # both sent and accepted; the server takes LATENCY seconds for each
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(stopped_while_waiting())
+    first = {item["marker"]: requests_with(item["marker"]) for item in items}
+    assert [len(found) for found in first.values()] == [1, 1]
+    _, restored = DeepgramBatchTrigger(**kwargs).serialize()
+    [event] = asyncio.run(every_event(DeepgramBatchTrigger(**restored)))
+    assert event == {"status": "done", "sent": 2, "failed": {}}, event
+    for item in items:
+        [request] = requests_with(item["marker"])
+        stored = read_result(item["location"], "aws_default")
+        assert stored is not None and stored["metadata"]["request_id"] == first[item["marker"]][0]["request_id"]
+        assert request["request_id"] == first[item["marker"]][0]["request_id"]
+
+
 def test_the_batch_trigger_closes_its_client_after_the_requests_it_cancelled(monkeypatch: pytest.MonkeyPatch) -> None:
     """Files with no answer by the deadline are reported, and their requests cancelled and ended before the hook
     closes the client they use; the files' first requests, made at once, share one transport."""
