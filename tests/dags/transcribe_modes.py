@@ -1,9 +1,9 @@
 """DAGs the operator tests run with ``airflow dags test``: the waiting modes, plus crash-and-retry cases.
 
 The audio's location comes from environment variables the test sets; connections from AIRFLOW_CONN_*.
-``brain_modes`` and ``brain_retry`` hold several cases each, one task group per case over an object of its own
-(``<prefix><group>.wav``): one run proves them all, instead of one ``airflow dags test`` (about 12 CPU seconds of
-Airflow start-up and parsing) per case.
+``brain_modes``, ``brain_retry`` and ``brain_defer`` hold several cases each, one task group per case over objects
+of its own (under ``CASES_PREFIX``): one run proves them all, instead of one ``airflow dags test`` (about 12 CPU
+seconds of Airflow start-up and parsing) per case.
 """
 
 from __future__ import annotations
@@ -19,9 +19,7 @@ from airflow_provider_brain.sensors.asset import BrainAssetSensor
 
 BUCKET = os.environ.get("BRAIN_TEST_BUCKET", "bucket")
 KEY = os.environ.get("BRAIN_TEST_KEY", "audio.wav")
-LONG_KEY = os.environ.get("BRAIN_TEST_LONG_KEY", "long.wav")
-PREFIX = os.environ.get("BRAIN_TEST_PREFIX", "audio/")
-#: Where the cases of ``brain_modes`` and ``brain_retry`` find their objects: ``<prefix><group>.wav``.
+#: Where the cases of ``brain_modes``, ``brain_retry`` and ``brain_defer`` find their objects.
 CASES_PREFIX = os.environ.get("BRAIN_TEST_CASES_PREFIX", "cases/")
 COMMON = {"schedule": None, "start_date": datetime(2026, 1, 1), "catchup": False}
 
@@ -83,21 +81,6 @@ with DAG(dag_id="brain_modes", **COMMON):
         )
         submit >> wait
 
-with DAG(dag_id="brain_deferrable", **COMMON):
-    BrainTranscribeOperator(task_id="transcribe", s3_uri=f"s3://{BUCKET}/{KEY}", deferrable=True, poll_interval=0.5)
-
-with DAG(dag_id="brain_sensor_deferrable", **COMMON):
-    submit = BrainTranscribeOperator(
-        task_id="submit", s3_uri=f"s3://{BUCKET}/{LONG_KEY}", wait_for_completion=False, deferrable=False
-    )
-    wait = BrainAssetSensor(
-        task_id="wait",
-        asset_id="{{ ti.xcom_pull(task_ids='submit', key='asset_id') }}",
-        deferrable=True,
-        poke_interval=0.5,
-        timeout=300,
-    )
-    submit >> wait
 
 # A first try that crashes after submitting, once after the asset id was stored and once before.
 with DAG(dag_id="brain_retry", **COMMON):
@@ -115,42 +98,76 @@ with DAG(dag_id="brain_retry", **COMMON):
                 retry_delay=timedelta(seconds=0),
             )
 
-with DAG(dag_id="brain_mapped", **COMMON):
-    keys = S3ListOperator(task_id="list", bucket=BUCKET, prefix=PREFIX)
+# Waiting in the triggerer: a submit task and a deferrable sensor on a long file still processing when the sensor
+# starts (sensor), a deferrable task (deferrable), a task mapped over the keys under a prefix (mapped), and
+# start_from_trigger asked for where `airflow dags test` (which ignores it) or the source keeps the task in a worker:
+# each task runs as it would without it, and says why in its log (fallback).
+with DAG(dag_id="brain_defer", **COMMON):
+    # The sensor first, the other groups after it: `dags test` runs the tasks that are ready one after another, so
+    # the sensor starts right after its submit task, while the long file is still processing, as in a DAG of its own.
+    with TaskGroup("sensor") as sensor_group:
+        submit = BrainTranscribeOperator(
+            task_id="submit",
+            s3_uri=f"s3://{BUCKET}/{CASES_PREFIX}sensor-long.wav",
+            wait_for_completion=False,
+            deferrable=False,
+        )
+        wait = BrainAssetSensor(
+            task_id="wait",
+            asset_id="{{ ti.xcom_pull(task_ids='sensor.submit', key='asset_id') }}",
+            deferrable=True,
+            poke_interval=0.5,
+            timeout=300,
+        )
+        submit >> wait
 
-    @task
-    def to_uris(found: list[str]) -> list[str]:
-        return [f"s3://{BUCKET}/{key}" for key in found]
+    with TaskGroup("deferrable") as deferrable_group:
+        BrainTranscribeOperator(
+            task_id="transcribe",
+            s3_uri=f"s3://{BUCKET}/{CASES_PREFIX}deferrable.wav",
+            deferrable=True,
+            poll_interval=0.5,
+        )
 
-    BrainTranscribeOperator.partial(task_id="transcribe", deferrable=True, poll_interval=0.5).expand(
-        s3_uri=to_uris(keys.output)
-    )
+    with TaskGroup("mapped") as mapped_group:
+        keys = S3ListOperator(task_id="list", bucket=BUCKET, prefix=f"{CASES_PREFIX}mapped/")
 
-# start_from_trigger asked for where `airflow dags test` (which ignores it) or the source keeps the task in
-# a worker: each task runs as it would without it, and says why in its log.
-with DAG(dag_id="brain_trigger_start_fallback", **COMMON):
-    BrainTranscribeOperator(
-        task_id="presigned", s3_uri=f"s3://{BUCKET}/{KEY}", start_from_trigger=True, poll_interval=0.5
-    )
-    BrainTranscribeOperator(
-        task_id="streamed",
-        s3_bucket=BUCKET,
-        s3_key=f"{PREFIX}clip-0.mp3",
-        s3_transfer="stream",
-        start_from_trigger=True,
-        poll_interval=0.5,
-    )
-    BrainTranscribeOperator(
-        task_id="local", local_path=os.environ.get("BRAIN_TEST_LOCAL_PATH", "/nonexistent.wav"), start_from_trigger=True
-    )
+        @task
+        def to_uris(found: list[str]) -> list[str]:
+            return [f"s3://{BUCKET}/{key}" for key in found]
 
-    @task
-    def more_uris() -> list[str]:
-        return [f"s3://{BUCKET}/{PREFIX}clip-{i}.mp3" for i in (1, 2)]
+        BrainTranscribeOperator.partial(task_id="transcribe", deferrable=True, poll_interval=0.5).expand(
+            s3_uri=to_uris(keys.output)
+        )
 
-    BrainTranscribeOperator.partial(task_id="mapped", start_from_trigger=True, poll_interval=0.5).expand(
-        s3_uri=more_uris()
-    )
+    with TaskGroup("fallback") as fallback_group:
+        fallback = f"{CASES_PREFIX}fallback/"
+        BrainTranscribeOperator(
+            task_id="presigned", s3_uri=f"s3://{BUCKET}/{fallback}one.wav", start_from_trigger=True, poll_interval=0.5
+        )
+        BrainTranscribeOperator(
+            task_id="streamed",
+            s3_bucket=BUCKET,
+            s3_key=f"{fallback}clip-0.mp3",
+            s3_transfer="stream",
+            start_from_trigger=True,
+            poll_interval=0.5,
+        )
+        BrainTranscribeOperator(
+            task_id="local",
+            local_path=os.environ.get("BRAIN_TEST_LOCAL_PATH", "/nonexistent.wav"),
+            start_from_trigger=True,
+        )
+
+        @task
+        def more_uris() -> list[str]:
+            return [f"s3://{BUCKET}/{fallback}clip-{i}.mp3" for i in (1, 2)]
+
+        BrainTranscribeOperator.partial(task_id="mapped", start_from_trigger=True, poll_interval=0.5).expand(
+            s3_uri=more_uris()
+        )
+
+    sensor_group >> [deferrable_group, mapped_group, fallback_group]
 
 # One deadline across tries: `timeout` counts from the asset's creation, and passing it fails the task for
 # good (no retry waits again) after deleting the asset (cancel_on_kill, the default).

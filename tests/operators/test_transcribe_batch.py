@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import shutil
 import sqlite3
 import uuid
@@ -25,7 +24,7 @@ from airflow_provider_brain.hooks.brain import IDEMPOTENCY_METADATA_KEY, BrainHo
 from airflow_provider_brain.operators.transcribe_batch import BrainTranscribeBatchOperator
 from tests.fixtures.connections import brain_connection_json
 from tests.fixtures.faults import Fault
-from tests.operators.test_transcribe_dags import DagRunner, assert_succeeded, run_against_a_slow_brain
+from tests.operators.test_transcribe_dags import DagRunner, assert_succeeded, run_against_a_slow_brain, task_output
 
 DAG_FILE = Path(__file__).parents[1] / "dags" / "transcribe_batch.py"
 WER_BOUND = 0.25
@@ -105,22 +104,6 @@ def batches(batches_run: BatchesRun, monkeypatch) -> BatchesRun:
     """The module's run, with ``brain_default`` set here too (the checks read the assets back)."""
     monkeypatch.setenv("AIRFLOW_CONN_BRAIN_DEFAULT", batches_run.runner.env["AIRFLOW_CONN_BRAIN_DEFAULT"])
     return batches_run
-
-
-def task_output(output: str, task_id: str) -> str:
-    """What task ``task_id`` logged in an ``airflow dags test`` run: ``dags test`` runs one task at a time (a
-    deferred task's trigger in line), so its lines are those from each ``[DAG TEST] starting task_id=<task_id>``
-    line to the next ``[DAG TEST] end task task_id=<task_id>`` line."""
-    start = re.compile(rf"\[DAG TEST\] starting task_id={re.escape(task_id)} map_index=")
-    end = re.compile(rf"\[DAG TEST\] end task task_id={re.escape(task_id)} map_index=")
-    lines, inside = [], False
-    for line in output.splitlines():
-        inside = inside or bool(start.search(line))
-        if inside:
-            lines.append(line)
-            inside = not end.search(line)
-    assert lines, f"no log of task {task_id} in the output"
-    return "\n".join(lines)
 
 
 def sources(bucket: str, prefix: str = "batch/") -> list[str]:

@@ -55,15 +55,11 @@ def dag_runner(airflow_cli, brain_server, s3_server, s3_bucket, speech, monkeypa
     shutil.copy(DAG_FILE, airflow_cli.dags_folder / DAG_FILE.name)
     client = s3_server.client()
     client.upload_file(str(speech.file(0)), s3_bucket, "calls/one.wav")
-    for i in range(3):
-        client.upload_file(str(speech.file(i, fmt="mp3")), s3_bucket, f"audio/clip-{i}.mp3")
     env = {
         "AIRFLOW_CONN_BRAIN_DEFAULT": brain_connection_json(brain_server.url, *brain_server.auth),
         "AIRFLOW_CONN_AWS_DEFAULT": s3_server.connection_json(),
         "BRAIN_TEST_BUCKET": s3_bucket,
         "BRAIN_TEST_KEY": "calls/one.wav",
-        "BRAIN_TEST_PREFIX": "audio/",
-        "BRAIN_TEST_LONG_KEY": "calls/long.wav",
     }
     monkeypatch.setenv("AIRFLOW_CONN_BRAIN_DEFAULT", env["AIRFLOW_CONN_BRAIN_DEFAULT"])
     return DagRunner(airflow_cli, env)
@@ -83,19 +79,32 @@ class CasesRun:
         return f"s3://{self.bucket}/cases/{group}.wav"
 
 
-def run_cases(airflow_cli, brain_server, s3_server, speech, dag_id: str, groups: tuple[str, ...]) -> CasesRun:
-    """Run ``dag_id`` once over a bucket of its own holding sentence 0 as ``cases/<group>.wav`` for each group."""
+def run_cases(
+    airflow_cli,
+    brain_server,
+    s3_server,
+    speech,
+    dag_id: str,
+    groups: tuple[str, ...],
+    objects: dict[str, Path] | None = None,
+    env: dict[str, str] | None = None,
+) -> CasesRun:
+    """Run ``dag_id`` once over a bucket of its own holding sentence 0 as ``cases/<group>.wav`` for each group,
+    and each of ``objects`` (files by key under ``cases/``)."""
     shutil.copy(DAG_FILE, airflow_cli.dags_folder / DAG_FILE.name)
     client = s3_server.client()
     bucket = f"brain-test-{uuid.uuid4().hex[:12]}"
     client.create_bucket(Bucket=bucket)
     for group in groups:
         client.upload_file(str(speech.file(0)), bucket, f"cases/{group}.wav")
+    for key, path in (objects or {}).items():
+        client.upload_file(str(path), bucket, f"cases/{key}")
     env = {
         "AIRFLOW_CONN_BRAIN_DEFAULT": brain_connection_json(brain_server.url, *brain_server.auth),
         "AIRFLOW_CONN_AWS_DEFAULT": s3_server.connection_json(),
         "BRAIN_TEST_BUCKET": bucket,
         "BRAIN_TEST_CASES_PREFIX": "cases/",
+        **(env or {}),
     }
     runner = DagRunner(airflow_cli, env)
     code, output = runner.test(dag_id)
@@ -114,6 +123,41 @@ def modes_run(airflow_cli, brain_server, s3_server, speech) -> CasesRun:
 @pytest.fixture(scope="module")
 def retry_run(airflow_cli, brain_server, s3_server, speech) -> CasesRun:
     return run_cases(airflow_cli, brain_server, s3_server, speech, "brain_retry", RETRIES)
+
+
+@pytest.fixture(scope="module")
+def defer_run(airflow_cli, brain_server, s3_server, speech) -> CasesRun:
+    """brain_defer: deferrable, sensor (on twelve sentences, still processing when the sensor starts), mapped (three
+    MP3s under cases/mapped/) and fallback (one WAV and three MP3s under cases/fallback/, and sentence 3 on disk)."""
+    objects = {"sensor-long.wav": speech.joined([0, 1, 2] * 4), "fallback/one.wav": speech.file(0)}
+    for i in range(3):
+        objects[f"mapped/clip-{i}.mp3"] = objects[f"fallback/clip-{i}.mp3"] = speech.file(i, fmt="mp3")
+    local = {"BRAIN_TEST_LOCAL_PATH": str(speech.file(3))}
+    return run_cases(airflow_cli, brain_server, s3_server, speech, "brain_defer", ("deferrable",), objects, local)
+
+
+@pytest.fixture
+def defer(defer_run: CasesRun, monkeypatch) -> CasesRun:
+    """The module's run of brain_defer, with ``brain_default`` set here too (the checks read the assets back)."""
+    monkeypatch.setenv("AIRFLOW_CONN_BRAIN_DEFAULT", defer_run.runner.env["AIRFLOW_CONN_BRAIN_DEFAULT"])
+    return defer_run
+
+
+def task_output(output: str, task_id: str) -> str:
+    """What task ``task_id`` logged in an ``airflow dags test`` run: ``dags test`` runs one task at a time (a
+    deferred task's trigger in line), so its lines are those from each ``[DAG TEST] starting task_id=<task_id>``
+    line to the next ``[DAG TEST] end task task_id=<task_id>`` line (Airflow's own ``[DAG TEST]`` lines among them;
+    on 3.1 a trigger's lines come after the run's, on stderr)."""
+    start = re.compile(rf"\[DAG TEST\] starting task_id={re.escape(task_id)} map_index=")
+    end = re.compile(rf"\[DAG TEST\] end task task_id={re.escape(task_id)} map_index=")
+    lines, inside = [], False
+    for line in output.splitlines():
+        inside = inside or bool(start.search(line))
+        if inside:
+            lines.append(line)
+            inside = not end.search(line)
+    assert lines, f"no log of task {task_id} in the output"
+    return "\n".join(lines)
 
 
 def assets_for(source: str) -> list:
@@ -146,21 +190,23 @@ def test_transcribe_modes(modes_run, speech, monkeypatch, mode):
     assert link.endswith(f"/assets/{asset.asset_id}") and "demo" not in link
 
 
-def test_deferrable_really_defers(dag_runner, s3_bucket, speech):
-    code, output = dag_runner.test("brain_deferrable")
-    assert_succeeded(code, output)
-    assert "running trigger in line" in output.lower()
-    assert "BrainAssetTrigger waiting for asset" in output
-    (asset,) = assets_for(f"s3://{s3_bucket}/calls/one.wav")
+# test_deferrable_really_defers, test_sensor_deferrable, test_mapped_over_s3_keys and
+# test_start_from_trigger_falls_back_to_the_worker_and_says_why check the task groups of one run of brain_defer.
+def test_deferrable_really_defers(defer):
+    assert_succeeded(defer.code, defer.output)
+    assert "running trigger in line" in task_output(defer.output, "deferrable.transcribe").lower()
+    (asset,) = assets_for(defer.source("deferrable"))
+    # The trigger waited for this task's own asset (the other groups' triggers wait for theirs).
+    assert f"BrainAssetTrigger waiting for asset {asset.asset_id}," in defer.output
     assert BrainHook().get_asset(asset.asset_id).is_done
 
 
-def test_sensor_deferrable(dag_runner, s3_server, s3_bucket, speech):
-    s3_server.client().upload_file(str(speech.joined([0, 1, 2] * 4)), s3_bucket, "calls/long.wav")
-    code, output = dag_runner.test("brain_sensor_deferrable")
-    assert_succeeded(code, output)
-    assert "BrainAssetTrigger waiting for asset" in output  # A long file: still processing, so it deferred.
-    (asset,) = assets_for(f"s3://{s3_bucket}/calls/long.wav")
+def test_sensor_deferrable(defer):
+    assert_succeeded(defer.code, defer.output)
+    (asset,) = assets_for(f"s3://{defer.bucket}/cases/sensor-long.wav")
+    # A long file: still processing, so the sensor deferred, waiting for that asset.
+    assert f"BrainAssetTrigger waiting for asset {asset.asset_id}," in defer.output
+    assert "running trigger in line" in task_output(defer.output, "sensor.wait").lower()
     assert BrainHook().get_asset(asset.asset_id).is_done
 
 
@@ -181,19 +227,18 @@ def test_retry_after_submission_resumes_the_same_asset(retry_run, monkeypatch, g
     assert BrainHook().get_asset(assets[0].asset_id).is_done
 
 
-def test_mapped_over_s3_keys(dag_runner, s3_bucket, speech):
-    code, output = dag_runner.test("brain_mapped")
-    assert_succeeded(code, output)
+def test_mapped_over_s3_keys(defer, speech):
+    assert_succeeded(defer.code, defer.output)
     for i in range(3):
-        (asset,) = assets_for(f"s3://{s3_bucket}/audio/clip-{i}.mp3")
+        (asset,) = assets_for(f"s3://{defer.bucket}/cases/mapped/clip-{i}.mp3")
         done = BrainHook().get_asset(asset.asset_id)
         assert jiwer.wer(speech.text([i]).lower(), done.transcript) <= WER_BOUND
 
 
-def test_start_from_trigger_falls_back_to_the_worker_and_says_why(dag_runner, s3_bucket, speech):
+def test_start_from_trigger_falls_back_to_the_worker_and_says_why(defer, speech):
     local = speech.file(3)
-    dag_runner.env["BRAIN_TEST_LOCAL_PATH"] = str(local)
-    code, output = dag_runner.test("brain_trigger_start_fallback")
+    assert defer.runner.env["BRAIN_TEST_LOCAL_PATH"] == str(local)
+    code, output = defer.code, defer.output  # Only the fallback group's tasks ask for start_from_trigger.
     assert_succeeded(code, output)
     said = "start_from_trigger=True, but this task runs in a worker: "
     if trigger_start.triggerer_can_start_tasks():
@@ -202,7 +247,8 @@ def test_start_from_trigger_falls_back_to_the_worker_and_says_why(dag_runner, s3
         assert output.count(said + "local_path names a file on a worker") == 1
     else:  # Before Airflow 3.3 every task says so first.
         assert output.count(said + "this Airflow cannot start a task in the triggerer") == 5
-    sources = [f"s3://{s3_bucket}/calls/one.wav", *(f"s3://{s3_bucket}/audio/clip-{i}.mp3" for i in range(3))]
+    fallback = f"s3://{defer.bucket}/cases/fallback"
+    sources = [f"{fallback}/one.wav", *(f"{fallback}/clip-{i}.mp3" for i in range(3))]
     for source in [*sources, str(local)]:
         (asset,) = assets_for(source)
         assert BrainHook().get_asset(asset.asset_id).is_done, source
