@@ -146,6 +146,21 @@ def delivered_result(location: str, conn_id: str | None, request_id: str) -> Dee
     )
 
 
+def failed_at(location: str, conn_id: str | None, request_id: str) -> bool:
+    """Whether ``request_id``'s callback delivered an error at ``location`` (the file must be sent anew)."""
+    data = read_result(location, conn_id)
+    return data is not None and _is_error(data) and data.get("request_id") == request_id
+
+
+def still_to_deliver(found: Mapping[str, Any] | None, location: str, conn_id: str | None) -> str | None:
+    """The id of a request found in the history whose callback may still bring ``location``'s result: accepted
+    (not failed with a 5xx), and no error of its own delivered there."""
+    if found is None or int(found.get("code") or 200) >= 500:
+        return None
+    request_id = str(found.get("request_id"))
+    return None if failed_at(location, conn_id, request_id) else request_id
+
+
 def _waited_too_long(request_id: str, location: str) -> TimeoutError:
     return TimeoutError(
         f"Deepgram's callback for request {request_id} did not reach {location} before the task's timeout. If "

@@ -42,6 +42,9 @@ class Call:
     read_only: bool = False
     #: Which API it goes to, as messages name it ("Deepgram" for the Deepgram hook's calls).
     service: str = "Brain"
+    #: The query holds a secret (a callback's presigned URL): a failure is not chained to the HTTP client's
+    #: exception, whose message quotes the URL sent, query included.
+    secret_query: bool = False
 
     @property
     def idempotent(self) -> bool:

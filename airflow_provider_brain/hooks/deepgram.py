@@ -148,7 +148,8 @@ class DeepgramHook(ListenSender, BaseHook):
         return self._project_id
 
     def find_request(self, marker: str, *, since: datetime | None = None) -> dict[str, Any] | None:
-        """The project's newest request carrying the idempotency ``marker``, or ``None``.
+        """The project's newest request carrying the idempotency ``marker``, or ``None``. Its ``path`` and
+        ``callback`` hold the request's query, a callback's presigned URL included: never log them.
 
         :param since: look at requests made after this time (less ``HISTORY_SLACK``) only.
         """
@@ -173,7 +174,8 @@ class DeepgramHook(ListenSender, BaseHook):
 
     def get_request(self, request_id: str) -> dict[str, Any]:
         """One request of the project's history (``GET /v1/projects/{id}/requests/{request_id}``): its path, code
-        and ``response`` summary (no transcript)."""
+        and ``response`` summary (no transcript; the path and ``callback`` may hold a presigned URL: never log
+        them)."""
         path = f"/v1/projects/{self.project_id()}/requests/{uuid.UUID(request_id)}"
         answer = self.transport.request(dg_call("GET", path))
         result: dict[str, Any] = answer.get("request") or {}  # GetProjectRequestV1Response: {"request": {...}}
@@ -276,7 +278,8 @@ class DeepgramHook(ListenSender, BaseHook):
         self.transport  # noqa: B018 - the connection's default options come with its settings
         marker = marker or str(uuid.uuid4())
         params = listen_params(self._options(options), tags=tags, extra=extra, marker=marker, callback=callback)
-        return ListenCall(dg_call("POST", "/v1/listen", params=params, json=json), marker)
+        call = dg_call("POST", "/v1/listen", params=params, json=json, secret_query=callback is not None)
+        return ListenCall(call, marker)
 
     async def alisten_url(
         self,

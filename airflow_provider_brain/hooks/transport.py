@@ -202,8 +202,12 @@ class Transport:
                 timeout=(DEFAULT_CONNECT_TIMEOUT, request_timeout(settings, deadline)),
             )
         except requests.RequestException as err:
-            raise transport_error(call, settings.base_url, err) from err
-        return self.decoder(call, response.status_code, response.headers, response.content)
+            error = transport_error(call, settings.base_url, err)
+            if not call.secret_query:
+                raise error from err
+        else:
+            return self.decoder(call, response.status_code, response.headers, response.content)
+        raise error  # outside the except: the client's exception, which quotes the query, is not chained
 
     def request(self, call: Call, *, retry: bool = True, deadline: float | None = None) -> Any:
         """Send ``call`` with the retry policy (no retry starts past ``deadline``) and return its decoded JSON."""
@@ -252,8 +256,12 @@ class Transport:
                 timeout=httpx.Timeout(request_timeout(settings, deadline), connect=DEFAULT_CONNECT_TIMEOUT),
             )
         except httpx.HTTPError as err:
-            raise transport_error(call, settings.base_url, err) from err
-        return self.decoder(call, response.status_code, response.headers, response.content)
+            error = transport_error(call, settings.base_url, err)
+            if not call.secret_query:
+                raise error from err
+        else:
+            return self.decoder(call, response.status_code, response.headers, response.content)
+        raise error  # outside the except: the client's exception, which quotes the query, is not chained
 
     async def arequest(self, call: Call, *, retry: bool = True, deadline: float | None = None) -> Any:
         """Async ``request``: the same retry policy, sleeping without blocking the event loop."""

@@ -17,13 +17,13 @@ from airflow_provider_brain.deepgram_store import (
     presigned_put_url,
     result_location,
     result_reference,
+    still_to_deliver,
     stored_result,
     wait_for_delivery,
     write_result,
 )
 from airflow_provider_brain.exceptions import BrainError
 from airflow_provider_brain.hooks.deepgram import DeepgramHook
-from airflow_provider_brain.hooks.deepgram_calls import accepted
 from airflow_provider_brain.hooks.idempotency import task_metadata
 from airflow_provider_brain.hooks.source_versions import check_reuse_existing
 from airflow_provider_brain.hooks.uploads import SizedStream
@@ -216,11 +216,11 @@ class DeepgramTranscribeOperator(HidesUrlSecrets, BaseOperator):
         delivery = delivery_for(stored_at, self.result_delivery)
         if self.reuse_existing and delivery != "callback":
             raise ValueError("reuse_existing needs result_delivery='callback' (an s3:// output_uri)")
-        # Another run's request for the same object version: its callback brings the result here too.
-        sent = self.hook.find_request(marker) if self.reuse_existing else None
-        sent_id = str(sent["request_id"]) if accepted(sent) and sent is not None else None
+        sent_id = self._sent_before(context, marker, stored_at) if delivery == "callback" else None
         if sent_id:
-            self.log.info("Deepgram request %s of another run is transcribing %s: waiting for it", sent_id, source)
+            self.log.info(
+                "Deepgram request %s of an earlier try or run is transcribing %s: waiting for it", sent_id, source
+            )
         if self.deferrable:
             s3 = location.s3
             self.defer(
@@ -271,6 +271,16 @@ class DeepgramTranscribeOperator(HidesUrlSecrets, BaseOperator):
             stored_at,
         )
         return result_reference(result, stored_at, self.store_conn_id, source, task)
+
+    def _sent_before(self, context: Context, marker: str, stored_at: str) -> str | None:
+        """A request an earlier try (or, with ``reuse_existing``, another run) sent for this result, whose callback
+        may still bring it: the history is searched (since the run started) from the second try on, and always
+        with ``reuse_existing``; a request whose error was delivered does not count."""
+        if not self.reuse_existing and getattr(context["ti"], "try_number", 1) <= 1:
+            return None
+        dag_run = context.get("dag_run")
+        since = None if self.reuse_existing else getattr(dag_run, "start_date", None)
+        return still_to_deliver(self.hook.find_request(marker, since=since), stored_at, self.store_conn_id)
 
     def _marker_and_location(self, location: AudioLocation, ti: Any) -> tuple[str, str]:
         """The request's idempotency marker and the result's location: per task instance, or (``reuse_existing``)

@@ -19,12 +19,14 @@ from airflow_provider_brain.deepgram_store import (
     presigned_put_url,
     result_location,
     result_reference,
+    still_to_deliver,
     stored_result,
     wait_for_delivery,
     write_result,
 )
 from airflow_provider_brain.exceptions import BrainError, redact_urls
 from airflow_provider_brain.hooks.deepgram import DeepgramHook
+from airflow_provider_brain.hooks.deepgram_history import find_requests
 from airflow_provider_brain.hooks.idempotency import task_metadata
 from airflow_provider_brain.operators.url_fields import HidesUrlSecrets
 from airflow_provider_brain.sources import parse_s3_uri, presigned_get_url, public_url
@@ -168,12 +170,17 @@ class DeepgramTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
         todo = [item for item in items if item["source"] not in references]
         self.log.info("%d file(s), %d stored by earlier tries, %d to send", len(items), len(references), len(todo))
         delivery = delivery_for(self.output_uri, self.result_delivery)
+        if delivery == "callback":
+            self._add_sent_before(context, todo)
         if todo and self.deferrable:
             if any(not item["source"].startswith(("s3://", "http://", "https://")) for item in todo):
                 raise ValueError("deferrable=True sends URLs from the triggerer: local files need deferrable=False")
             self.defer(
                 trigger=DeepgramBatchTrigger(
-                    items=[{k: item[k] for k in ("source", "label", "marker", "location")} for item in todo],
+                    items=[
+                        {k: item[k] for k in ("source", "label", "marker", "location", "request_id") if k in item}
+                        for item in todo
+                    ],
                     max_concurrency=self.max_concurrency,
                     deadline=deadline,
                     deferred_at=time.time(),
@@ -205,6 +212,20 @@ class DeepgramTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
                     failed[item["label"]] = redact_urls(f"{type(exc).__name__}: {exc}")
         return self._finish(context, [references[i["source"]] for i in items if i["source"] in references], failed)
 
+    def _add_sent_before(self, context: Context, todo: list[dict[str, str]]) -> None:
+        """From the second try on, give each file an earlier try sent, whose callback may still bring its result,
+        that request's id (``request_id``): it is waited for, not sent again."""
+        if getattr(context["ti"], "try_number", 1) <= 1 or not todo:
+            return
+        hook = DeepgramHook(deepgram_conn_id=self.deepgram_conn_id)
+        since = getattr(context.get("dag_run"), "start_date", None)
+        found = find_requests(hook.transport, hook.project_id(), [item["marker"] for item in todo], since=since)
+        for item in todo:
+            request_id = still_to_deliver(found.get(item["marker"]), item["location"], self.store_conn_id)
+            if request_id is not None:
+                item["request_id"] = request_id
+                self.log.info("Deepgram request %s of an earlier try is transcribing %s", request_id, item["label"])
+
     def _hook(self, hooks: threading.local) -> DeepgramHook:
         hook: DeepgramHook | None = getattr(hooks, "hook", None)
         if hook is None:  # one per thread: a requests.Session is not shared across threads
@@ -224,6 +245,15 @@ class DeepgramTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
         common: dict[str, Any] = {"options": self.options, "tags": tags, "idempotency_key": item["marker"]}
         hook = self._hook(hooks)
         by_callback = delivery == "callback"
+        if by_callback and item.get("request_id"):
+            result = wait_for_delivery(
+                item["location"],
+                self.store_conn_id,
+                item["request_id"],
+                deadline=deadline,
+                poll_interval=self.poll_interval,
+            )
+            return result_reference(result, item["location"], self.store_conn_id, item["label"], task)
         if by_callback:
             common["callback"] = presigned_put_url(item["location"], self.store_conn_id, expires_in=int(self.timeout))
         send_url, send_file = (
@@ -268,7 +298,9 @@ class DeepgramTranscribeBatchOperator(HidesUrlSecrets, BaseOperator):
             raise BrainError("Deepgram batch trigger sent an event this task cannot read")
         items = self._items(context)
         references = self._stored(items, task_metadata(context["ti"]))
-        failed = {str(k): str(v) for k, v in (event.get("failed") or {}).items()}
+        stored_labels = {item["label"] for item in items if item["source"] in references}
+        # A file stored by this trigger's earlier run (the triggerer restarted) is no failure, whatever it said.
+        failed = {str(k): str(v) for k, v in (event.get("failed") or {}).items() if str(k) not in stored_labels}
         for item in items:
             if item["source"] not in references and item["label"] not in failed:
                 failed[item["label"]] = "its result is not in the store"

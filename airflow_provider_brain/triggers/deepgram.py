@@ -20,7 +20,14 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_brain.deepgram_models import DeepgramResult
-from airflow_provider_brain.deepgram_store import await_delivery, presigned_put_url, result_reference, write_result
+from airflow_provider_brain.deepgram_store import (
+    await_delivery,
+    presigned_put_url,
+    result_reference,
+    still_to_deliver,
+    stored_result,
+    write_result,
+)
 from airflow_provider_brain.exceptions import redact_urls
 from airflow_provider_brain.hooks.deepgram import DeepgramAnswerLost, DeepgramHook
 from airflow_provider_brain.hooks.deepgram_calls import accepted
@@ -128,17 +135,31 @@ class DeepgramTranscribeTrigger(BaseTrigger):
             raise ValueError("DeepgramTranscribeTrigger needs s3_bucket and s3_key, or audio_url")
         return self.audio_url
 
-    async def _earlier_request(self, hook: DeepgramHook) -> str | None:
-        """The request an earlier run of this trigger (same deferral) sent, if the history shows one."""
+    async def _earlier_request(self, hook: DeepgramHook) -> dict[str, Any] | None:
+        """The request an earlier run of this trigger sent, if the history shows one: made since the task deferred
+        (less ``HISTORY_SLACK``). Without a callback only one Deepgram created after the deferral counts (an
+        earlier try's is not this run's lost answer); with one, any (its callback writes the same location)."""
         if self.deferred_at is None:
             return None
         since = datetime.fromtimestamp(self.deferred_at, UTC)
-        found = (await hook.afind_requests([self.marker], since=since, created_after=since)).get(self.marker)
-        return str(found.get("request_id")) if found is not None and accepted(found) else None
+        created_after = None if self.result_delivery == "callback" else since
+        found = await hook.afind_requests([self.marker], since=since, created_after=created_after)
+        return found.get(self.marker)
 
     async def _by_callback(self, hook: DeepgramHook) -> DeepgramResult:
-        """Send the file with the result's location as its callback (unless an earlier run did), then wait."""
-        request_id = self.request_id or await self._earlier_request(hook)
+        """The result already stored, or the earlier request's, or a new request's (the result's location as its
+        callback), waited for."""
+        stored = await asyncio.to_thread(stored_result, self.location, self.store_conn_id)
+        if stored is not None:
+            return stored
+        request_id = self.request_id
+        if request_id is None:
+            found = await self._earlier_request(hook)
+            request_id = await asyncio.to_thread(still_to_deliver, found, self.location, self.store_conn_id)
+            if request_id is not None:
+                self.log.info(
+                    "Deepgram request %s for %s was sent before the triggerer restarted", request_id, self.source
+                )
         if request_id is None:
             callback = await asyncio.to_thread(
                 presigned_put_url, self.location, self.store_conn_id, expires_in=int(self.deadline - time.time())
@@ -147,8 +168,6 @@ class DeepgramTranscribeTrigger(BaseTrigger):
             request_id = await hook.asubmit_url(
                 await self._url(), callback=callback, options=self.options, tags=self.tags, idempotency_key=self.marker
             )
-        elif self.request_id is None:
-            self.log.info("Deepgram request %s for %s was sent before the triggerer restarted", request_id, self.source)
         self.log.info("Waiting for Deepgram request %s's callback to write %s", request_id, self.location)
         return await await_delivery(
             self.location, self.store_conn_id, request_id, deadline=self.deadline, poll_interval=self.poll_interval
@@ -156,9 +175,10 @@ class DeepgramTranscribeTrigger(BaseTrigger):
 
     async def _by_answer(self, hook: DeepgramHook) -> DeepgramResult:
         """Send the file and wait for the answer, then write it; an earlier run's request is a lost answer."""
-        request_id = await self._earlier_request(hook)
-        if request_id is not None:
-            raise DeepgramAnswerLost(request_id, self.marker, "the triggerer stopped while it ran")
+        found = await self._earlier_request(hook)
+        if accepted(found):
+            assert found is not None
+            raise DeepgramAnswerLost(str(found.get("request_id")), self.marker, "the triggerer stopped while it ran")
         self.log.info("Sending %s to Deepgram from the triggerer (marker %s)", self.source, self.marker)
         async with asyncio.timeout(self.deadline - time.time()):
             result = await hook.alisten_url(

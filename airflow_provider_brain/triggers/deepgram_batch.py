@@ -16,7 +16,14 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_brain.deepgram_store import await_delivery, presigned_put_url, write_result
+from airflow_provider_brain.deepgram_models import DeepgramResult
+from airflow_provider_brain.deepgram_store import (
+    await_delivery,
+    presigned_put_url,
+    still_to_deliver,
+    stored_result,
+    write_result,
+)
 from airflow_provider_brain.exceptions import redact_urls
 from airflow_provider_brain.hooks.deepgram import DeepgramAnswerLost, DeepgramHook
 from airflow_provider_brain.hooks.deepgram_calls import accepted
@@ -24,7 +31,8 @@ from airflow_provider_brain.sources import parse_s3_uri, presigned_get_url, shar
 
 
 class DeepgramBatchTrigger(BaseTrigger):
-    """Transcribe ``items`` (each ``{"source", "label", "location", "marker"}``; ``source`` an ``s3://`` URI or a
+    """Transcribe ``items`` (each ``{"source", "label", "location", "marker"}``, and ``request_id`` for a file an
+    earlier try sent, whose callback is waited for; ``source`` an ``s3://`` URI or a
     URL, ``label`` what may be logged of it) with at most ``max_concurrency`` requests in flight; yields
     ``{"status": "done", "sent": n, "failed": {label: reason}}``. The results are in the store, not the event:
     the task reads their references from there.
@@ -95,44 +103,51 @@ class DeepgramBatchTrigger(BaseTrigger):
         )
 
     async def _sent_before(self, hook: DeepgramHook) -> dict[str, dict[str, Any]]:
-        """The requests an earlier run of this trigger (same deferral: the triggerer restarted) sent, by marker."""
+        """The requests an earlier run of this trigger (same deferral: the triggerer restarted) sent, by marker;
+        with a callback, any since the deferral (see ``DeepgramTranscribeTrigger._earlier_request``)."""
         if self.deferred_at is None:
             return {}
         since = datetime.fromtimestamp(self.deferred_at, UTC)
         markers = [item["marker"] for item in self.items]
-        return await hook.afind_requests(markers, since=since, created_after=since)
+        created_after = None if self.result_delivery == "callback" else since
+        return await hook.afind_requests(markers, since=since, created_after=created_after)
 
     async def _one(
         self, hook: DeepgramHook, item: Mapping[str, str], gate: asyncio.Semaphore, earlier: Mapping[str, Any] | None
     ) -> None:
-        sent_before = str(earlier.get("request_id")) if earlier is not None and accepted(earlier) else None
         by_callback = self.result_delivery == "callback"
-        if sent_before and not by_callback:
+        if not by_callback and accepted(earlier):
             # Accepted by this trigger's earlier run, whose answer the restart lost: not paid for twice.
-            raise DeepgramAnswerLost(sent_before, item["marker"], "the triggerer stopped")
+            assert earlier is not None
+            raise DeepgramAnswerLost(str(earlier.get("request_id")), item["marker"], "the triggerer stopped")
         common: dict[str, Any] = {"options": self.options, "tags": self.tags, "idempotency_key": item["marker"]}
         async with gate:
             if by_callback:
-                request_id = sent_before
-                if request_id is None:
-                    put = await asyncio.to_thread(
-                        presigned_put_url,
-                        item["location"],
-                        self.store_conn_id,
-                        expires_in=int(self.deadline - time.time()),
-                    )
-                    request_id = await hook.asubmit_url(await self._url(item["source"]), callback=put, **common)
-                result = await await_delivery(
-                    item["location"],
-                    self.store_conn_id,
-                    request_id,
-                    deadline=self.deadline,
-                    poll_interval=self.poll_interval,
-                )
+                result = await self._by_callback(hook, item, earlier, common)
             else:
                 result = await hook.alisten_url(await self._url(item["source"]), **common)
                 await asyncio.to_thread(write_result, item["location"], result.raw, self.store_conn_id)
         self.log.info("Deepgram request %s: %s, %d words", result.request_id, item["label"], result.word_count)
+
+    async def _by_callback(
+        self, hook: DeepgramHook, item: Mapping[str, str], earlier: Mapping[str, Any] | None, common: dict[str, Any]
+    ) -> DeepgramResult:
+        """One file's result: stored already, or an earlier request's (an earlier try's, given in the item, or this
+        trigger's before a restart), or a new request's, waited for."""
+        location = item["location"]
+        stored = await asyncio.to_thread(stored_result, location, self.store_conn_id)
+        if stored is not None:
+            return stored
+        request_id = item.get("request_id") or await asyncio.to_thread(
+            still_to_deliver, earlier, location, self.store_conn_id
+        )
+        if request_id is None:
+            expires = int(self.deadline - time.time())
+            put = await asyncio.to_thread(presigned_put_url, location, self.store_conn_id, expires_in=expires)
+            request_id = await hook.asubmit_url(await self._url(item["source"]), callback=put, **common)
+        return await await_delivery(
+            location, self.store_conn_id, request_id, deadline=self.deadline, poll_interval=self.poll_interval
+        )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = DeepgramHook(deepgram_conn_id=self.deepgram_conn_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import traceback
 import uuid
 from types import SimpleNamespace
 from typing import Any
@@ -136,3 +137,6 @@ def test_the_callback_url_is_in_no_message_or_log(
     assert "<redacted-url>" in str(caught.value) and "<redacted-url>" in retries[0]
     signature = secret.split("=")[1]
     assert signature not in str(caught.value) and signature not in caplog.text
+    # Nor in the traceback a task log prints: the client's exception, which quotes the query, is not chained.
+    assert signature not in "".join(traceback.format_exception(caught.value))
+    assert caught.value.__cause__ is None and caught.value.__context__ is None
