@@ -3,8 +3,9 @@ batch holding a file that is not audio (failing the task, or reporting it), and 
 
 Files come from the prefix ``BRAIN_TEST_PREFIX`` of bucket ``BRAIN_TEST_BUCKET``; connections from AIRFLOW_CONN_*.
 ``brain_batches`` holds the cases whose runs succeed, one task group each, listing ``<prefix><group>/`` and
-loading into a warehouse of its own (``brain_warehouse_<group>``): one run proves them all, instead of one
-``airflow dags test`` (about 12 CPU seconds of Airflow start-up and parsing) per case.
+loading into a warehouse of its own (``brain_warehouse_<group>``), and ``brain_batch_failures`` those whose runs
+fail: one run proves them all, instead of one ``airflow dags test`` (about 12 CPU seconds of Airflow start-up
+and parsing) per case.
 """
 
 from __future__ import annotations
@@ -86,28 +87,32 @@ with DAG(dag_id="brain_batches", **COMMON):
             retry_delay=timedelta(seconds=0),
         )
 
-with DAG(dag_id="brain_batch_not_audio_fails", **COMMON):
-    listed = S3ListOperator(task_id="list", bucket=BUCKET, prefix=PREFIX)
-    batch = BrainTranscribeBatchOperator(
-        task_id="transcribe",
-        s3_uris=to_uris(listed.output, audio_only=False),
-        deferrable=True,
-        poll_interval=0.5,
-        fail_on_asset_failure=True,
-    )
-    BrainToSqlOperator(task_id="load", asset_ids=batch.output, conn_id="brain_warehouse")
-
-# One deadline across tries: `timeout` counts from the batch's first submission; passing it deletes the assets
-# still processing (cancel_on_kill, the default) and fails the task without retries.
-for dag_id, deferrable in (("brain_batch_deadline_worker", False), ("brain_batch_deadline_deferred", True)):
-    with DAG(dag_id=dag_id, **COMMON):
-        listed = S3ListOperator(task_id="list", bucket=BUCKET, prefix=PREFIX)
-        BrainTranscribeBatchOperator(
+# The cases whose runs fail. A file that is not audio failing the task (not_audio_fails). One deadline across
+# tries, in the worker and deferred: `timeout` counts from the batch's first submission; passing it deletes the
+# assets still processing (cancel_on_kill, the default) and fails the task without retries. Each deadline group
+# talks to a Brain of its own (brain_slow_<group>), whose access log tells its submissions and deletions apart.
+with DAG(dag_id="brain_batch_failures", **COMMON):
+    with TaskGroup("not_audio_fails"):
+        listed = S3ListOperator(task_id="list", bucket=BUCKET, prefix=f"{PREFIX}not_audio_fails/")
+        batch = BrainTranscribeBatchOperator(
             task_id="transcribe",
-            s3_uris=to_uris(listed.output, audio_only=True),
-            deferrable=deferrable,
+            s3_uris=to_uris(listed.output, audio_only=False),
+            deferrable=True,
             poll_interval=0.5,
-            timeout=5,
-            retries=2,
-            retry_delay=timedelta(seconds=0),
+            fail_on_asset_failure=True,
         )
+        BrainToSqlOperator(task_id="load", asset_ids=batch.output, conn_id="brain_warehouse")
+
+    for group, deferrable in (("deadline_worker", False), ("deadline_deferred", True)):
+        with TaskGroup(group):
+            listed = S3ListOperator(task_id="list", bucket=BUCKET, prefix=f"{PREFIX}{group}/")
+            BrainTranscribeBatchOperator(
+                task_id="transcribe",
+                s3_uris=to_uris(listed.output, audio_only=True),
+                brain_conn_id=f"brain_slow_{group}",
+                deferrable=deferrable,
+                poll_interval=0.5,
+                timeout=5,
+                retries=2,
+                retry_delay=timedelta(seconds=0),
+            )

@@ -2,13 +2,16 @@
 by the local Brain server, loaded into a SQLite warehouse.
 
 The cases whose runs succeed (waiting in the worker and deferred, a file that is not audio reported, a crash
-mid-submission) are task groups of one DAG, ``brain_batches``, run once per module; each over its own prefix and
-warehouse, each test checking its own group's tasks, assets, rows and log."""
+mid-submission) are task groups of one DAG, ``brain_batches``, and those whose runs fail (a file that is not audio
+failing the task, the deadline in the worker and deferred) of another, ``brain_batch_failures``: each run once per
+module, each group over its own prefix (and warehouse, or slow Brain), each test checking its own group's tasks,
+assets, rows and log."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import sqlite3
 import uuid
@@ -22,35 +25,14 @@ from airflow.providers.common.compat.sdk import TaskDeferred
 
 from airflow_provider_brain.hooks.brain import IDEMPOTENCY_METADATA_KEY, BrainHook
 from airflow_provider_brain.operators.transcribe_batch import BrainTranscribeBatchOperator
+from tests.fixtures.brain import start_brain_server
 from tests.fixtures.connections import brain_connection_json
 from tests.fixtures.faults import Fault
-from tests.operators.test_transcribe_dags import DagRunner, assert_succeeded, run_against_a_slow_brain, task_output
+from tests.operators.test_transcribe_dags import DagRunner, assert_succeeded, task_output
 
 DAG_FILE = Path(__file__).parents[1] / "dags" / "transcribe_batch.py"
 WER_BOUND = 0.25
 FILES = 4
-
-
-@pytest.fixture
-def batch_runner(airflow_cli, brain_server, s3_server, s3_bucket, speech, monkeypatch, tmp_path):
-    shutil.copy(DAG_FILE, airflow_cli.dags_folder / DAG_FILE.name)
-    client = s3_server.client()
-    for i in range(FILES):
-        fmt = "mp3" if i == 1 else "wav"
-        client.upload_file(str(speech.file(i % 3, fmt=fmt)), s3_bucket, f"batch/clip-{i}.{fmt}")
-    client.put_object(Bucket=s3_bucket, Key="batch/notes.txt", Body=b"these are notes, not audio")
-    warehouse = tmp_path / "warehouse.db"
-    env = {
-        "AIRFLOW_CONN_BRAIN_DEFAULT": brain_connection_json(brain_server.url, *brain_server.auth),
-        "AIRFLOW_CONN_AWS_DEFAULT": s3_server.connection_json(),
-        "AIRFLOW_CONN_BRAIN_WAREHOUSE": json.dumps({"conn_type": "sqlite", "host": str(warehouse)}),
-        "BRAIN_TEST_BUCKET": s3_bucket,
-        "BRAIN_TEST_PREFIX": "batch/",
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_BRAIN_DEFAULT", env["AIRFLOW_CONN_BRAIN_DEFAULT"])
-    runner = DagRunner(airflow_cli, env)
-    runner.warehouse = warehouse
-    return runner
 
 
 GROUPS = ("worker", "deferrable", "not_audio_reported", "retry")
@@ -164,15 +146,79 @@ def test_batch_transcribes_every_file_once_and_loads_it(batches, speech, group):
     assert audio_seconds > 0 and xcoms["audio_seconds"] == pytest.approx(audio_seconds, abs=0.01)
 
 
-def test_not_audio_fails_the_task_naming_the_file(batch_runner, s3_bucket):
-    code, output = batch_runner.test("brain_batch_not_audio_fails")
-    assert code != 0 or "state=failed" in output
+@dataclass
+class FailuresRun:
+    """The module's one run of ``brain_batch_failures``, and what each deadline group's own slow Brain saw: the
+    submissions and successful deletions in its access log, and the assets it still held unfinished afterwards."""
+
+    runner: DagRunner
+    bucket: str
+    code: int
+    output: str
+    slow: dict[str, tuple[list, list, list]]
+
+
+DEADLINES = ("deadline_worker", "deadline_deferred")
+
+
+@pytest.fixture(scope="module")
+def failures_run(airflow_cli, brain_server, s3_server, speech, tmp_path_factory) -> FailuresRun:
+    """The deadline groups each against a Brain that keeps every asset processing for 120 s; not_audio_fails
+    against the session's Brain."""
+    shutil.copy(DAG_FILE, airflow_cli.dags_folder / DAG_FILE.name)
+    client = s3_server.client()
+    bucket = f"brain-test-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    folder = tmp_path_factory.mktemp("batch-failures")
+    env = {
+        "AIRFLOW_CONN_BRAIN_DEFAULT": brain_connection_json(brain_server.url, *brain_server.auth),
+        "AIRFLOW_CONN_AWS_DEFAULT": s3_server.connection_json(),
+        "AIRFLOW_CONN_BRAIN_WAREHOUSE": json.dumps({"conn_type": "sqlite", "host": str(folder / "warehouse.db")}),
+        "BRAIN_TEST_BUCKET": bucket,
+        "BRAIN_TEST_PREFIX": "batch/",
+    }
+    for group in ("not_audio_fails", *DEADLINES):
+        upload_batch(client, bucket, speech, f"batch/{group}/")
+    slow_servers = {}
+    try:
+        for group in DEADLINES:
+            slow_servers[group] = start_brain_server(folder / group, workers=1, extra_args=["--min-latency", "120"])
+            env[f"AIRFLOW_CONN_BRAIN_SLOW_{group.upper()}"] = brain_connection_json(
+                slow_servers[group].url, *slow_servers[group].auth
+            )
+        runner = DagRunner(airflow_cli, env)
+        code, output = runner.test("brain_batch_failures")
+        slow = {}
+        for group, server in slow_servers.items():
+            access = re.findall(r"brain_local\.access: (\w+) (\S+) (\d+)", server.log_text())
+            with server.client() as brain:
+                listed = brain.get("/assets", params={"done": "false"}).json()["results"]
+            submissions = [p for method, p, _ in access if method == "POST" and p.startswith("/speech:recognize")]
+            deletions = [p for method, p, status in access if method == "DELETE" and status == "200"]
+            slow[group] = (submissions, deletions, listed)
+    finally:
+        for server in slow_servers.values():
+            server.stop()
+    return FailuresRun(runner, bucket, code, output, slow)
+
+
+@pytest.fixture
+def failures(failures_run: FailuresRun, monkeypatch) -> FailuresRun:
+    """The module's failing run, with ``brain_default`` set here too (the checks read the assets back)."""
+    monkeypatch.setenv("AIRFLOW_CONN_BRAIN_DEFAULT", failures_run.runner.env["AIRFLOW_CONN_BRAIN_DEFAULT"])
+    finished = [line for line in failures_run.output.splitlines() if "DagRun Finished" in line]
+    assert finished and "state=failed" in finished[-1], failures_run.output[-5000:]
+    return failures_run
+
+
+def test_not_audio_fails_the_task_naming_the_file(failures):
+    output = task_output(failures.output, "not_audio_fails.transcribe")
     assert f"1 of {FILES + 1} files of this batch could not be transcribed" in output
-    assert f"s3://{s3_bucket}/batch/notes.txt" in output
-    assert "X-Amz-Signature" not in output
+    assert f"s3://{failures.bucket}/batch/not_audio_fails/notes.txt" in output
+    assert "X-Amz-Signature" not in failures.output
     # Every file was still waited for: the audio ones are done.
     by_source = assets_by_source()
-    assert all(by_source[s][0].is_done for s in sources(s3_bucket))
+    assert all(by_source[s][0].is_done for s in sources(failures.bucket, "batch/not_audio_fails/"))
 
 
 def test_not_audio_reported_in_the_summaries(batches):
@@ -198,15 +244,23 @@ def test_retry_after_a_crash_mid_submission_submits_only_the_rest(batches):
     assert {s: len(by_source.get(s, [])) for s in expected} == dict.fromkeys(expected, 1)
 
 
-@pytest.mark.parametrize("dag_id", ["brain_batch_deadline_worker", "brain_batch_deadline_deferred"])
-def test_the_batch_deadline_spans_all_tries_and_cancels_its_assets(batch_runner, s3_bucket, tmp_path, dag_id):
+# The ids are the DAGs these cases had before they were task groups of brain_batch_failures.
+@pytest.mark.parametrize(
+    "group",
+    [
+        pytest.param("deadline_worker", id="brain_batch_deadline_worker"),
+        pytest.param("deadline_deferred", id="brain_batch_deadline_deferred"),
+    ],
+)
+def test_the_batch_deadline_spans_all_tries_and_cancels_its_assets(failures, group):
     """timeout=5 s, retries=2, assets that stay processing 120 s: one try, each file submitted once, all deleted."""
-    output, submissions, deletions, listed = run_against_a_slow_brain(batch_runner, tmp_path, dag_id)
+    submissions, deletions, listed = failures.slow[group]
     assert len(submissions) == FILES, "no retry submitted the files again"
     assert len(deletions) == FILES and listed == [], "every asset still processing was deleted on Brain"
+    output = task_output(failures.output, f"{group}.transcribe")
     assert f"{FILES} of {FILES} files of this batch were still processing 5 s after the batch was first" in output
     assert output.count("because its batch's deadline passed (cancel_on_kill=True)") == FILES
-    assert "Resuming" not in output, "the task failed for good: no retry ran"
+    assert "Resuming" not in failures.output, "the task failed for good: no retry ran"
 
 
 def test_bad_input_is_named():
