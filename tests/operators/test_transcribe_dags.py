@@ -67,7 +67,8 @@ def dag_runner(airflow_cli, brain_server, s3_server, s3_bucket, speech, monkeypa
 
 @dataclass
 class CasesRun:
-    """One run of a DAG whose cases are task groups (``brain_modes``, ``brain_retry``), made once per module."""
+    """One run of a DAG whose cases are task groups (``brain_modes``, ``brain_retry``, ``brain_defer``), made once
+    per module."""
 
     runner: DagRunner
     bucket: str
