@@ -61,11 +61,19 @@ def asset_path(asset_id: str) -> str:
 
 
 def transport_error(call: Call, base_url: str, err: Exception) -> BrainAPIError:
-    """Classify a requests/httpx exception: retryable network trouble, or a setup error to fix.
+    """Classify a requests/httpx exception: retryable network trouble, or a setup error to fix. The error's
+    ``__cause__`` is ``err``, unless the call's query holds a secret (``secret_query``): the client's exception
+    quotes the URL sent, query included, and a task log prints the chain. Raise it outside the ``except``.
 
     A ``BrainConnectionError`` says whether the request may have reached the server (``maybe_sent``): a
     connection that could not be opened sent nothing, so even a submission is safe to send again.
     """
+    error = _classify(call, base_url, err)
+    error.__cause__ = None if call.secret_query else err
+    return error
+
+
+def _classify(call: Call, base_url: str, err: Exception) -> BrainAPIError:
     # ``redact_urls``: requests quotes the URL it sent, query string (a callback URL's signature) included.
     message = redact_urls(
         f"{call.service} {call.method} {call.path}: no answer from {base_url} ({type(err).__name__}: {err})"

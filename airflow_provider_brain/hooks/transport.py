@@ -203,11 +203,9 @@ class Transport:
             )
         except requests.RequestException as err:
             error = transport_error(call, settings.base_url, err)
-            if not call.secret_query:
-                raise error from err
         else:
             return self.decoder(call, response.status_code, response.headers, response.content)
-        raise error  # outside the except: the client's exception, which quotes the query, is not chained
+        raise error  # outside the except: chained to the client's exception only as transport_error says
 
     def request(self, call: Call, *, retry: bool = True, deadline: float | None = None) -> Any:
         """Send ``call`` with the retry policy (no retry starts past ``deadline``) and return its decoded JSON."""
@@ -257,11 +255,9 @@ class Transport:
             )
         except httpx.HTTPError as err:
             error = transport_error(call, settings.base_url, err)
-            if not call.secret_query:
-                raise error from err
         else:
             return self.decoder(call, response.status_code, response.headers, response.content)
-        raise error  # outside the except: the client's exception, which quotes the query, is not chained
+        raise error  # outside the except: chained to the client's exception only as transport_error says
 
     async def arequest(self, call: Call, *, retry: bool = True, deadline: float | None = None) -> Any:
         """Async ``request``: the same retry policy, sleeping without blocking the event loop."""
