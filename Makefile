@@ -1,4 +1,4 @@
-.PHONY: setup setup-demo setup-floor demo test test-floor lint bench stack-up stack-down docs
+.PHONY: setup setup-demo setup-floor demo test test-floor test-deployment lint bench stack-up stack-down docs
 
 # The oldest Airflow the provider supports; `make test` runs the DAG tests on it too.
 FLOOR_AIRFLOW ?= 3.1.8
@@ -38,6 +38,8 @@ FLOOR_SETUP = mkdir -p dist && FLOOR_AIRFLOW=$(FLOOR_AIRFLOW) flock dist/floor-s
 
 # Runs a stage ($(2)) and prints its wall time under its name ($(1)); the stage's exit status is make's.
 timed = t0=$$(date +%s); $(2); rc=$$?; echo "==> $(1): $$(( $$(date +%s) - t0 )) s wall"; exit $$rc
+# The same, leaving the stage's exit status in $$rc for the rest of the recipe's line.
+timed_rc = t0=$$(date +%s); $(2); rc=$$?; echo "==> $(1): $$(( $$(date +%s) - t0 )) s wall"
 AIRFLOW_VERSION = $$($(1)/bin/python -c 'from importlib.metadata import version; print(version("apache-airflow"))')
 
 setup:
@@ -57,23 +59,32 @@ lint: setup
 	.venv/bin/ruff format --check airflow_provider_brain tests bench example_dags deploy scripts
 	.venv/bin/mypy
 
-# Three stages: the fast suite on the newest Airflow, the floor's suite on the oldest supported one, then the tests
-# that run a whole Airflow deployment (newest). The fast suites run one pytest-xdist worker per core (worksteal: an
+# Three stages: the fast suite on the newest Airflow, the floor's suite on the oldest supported one, and the tests
+# that run a whole Airflow deployment (newest). The fast suite runs one pytest-xdist worker per core (worksteal: an
 # idle worker takes queued tests from a busy one, so a long DAG run does not leave a tail on one worker). The tests
-# marked `alone` (they assert on wall-clock time) run after the fast suite, one at a time with nothing beside them,
-# instead of stopping the other worker mid-suite. Each stage prints its wall time.
+# marked `alone` (they assert on wall-clock time) run after it, one at a time with nothing beside them. The floor's
+# suite then runs on one worker beside the deployment stage, which leaves about a third of the machine idle while
+# it waits on its deployment; its output follows the deployment's. Each stage prints its wall time.
+FAST_WORKERS ?= auto
+FLOOR_WORKERS ?= auto
 test: lint
 	@mkdir -p dist && ({ $(FLOOR_SETUP); } </dev/null >dist/floor-setup.log 2>&1 &)
 	@echo "==> Fast suite on Airflow $(call AIRFLOW_VERSION,.venv)"
-	@$(call timed,fast suite,.venv/bin/pytest -q -m "not deployment and not alone" -n auto --dist worksteal --durations=25)
+	@$(call timed,fast suite,.venv/bin/pytest -q -m "not deployment and not alone" -n $(FAST_WORKERS) --dist worksteal --durations=25)
 	@$(call timed,alone tests (wall-clock timing; one at a time),.venv/bin/pytest -q -m "alone and not deployment" -p no:xdist --durations=5)
-	@$(MAKE) --no-print-directory test-floor
-	@echo "==> Deployment stage on Airflow $(call AIRFLOW_VERSION,.venv)"
-	@if [ -d tests/deployment ]; then $(call timed,deployment stage,.venv/bin/pytest -q -m deployment --durations=0 tests/deployment); fi
+	@$(MAKE) --no-print-directory test-deployment
+
+# The deployment stage, with the floor's suite (one worker) beside it; the floor's output follows the deployment's.
+test-deployment:
+	@mkdir -p dist; ($(MAKE) --no-print-directory test-floor FLOOR_WORKERS=1 </dev/null >dist/floor-suite.log 2>&1) & floor=$$!; \
+	echo "==> Deployment stage on Airflow $(call AIRFLOW_VERSION,.venv), the floor's suite beside it"; \
+	rc=0; if [ -d tests/deployment ]; then $(call timed_rc,deployment stage,.venv/bin/pytest -q -m deployment --durations=0 tests/deployment); fi; \
+	deployment=$$rc; wait $$floor; floor=$$?; cat dist/floor-suite.log; \
+	[ $$deployment -eq 0 ] && exit $$floor; exit $$deployment
 
 test-floor: setup-floor
 	@echo "==> The floor's suite on Airflow $(call AIRFLOW_VERSION,.venv-floor)"
-	@$(call timed,floor suite,.venv-floor/bin/pytest -q -m "not deployment" -n auto --dist worksteal -p no:cacheprovider --durations=15 $(FLOOR_TESTS))
+	@$(call timed,floor suite,.venv-floor/bin/pytest -q -m "not deployment" -n $(FLOOR_WORKERS) --dist worksteal -p no:cacheprovider --durations=15 $(FLOOR_TESTS))
 
 # The docs, in docs/_build/html: Sphinx with warnings as errors (-W) and every reference into the documented modules
 # checked (-n); the how-to pages include the example DAGs' code between their [START]/[END] markers. Nothing is

@@ -61,9 +61,11 @@ def environment(
         "AIRFLOW__API__BASE_URL": api,
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__API__EXPOSE_CONFIG": "True",
-        # Short intervals: a test waits seconds, not minutes, for a new DAG, a dead worker or triggerer.
+        # Short intervals: a test waits seconds, not minutes, for a new DAG, a dead worker or triggerer. A changed
+        # DAG file is parsed again at the next refresh (file_parsing_sort_mode modified_time); an unchanged one every
+        # 30 s (Airflow's default), since an unpaused DAG's asset watchers are registered only when its file is parsed.
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
