@@ -54,7 +54,7 @@ def assert_exactly_once(stack, dag_id, watch, uris):
 def keep_brain_busy(stack, speech, files: int = BACKLOG_FILES) -> list[str]:
     """Queue ``files`` long recordings (six sentences, about 25 s of speech each) on the stack's Brain server,
     as other users' work would: Brain processes assets in order, so whatever is submitted next stays
-    ``processing`` until this backlog has been recognised (about ``files`` x 4 s with two recognisers).
+    ``processing`` until this backlog has been recognised (about ``files`` x 8 s with the stack's one recogniser).
     Returns the backlog's asset ids."""
     audio = speech.joined([0, 1, 2, 3, 4, 5]).read_bytes()
     headers = {"Content-Type": "application/octet-stream"}
