@@ -36,10 +36,10 @@ FLOOR_TESTS = tests/provider tests/triggers \
 # lock: test-floor waits for that install, then finds it done (had it failed, it installs again, in sight).
 FLOOR_SETUP = mkdir -p dist && FLOOR_AIRFLOW=$(FLOOR_AIRFLOW) flock dist/floor-setup.lock bash scripts/setup.sh floor
 
-# Runs a stage ($(2)) and prints its wall time under its name ($(1)); the stage's exit status is make's.
-timed = t0=$$(date +%s); $(2); rc=$$?; echo "==> $(1): $$(( $$(date +%s) - t0 )) s wall"; exit $$rc
-# The same, leaving the stage's exit status in $$rc for the rest of the recipe's line.
+# Runs a stage ($(2)) and prints its wall time under its name ($(1)); timed_rc leaves the stage's exit status in
+# $$rc for the rest of the recipe's line, timed makes it make's.
 timed_rc = t0=$$(date +%s); $(2); rc=$$?; echo "==> $(1): $$(( $$(date +%s) - t0 )) s wall"
+timed = $(call timed_rc,$(1),$(2)); exit $$rc
 AIRFLOW_VERSION = $$($(1)/bin/python -c 'from importlib.metadata import version; print(version("apache-airflow"))')
 
 setup:
