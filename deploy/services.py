@@ -37,7 +37,14 @@ def find_pg_bin() -> Path:
 
 
 def service_command(
-    name: str, *, root: Path, ports: Mapping[str, int], pg_dir: str, run_as: str | None, brain_args: Sequence[str]
+    name: str,
+    *,
+    root: Path,
+    ports: Mapping[str, int],
+    pg_dir: str,
+    run_as: str | None,
+    brain_workers: int,
+    brain_args: Sequence[str],
 ) -> tuple[list[str], Path]:
     """The command line and working directory of service ``name``."""
     p = ports
@@ -56,7 +63,7 @@ def service_command(
     if name == "brain":
         command = [sys.executable, "-m", "airflow_provider_brain.local", "serve", "--host", "127.0.0.1"]
         command += ["--port", str(p["brain"]), "--data-dir", str(root / "brain" / "data")]
-        command += ["--user", BRAIN_USER, "--password", BRAIN_PASSWORD, "--workers", "2"]
+        command += ["--user", BRAIN_USER, "--password", BRAIN_PASSWORD, "--workers", str(brain_workers)]
         # The media it fetches are presigned URLs of moto, which listens on 127.0.0.1.
         command += ["--allow-private-urls", *brain_args]
         return command, REPO_ROOT

@@ -59,6 +59,7 @@ class Stack:
         dag_sources: Sequence[Path] = (REPO_ROOT / "example_dags",),
         extra_env: dict[str, str] | None = None,
         worker_concurrency: int = 4,
+        brain_workers: int = 2,
         brain_args: Sequence[str] = (),
     ) -> None:
         self.root = Path(root).resolve()
@@ -67,6 +68,8 @@ class Stack:
         self.dag_sources = [Path(p) for p in dag_sources]
         self.extra_env = dict(extra_env or {})
         self.worker_concurrency = worker_concurrency
+        #: The Brain server's recognition processes (``brain-local serve --workers``).
+        self.brain_workers = brain_workers
         #: Extra ``brain-local serve`` arguments, e.g. ``["--min-latency", "30"]`` for a busy service.
         self.brain_args = list(brain_args)
         self.ports: dict[str, int] = {}
@@ -87,6 +90,7 @@ class Stack:
             "pg_dir": self.pg_dir,
             "fernet_key": self.fernet_key,
             "run_as": self.run_as,
+            "brain_workers": self.brain_workers,
             "brain_args": self.brain_args,
             "procs": {name: vars(proc) for name, proc in self.procs.items()},
             "env": self.env(),
@@ -104,6 +108,7 @@ class Stack:
         stack.pg_dir = state["pg_dir"]
         stack.fernet_key = state.get("fernet_key", "")
         stack.run_as = state["run_as"]
+        stack.brain_workers = int(state.get("brain_workers", stack.brain_workers))
         stack.brain_args = list(state.get("brain_args", []))
         stack.procs = {name: Proc(**proc) for name, proc in state["procs"].items()}
         return stack
@@ -161,6 +166,7 @@ class Stack:
                 ports=self.ports,
                 pg_dir=self.pg_dir,
                 run_as=self.run_as,
+                brain_workers=self.brain_workers,
                 brain_args=self.brain_args,
             )
         return airflow_env.airflow_command(

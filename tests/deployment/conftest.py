@@ -67,9 +67,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, stack_proxy: FaultProxy) -> 
             *(REPO_ROOT / "example_dags" / f"{name}.py" for name in ("brain_s3_event_triggered", "brain_s3_sweep")),
         ],
         extra_env=extra_env,
-        # One recogniser, not two (the last --workers wins): a test holds Brain busy with a backlog of long
-        # recordings (keep_brain_busy), which kept both cores recognising for as long as it was held.
-        brain_args=["--workers", "1"],
+        # One recogniser, not two: a test holds Brain busy with a backlog of long recordings (keep_brain_busy),
+        # which kept both cores recognising for as long as it was held.
+        brain_workers=1,
     )
     try:
         deployment.up()
