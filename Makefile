@@ -1,4 +1,4 @@
-.PHONY: setup setup-demo setup-floor demo test test-floor test-deployment lint bench stack-up stack-down docs
+.PHONY: setup setup-demo setup-floor demo test test-floor test-late test-deployment lint bench stack-up stack-down docs
 
 # The oldest Airflow the provider supports; `make test` runs the DAG tests on it too.
 FLOOR_AIRFLOW ?= 3.1.8
@@ -59,30 +59,43 @@ lint: setup
 	.venv/bin/ruff format --check airflow_provider_brain tests bench example_dags deploy scripts
 	.venv/bin/mypy
 
-# Three stages: the fast suite on the newest Airflow, the floor's suite on the oldest supported one, and the tests
-# that run a whole Airflow deployment (newest). The fast suite runs FAST_WORKERS pytest-xdist workers (worksteal: an
-# idle worker takes queued tests from a busy one, so a long DAG run does not leave a tail on one worker): three on
-# this 2-core machine, since a DAG run spends much of its time waiting on Brain, which left a third of the cores
-# idle with two (726 tests: 750 s with two workers, 596 s with three, 553 s with four). The tests marked `alone`
-# (they assert on wall-clock time) run after it, one at a time with nothing beside them. The floor's suite then
-# runs on one worker beside the deployment stage, which leaves about a third of the machine idle while it waits
-# on its deployment; its output follows the deployment's. Each stage prints its wall time.
+# Four stages: the fast suite on the newest Airflow, the tests that assert on wall-clock time, the floor's suite on the
+# oldest supported Airflow, and the tests that run a whole Airflow deployment (newest). The fast suite runs
+# FAST_WORKERS pytest-xdist workers (worksteal: an idle worker takes queued tests from a busy one, so a long DAG run
+# does not leave a tail on one worker): three on this 2-core machine, since a DAG run spends much of its time
+# waiting on Brain, which left a third of the cores idle with two (726 tests: 750 s with two workers, 596 s with
+# three, 553 s with four). The tests marked `alone` (they assert on wall-clock time) run after it, one at a time
+# with nothing beside them. Then the deployment stage runs, its length set by its waits on the deployment (alone it
+# keeps one core busy), and beside it, each on one worker, the floor's suite and the fast suite's example DAG runs
+# (LATE_TESTS, newest Airflow): a quarter of both cores was idle beside the floor alone (871 CPU-s in a 584 s
+# stage). Their output follows the deployment's. Each stage prints its wall time. Running the fast suite beside the
+# deployment as well gained nothing: the cores were busy throughout (1,352 s for a clean run), and the fast suite,
+# at nice 10, lost two timing-bound tests to the load.
 FAST_WORKERS ?= 3
 FLOOR_WORKERS ?= auto
+LATE_TESTS = tests/example_dags
 test: lint
 	@mkdir -p dist && ({ $(FLOOR_SETUP); } </dev/null >dist/floor-setup.log 2>&1 &)
-	@echo "==> Fast suite on Airflow $(call AIRFLOW_VERSION,.venv)"
-	@$(call timed,fast suite,.venv/bin/pytest -q -m "not deployment and not alone" -n $(FAST_WORKERS) --dist worksteal --durations=25)
+	@echo "==> Fast suite on Airflow $(call AIRFLOW_VERSION,.venv) (the example DAG runs later, beside the deployment)"
+	@$(call timed,fast suite,.venv/bin/pytest -q -m "not deployment and not alone" -n $(FAST_WORKERS) --dist worksteal --durations=25 $(LATE_TESTS:%=--ignore=%))
 	@$(call timed,alone tests (wall-clock timing; one at a time),.venv/bin/pytest -q -m "alone and not deployment" -p no:xdist --durations=5)
-	@$(MAKE) --no-print-directory test-deployment
+	@$(MAKE) --no-print-directory test-deployment BESIDE_DEPLOYMENT="test-floor test-late"
 
-# The deployment stage, with the floor's suite (one worker) beside it; the floor's output follows the deployment's.
+# The deployment stage, with BESIDE_DEPLOYMENT (make targets, each on one worker) running beside it; their output
+# follows the deployment's, from dist/<target>.log.
+BESIDE_DEPLOYMENT ?= test-floor
 test-deployment:
-	@mkdir -p dist; ($(MAKE) --no-print-directory test-floor FLOOR_WORKERS=1 </dev/null >dist/floor-suite.log 2>&1) & floor=$$!; \
-	echo "==> Deployment stage on Airflow $(call AIRFLOW_VERSION,.venv), the floor's suite beside it"; \
+	@mkdir -p dist; pids=""; for target in $(BESIDE_DEPLOYMENT); do \
+	  ($(MAKE) --no-print-directory $$target FLOOR_WORKERS=1 </dev/null >dist/$$target.log 2>&1) & pids="$$pids $$!"; done; \
+	echo "==> Deployment stage on Airflow $(call AIRFLOW_VERSION,.venv), beside it: $(BESIDE_DEPLOYMENT)"; \
 	rc=0; if [ -d tests/deployment ]; then $(call timed_rc,deployment stage,.venv/bin/pytest -q -m deployment --durations=0 tests/deployment); fi; \
-	deployment=$$rc; wait $$floor; floor=$$?; cat dist/floor-suite.log; \
-	[ $$deployment -eq 0 ] && exit $$floor; exit $$deployment
+	status=$$rc; for pid in $$pids; do wait $$pid; rc=$$?; [ $$status -ne 0 ] || status=$$rc; done; \
+	for target in $(BESIDE_DEPLOYMENT); do cat dist/$$target.log; done; exit $$status
+
+# The fast suite's example DAG runs (LATE_TESTS), on one worker: `make test` runs them beside the deployment stage.
+test-late: setup
+	@echo "==> The example DAG runs on Airflow $(call AIRFLOW_VERSION,.venv)"
+	@$(call timed,example DAG runs,.venv/bin/pytest -q -m "not deployment and not alone" -p no:xdist --durations=15 $(LATE_TESTS))
 
 test-floor: setup-floor
 	@echo "==> The floor's suite on Airflow $(call AIRFLOW_VERSION,.venv-floor)"
