@@ -75,10 +75,12 @@ lint: setup
 FAST_WORKERS ?= 3
 FLOOR_WORKERS ?= auto
 LATE_TESTS = tests/example_dags
+# The fast suite's tests (LATE_TESTS among them): neither the deployment's nor those that assert on wall-clock time.
+FAST_MARKERS = not deployment and not alone
 test: lint
 	@mkdir -p dist && ({ $(FLOOR_SETUP); } </dev/null >dist/floor-setup.log 2>&1 &)
 	@echo "==> Fast suite on Airflow $(call AIRFLOW_VERSION,.venv) (the example DAG runs later, beside the deployment)"
-	@$(call timed,fast suite,.venv/bin/pytest -q -m "not deployment and not alone" -n $(FAST_WORKERS) --dist worksteal --durations=25 $(LATE_TESTS:%=--ignore=%))
+	@$(call timed,fast suite,.venv/bin/pytest -q -m "$(FAST_MARKERS)" -n $(FAST_WORKERS) --dist worksteal --durations=25 $(LATE_TESTS:%=--ignore=%))
 	@$(call timed,alone tests (wall-clock timing; one at a time),.venv/bin/pytest -q -m "alone and not deployment" -p no:xdist --durations=5)
 	@$(MAKE) --no-print-directory test-deployment BESIDE_DEPLOYMENT="test-floor test-late"
 
@@ -96,7 +98,7 @@ test-deployment:
 # The fast suite's example DAG runs (LATE_TESTS), on one worker: `make test` runs them beside the deployment stage.
 test-late: setup
 	@echo "==> The example DAG runs on Airflow $(call AIRFLOW_VERSION,.venv)"
-	@$(call timed,example DAG runs,.venv/bin/pytest -q -m "not deployment and not alone" -p no:xdist --durations=15 $(LATE_TESTS))
+	@$(call timed,example DAG runs,.venv/bin/pytest -q -m "$(FAST_MARKERS)" -p no:xdist --durations=15 $(LATE_TESTS))
 
 test-floor: setup-floor
 	@echo "==> The floor's suite on Airflow $(call AIRFLOW_VERSION,.venv-floor)"
