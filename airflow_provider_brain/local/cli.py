@@ -89,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="fetch audio.url from and POST callbacks to loopback, private and link-local addresses too"
         " (e.g. an S3 emulator on 127.0.0.1); off by default, so a caller cannot reach the server's own network",
     )
+    serve.add_argument(
+        "--recognition-cache",
+        metavar="DIR",
+        help="keep each recognition in DIR by the media's SHA-256 and answer the same media again from it"
+        " (entries hold transcripts; servers may share DIR)",
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return parser
 
@@ -138,6 +144,20 @@ def _serve(settings: ServerSettings, log_level: str) -> int:
     return 0
 
 
+def _recognition_cache(directory: str | None) -> Path | None:
+    """``--recognition-cache``'s directory, made if missing; refuse to start on one that cannot be written."""
+    if directory is None:
+        return None
+    path = Path(directory).resolve()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SystemExit(f"brain-local: --recognition-cache {directory}: cannot create it ({exc.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise SystemExit(f"brain-local: --recognition-cache {directory}: not writable by this user")
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``brain-local`` console script."""
     args = build_parser().parse_args(argv)
@@ -150,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("brain-local: --min-latency must be 0 or more seconds")
     if args.max_json_buffered_bytes is not None and args.max_json_buffered_bytes < args.max_json_bytes:
         raise SystemExit("brain-local: --max-json-buffered-bytes must be at least --max-json-bytes")
+    cache = _recognition_cache(args.recognition_cache)
     from airflow_provider_brain.local.store import DataDirInUse, lock_data_dir
 
     try:
@@ -169,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         max_queue=args.max_queue,
         min_latency=args.min_latency,
         allow_private_urls=args.allow_private_urls,
+        recognition_cache=cache,
     )
     try:
         return _serve(settings, args.log_level)

@@ -51,10 +51,12 @@ class Word:
 
 @dataclass(frozen=True)
 class Recognition:
-    """What recognising one file gives: the audio's duration and its words in order."""
+    """What recognising one file gives: the audio's duration and its words in order (``from_cache``: answered by
+    ``--recognition-cache`` without recognising)."""
 
     duration: float
     words: list[Word] = field(repr=False)
+    from_cache: bool = False
 
 
 def exit_with_parent() -> None:

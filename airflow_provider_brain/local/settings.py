@@ -39,6 +39,9 @@ class ServerSettings:
     #: Fetch ``audio.url`` from, and POST callbacks to, loopback, private and link-local addresses too (a
     #: development setup whose media store listens on 127.0.0.1); off, only global addresses are reached.
     allow_private_urls: bool = False
+    #: A directory of earlier recognitions by media SHA-256 (``recognition_cache``): the same media again is
+    #: answered from it without recognising. None: every file is recognised.
+    recognition_cache: Path | None = None
 
     @property
     def json_budget_bytes(self) -> int:

@@ -31,6 +31,7 @@ from airflow_provider_brain.local.callbacks import deliver_callback
 from airflow_provider_brain.local.download import download_to_file
 from airflow_provider_brain.local.errors import DownloadError
 from airflow_provider_brain.local.offload import StoreAccess, unlink
+from airflow_provider_brain.local.recognition_cache import recognize_cached
 from airflow_provider_brain.local.settings import ServerSettings
 
 log = logging.getLogger("brain_local.worker")
@@ -215,7 +216,11 @@ class Dispatcher:
             loop = asyncio.get_running_loop()
             pool = self._pool
             marker = str(self._cancel_marker(asset.asset_id))
-            result = await loop.run_in_executor(pool, recognizer.recognize_file, str(media), marker)
+            cache = self._settings.recognition_cache
+            if cache is None:
+                result = await loop.run_in_executor(pool, recognizer.recognize_file, str(media), marker)
+            else:
+                result = await loop.run_in_executor(pool, recognize_cached, str(media), marker, str(cache))
         except recognizer.RecognitionCancelled:
             log.info("asset %s: deleted while processing; recognition stopped", asset.asset_id)
             return False
@@ -250,11 +255,12 @@ class Dispatcher:
         """Record ``asset`` as done (blocking: run on a store thread)."""
         self._store.mark_done(asset.asset_id, result.duration, result.words)
         log.info(
-            "asset %s done: %.2f s of audio in %.2f s (%d words)",
+            "asset %s done: %.2f s of audio in %.2f s (%d words%s)",
             asset.asset_id,
             result.duration,
             elapsed,
             len(result.words),
+            ", from the recognition cache" if result.from_cache else "",
         )
 
     async def _finish_later(self, asset: Asset, outcome: Callable[[], None], hold: float) -> None:

@@ -40,7 +40,8 @@ class SignedRun:
 
 
 @pytest.fixture(scope="module")
-def signed_run(airflow_cli, brain_server, s3_server, speech) -> SignedRun:
+def signed_run(airflow_cli, latent_brain, s3_server, speech) -> SignedRun:
+    """The DAG run, on ``latent_brain``: its deferred and resumed tasks find their assets processing and defer."""
     shutil.copy(DAG_FILE, airflow_cli.dags_folder / DAG_FILE.name)
     client = s3_server.client()
     bucket = f"brain-test-{uuid.uuid4().hex[:12]}"
@@ -49,7 +50,7 @@ def signed_run(airflow_cli, brain_server, s3_server, speech) -> SignedRun:
         for index, key in enumerate(KEYS):
             client.upload_file(str(speech.file(index)), bucket, f"{group}/{key}")
     env = {
-        "AIRFLOW_CONN_BRAIN_DEFAULT": brain_connection_json(brain_server.url, *brain_server.auth),
+        "AIRFLOW_CONN_BRAIN_DEFAULT": brain_connection_json(latent_brain.url, *latent_brain.auth),
         "AIRFLOW_CONN_AWS_DEFAULT": s3_server.connection_json(),
         "BRAIN_TEST_BUCKET": bucket,
         "BRAIN_TEST_KEYS": ",".join(KEYS),

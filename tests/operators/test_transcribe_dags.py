@@ -127,14 +127,15 @@ def retry_run(airflow_cli, brain_server, s3_server, speech) -> CasesRun:
 
 
 @pytest.fixture(scope="module")
-def defer_run(airflow_cli, brain_server, s3_server, speech) -> CasesRun:
+def defer_run(airflow_cli, latent_brain, s3_server, speech) -> CasesRun:
     """brain_defer: deferrable, sensor (on twelve sentences, still processing when the sensor starts), mapped (three
-    MP3s under cases/mapped/) and fallback (one WAV and three MP3s under cases/fallback/, and sentence 3 on disk)."""
+    MP3s under cases/mapped/) and fallback (one WAV and three MP3s under cases/fallback/, and sentence 3 on disk).
+    On ``latent_brain``: every asset is still processing when its task first looks, so each task really defers."""
     objects = {"sensor-long.wav": speech.joined([0, 1, 2] * 4), "fallback/one.wav": speech.file(0)}
     for i in range(3):
         objects[f"mapped/clip-{i}.mp3"] = objects[f"fallback/clip-{i}.mp3"] = speech.file(i, fmt="mp3")
     local = {"BRAIN_TEST_LOCAL_PATH": str(speech.file(3))}
-    return run_cases(airflow_cli, brain_server, s3_server, speech, "brain_defer", ("deferrable",), objects, local)
+    return run_cases(airflow_cli, latent_brain, s3_server, speech, "brain_defer", ("deferrable",), objects, local)
 
 
 @pytest.fixture
