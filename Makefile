@@ -74,7 +74,10 @@ lint: setup
 # example DAG runs took 1,294 s against 1,211 s (fast suite 517 s against 477 s; 2,315 CPU-s against 2,112).
 FAST_WORKERS ?= 3
 FLOOR_WORKERS ?= auto
-LATE_TESTS = tests/example_dags
+LATE_TESTS = tests/example_dags tests/operators/test_transcribe_dags.py tests/operators/test_deepgram_dags.py \
+	tests/operators/test_signed_url_rendering.py tests/operators/test_progress_and_metrics.py \
+	tests/transfers/test_transfer_dags.py tests/transfers/test_deepgram_transfers.py
+LATE_WORKERS ?= 2
 # The fast suite's tests (LATE_TESTS among them): neither the deployment's nor those that assert on wall-clock time.
 FAST_MARKERS = not deployment and not alone
 test: lint
@@ -97,8 +100,8 @@ test-deployment:
 
 # The fast suite's example DAG runs (LATE_TESTS), on one worker: `make test` runs them beside the deployment stage.
 test-late: setup
-	@echo "==> The example DAG runs on Airflow $(call AIRFLOW_VERSION,.venv)"
-	@$(call timed,example DAG runs,.venv/bin/pytest -q -m "$(FAST_MARKERS)" -p no:xdist --durations=15 $(LATE_TESTS))
+	@echo "==> The DAG runs (example DAGs, operators, transfers) on Airflow $(call AIRFLOW_VERSION,.venv)"
+	@$(call timed,DAG runs,.venv/bin/pytest -q -m "$(FAST_MARKERS)" -n $(LATE_WORKERS) --dist worksteal --durations=15 $(LATE_TESTS))
 
 test-floor: setup-floor
 	@echo "==> The floor's suite on Airflow $(call AIRFLOW_VERSION,.venv-floor)"
