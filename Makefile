@@ -31,9 +31,10 @@ FLOOR_TESTS = tests/provider tests/triggers \
 	tests/example_dags/test_downstream.py \
 	tests/transfers/test_transfer_dags.py
 
-# .venv-floor is installed while the fast suite runs (about 45 s, mostly compiling bytecode, on a core the fast
-# suite leaves idle while its DAG runs wait on Brain), its output in dist/floor-setup.log. setup-floor takes the same
-# lock: test-floor waits for that install, then finds it done (had it failed, it installs again, in sight).
+# .venv-floor is installed while the fast suite runs (about 45 s, mostly compiling bytecode, beside it: the fast
+# suite keeps both cores busy, so the install lengthens it a little), its output in dist/floor-setup.log.
+# setup-floor takes the same lock: test-floor waits for that install, then finds it done (had it failed, it installs
+# again, in sight).
 FLOOR_SETUP = mkdir -p dist && FLOOR_AIRFLOW=$(FLOOR_AIRFLOW) flock dist/floor-setup.lock bash scripts/setup.sh floor
 
 # Runs a stage ($(2)) and prints its wall time under its name ($(1)); timed_rc leaves the stage's exit status in
@@ -66,12 +67,16 @@ lint: setup
 # waiting on Brain, which left a third of the cores idle with two (726 tests: 750 s with two workers, 596 s with
 # three, 553 s with four). The tests marked `alone` (they assert on wall-clock time) run after it, one at a time
 # with nothing beside them. Then the deployment stage runs, its length set by its waits on the deployment (alone it
-# keeps one core busy), and beside it, each on one worker, the floor's suite and the fast suite's example DAG runs
-# (LATE_TESTS, newest Airflow): a quarter of both cores was idle beside the floor alone (871 CPU-s in a 584 s
-# stage). Their output follows the deployment's. Each stage prints its wall time. Running the fast suite beside the
+# keeps one core busy), and beside it the floor's suite on one worker and the fast suite's DAG runs (LATE_TESTS,
+# newest Airflow) on LATE_WORKERS: a quarter of both cores was idle beside the floor alone (871 CPU-s in a 584 s
+# stage), and once the recognition cache and the airflow fork server had made the floor (455 s) and the example
+# DAG runs (380 s) end well before the deployment (616 s), the operators' and transfers' DAG runs joined them on a
+# second worker: 1,030 s for a clean run against 1,064 s, the fast suite 279 s against 371 s.
+# Their output follows the deployment's. Each stage prints its wall time. Running the fast suite beside the
 # deployment as well gained nothing: the cores were busy throughout (1,352 s for a clean run), and the fast suite,
-# at nice 10, lost two timing-bound tests to the load. Nor did more workers: four in the fast suite and two for the
-# example DAG runs took 1,294 s against 1,211 s (fast suite 517 s against 477 s; 2,315 CPU-s against 2,112).
+# at nice 10, lost two timing-bound tests to the load (the figures before the cache and the fork server). Nor did
+# more workers then: four in the fast suite and two for the example DAG runs took 1,294 s against 1,211 s (fast
+# suite 517 s against 477 s; 2,315 CPU-s against 2,112).
 FAST_WORKERS ?= 3
 FLOOR_WORKERS ?= auto
 LATE_TESTS = tests/example_dags tests/operators/test_transcribe_dags.py tests/operators/test_deepgram_dags.py \
@@ -98,7 +103,7 @@ test-deployment:
 	status=$$rc; for pid in $$pids; do wait $$pid; rc=$$?; [ $$status -ne 0 ] || status=$$rc; done; \
 	for target in $(BESIDE_DEPLOYMENT); do cat dist/$$target.log; done; exit $$status
 
-# The fast suite's example DAG runs (LATE_TESTS), on one worker: `make test` runs them beside the deployment stage.
+# The fast suite's DAG runs (LATE_TESTS), on LATE_WORKERS workers: `make test` runs them beside the deployment stage.
 test-late: setup
 	@echo "==> The DAG runs (example DAGs, operators, transfers) on Airflow $(call AIRFLOW_VERSION,.venv)"
 	@$(call timed,DAG runs,.venv/bin/pytest -q -m "$(FAST_MARKERS)" -n $(LATE_WORKERS) --dist worksteal --durations=15 $(LATE_TESTS))
