@@ -67,8 +67,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, stack_proxy: FaultProxy) -> 
             *(REPO_ROOT / "example_dags" / f"{name}.py" for name in ("brain_s3_event_triggered", "brain_s3_sweep")),
         ],
         extra_env=extra_env,
-        # One recogniser, not two: a test holds Brain busy with a backlog of long recordings (keep_brain_busy),
-        # which kept both cores recognising for as long as it was held.
+        # One recogniser, not two: a Brain busy with other work is a backlog of downloads that trickle in
+        # (tests/deployment/backlog.py), and a second recogniser would only cost memory and start-up.
         brain_workers=1,
     )
     try:
@@ -169,7 +169,7 @@ def brain_assets(stack: Stack, sources: list[str]) -> list[dict[str, Any]]:
 
 
 def delete_assets(stack: Stack, asset_ids: list[str]) -> None:
-    """Delete assets on the stack's Brain (a backlog that has served its purpose): their recognition stops."""
+    """Delete assets on the stack's Brain (a backlog that has served its purpose): their work stops."""
     with httpx.Client(base_url=stack.brain_url, auth=(BRAIN_USER, BRAIN_PASSWORD), timeout=30) as client:
         for asset_id in asset_ids:
             client.delete(f"/assets/{asset_id}")
@@ -217,3 +217,12 @@ def upload_audio(stack: Stack, speech) -> Callable[[int], list[str]]:
         return uris
 
     return upload
+
+
+@pytest.fixture(autouse=True)
+def _release_backlogs() -> Iterator[None]:
+    """A test that failed before releasing its backlog must not leave the next ones waiting behind it."""
+    yield
+    from tests.deployment.backlog import release_all
+
+    release_all()

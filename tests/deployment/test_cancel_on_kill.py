@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from deploy.stack import BRAIN_PASSWORD, BRAIN_USER
-from tests.deployment.conftest import brain_assets, delete_assets, follow, task_instances, trigger, wait_for_dag
-from tests.deployment.test_faults import keep_brain_busy
+from tests.deployment.backlog import keep_brain_busy
+from tests.deployment.conftest import brain_assets, follow, task_instances, trigger, wait_for_dag
 
 pytestmark = [pytest.mark.deployment, pytest.mark.timeout(480)]
 DELETED_WITHIN = 10.0
@@ -73,14 +73,14 @@ def test_a_task_marked_failed_while_waiting_has_its_asset_deleted(stack, upload_
         print(f"{dag_id}: asset deleted {took:.1f} s after the task was marked failed")
         assert brain_assets(stack, [uri]) == [], "no other asset of the file either"
     finally:
-        delete_assets(stack, backlog)  # the next test's audio need not wait behind this one's backlog
+        backlog.release()  # the next test's audio need not wait behind this one's backlog
 
 
 def test_a_task_cleared_while_deferred_leaves_one_live_asset(stack, upload_audio, speech):
     dag_id = "brain_deploy_cancel_deferred"
     (uri,) = upload_audio(1)
     wait_for_dag(stack, dag_id)
-    backlog = keep_brain_busy(stack, speech, files=8)
+    backlog = keep_brain_busy(stack, speech)
     run_id = trigger(stack, dag_id, {"s3_uri": uri})
     first = asset_id_of(stack, dag_id, run_id)
     live_counts: list[int] = []
@@ -97,7 +97,7 @@ def test_a_task_cleared_while_deferred_leaves_one_live_asset(stack, upload_audio
         },
     )
     wait_deleted(stack, first)
-    delete_assets(stack, backlog)
+    backlog.release()
 
     def count_live(watch):
         live_counts.append(len([a for a in brain_assets(stack, [uri]) if a["status"] != "failed"]))

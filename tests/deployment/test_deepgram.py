@@ -22,8 +22,8 @@ from airflow_provider_brain.hooks.deepgram import DeepgramHook
 from airflow_provider_brain.hooks.deepgram_calls import request_has_marker
 from airflow_provider_brain.sources import parse_s3_uri
 from deploy.stack import BRAIN_PASSWORD
+from tests.deployment.backlog import keep_brain_busy
 from tests.deployment.conftest import (
-    delete_assets,
     follow,
     task_log,
     tries,
@@ -31,7 +31,6 @@ from tests.deployment.conftest import (
     wait_for_dag,
     warehouse_rows,
 )
-from tests.deployment.test_faults import keep_brain_busy
 
 pytestmark = pytest.mark.deployment
 
@@ -77,8 +76,7 @@ def test_deferred_files_hold_no_slot_and_a_killed_triggerer_sends_nothing_twice(
         killed.append(time.time())
         time.sleep(3)
         stack.start("triggerer")
-        delete_assets(stack, backlog)  # it has served its purpose: the run's files are recognised next
-        backlog.clear()
+        backlog.release()  # it has served its purpose: the run's files are recognised next
 
     watch = follow(stack, DAG_ID, run_id, timeout=420, on_sample=kill_while_all_wait)
     assert killed, f"never saw every file sent and waiting with no slot in use: {slots_in_use}"

@@ -12,14 +12,13 @@ import re
 import signal
 import time
 
-import httpx
 import psutil
 import pytest
 
-from deploy.stack import BRAIN_PASSWORD, BRAIN_USER, WORKERS
+from deploy.stack import BRAIN_PASSWORD, WORKERS
+from tests.deployment.backlog import keep_brain_busy
 from tests.deployment.conftest import (
     brain_assets,
-    delete_assets,
     follow,
     task_log,
     task_logs,
@@ -32,7 +31,6 @@ from tests.deployment.conftest import (
 pytestmark = [pytest.mark.deployment, pytest.mark.timeout(480)]
 MAPPED = "brain_deploy_mapped"
 N_FILES = 12
-BACKLOG_FILES = 16
 
 
 def assert_exactly_once(stack, dag_id, watch, uris):
@@ -49,22 +47,6 @@ def assert_exactly_once(stack, dag_id, watch, uris):
     rows = warehouse_rows(stack, uris)
     assert sorted(rows) == sorted((s, ids[0]) for s, ids in by_source.items()), "one transcript row per file"
     return {s: ids[0] for s, ids in by_source.items()}
-
-
-def keep_brain_busy(stack, speech, files: int = BACKLOG_FILES) -> list[str]:
-    """Queue ``files`` long recordings (six sentences, about 25 s of speech each) on the stack's Brain server,
-    as other users' work would: Brain processes assets in order, so whatever is submitted next stays
-    ``processing`` until this backlog has been recognised (about ``files`` x 8 s with the stack's one recogniser).
-    Returns the backlog's asset ids."""
-    audio = speech.joined([0, 1, 2, 3, 4, 5]).read_bytes()
-    headers = {"Content-Type": "application/octet-stream"}
-    with httpx.Client(base_url=stack.brain_url, auth=(BRAIN_USER, BRAIN_PASSWORD), timeout=60) as client:
-        ids = []
-        for _ in range(files):
-            response = client.post("/speech:recognize", params={"async": "true"}, content=audio, headers=headers)
-            response.raise_for_status()
-            ids.append(response.json()["asset_id"])
-    return ids
 
 
 def test_normal_run_waits_in_the_triggerer_not_in_a_worker(stack, upload_audio, speech):
@@ -86,8 +68,7 @@ def test_normal_run_waits_in_the_triggerer_not_in_a_worker(stack, upload_audio, 
         # backlog has served its purpose, and deleting it stops its recognition, so the run's assets finish sooner.
         seen = watch.samples[-6:]
         if backlog and len(seen) == 6 and all(map(waiting, seen)) and slots_in_use[-5:] == [0] * 5:
-            delete_assets(stack, backlog)
-            backlog.clear()
+            backlog.release()
 
     watch = follow(stack, MAPPED, run_id, timeout=300, on_sample=count_slots)
     ids = assert_exactly_once(stack, MAPPED, watch, uris)

@@ -11,10 +11,10 @@ import uuid
 import pytest
 
 from deploy.stack import WORKERS
+from tests.deployment.backlog import keep_brain_busy
 from tests.deployment.conftest import (
     AUDIO_BUCKET,
     brain_assets,
-    delete_assets,
     follow,
     task_log,
     tries,
@@ -22,7 +22,7 @@ from tests.deployment.conftest import (
     wait_for_dag,
 )
 from tests.deployment.dags.brain_deploy_trigger import LITERAL_URIS
-from tests.deployment.test_faults import assert_exactly_once, keep_brain_busy
+from tests.deployment.test_faults import assert_exactly_once
 from tests.fixtures.faults import Fault
 
 pytestmark = [pytest.mark.deployment, pytest.mark.timeout(480)]
@@ -83,7 +83,7 @@ def test_triggerer_killed_mid_wait_leaves_one_asset_per_file(stack, upload_audio
             killed.append(time.time())
             time.sleep(3)
             stack.start("triggerer")
-            delete_assets(stack, backlog)  # the kill landed mid-wait: the run's own assets need not queue longer
+            backlog.release()  # the kill landed mid-wait: the run's own assets need not queue longer
 
     watch = follow(stack, DAG_ID, run_id, timeout=400, on_sample=kill_once_submitted)
     assert killed, "the triggerer was never killed: no asset was seen submitted"
