@@ -81,14 +81,13 @@ FAST_WORKERS ?= 3
 FLOOR_WORKERS ?= auto
 LATE_TESTS = tests/example_dags tests/operators/test_transcribe_dags.py tests/operators/test_deepgram_dags.py \
 	tests/operators/test_signed_url_rendering.py tests/operators/test_progress_and_metrics.py \
-	tests/operators/test_transcribe_batch.py tests/operators/test_deepgram_batch.py \
-	tests/transfers/test_transfer_dags.py tests/transfers/test_deepgram_transfers.py tests/docs/test_docs.py
+	tests/transfers/test_transfer_dags.py tests/transfers/test_deepgram_transfers.py
 LATE_WORKERS ?= 2
 # The fast suite's tests (LATE_TESTS among them): neither the deployment's nor those that assert on wall-clock time.
 FAST_MARKERS = not deployment and not alone
 test: lint
 	@mkdir -p dist && ({ $(FLOOR_SETUP); } </dev/null >dist/floor-setup.log 2>&1 &)
-	@echo "==> Fast suite on Airflow $(call AIRFLOW_VERSION,.venv) (its DAG runs later, beside the deployment)"
+	@echo "==> Fast suite on Airflow $(call AIRFLOW_VERSION,.venv) (the example DAG runs later, beside the deployment)"
 	@$(call timed,fast suite,.venv/bin/pytest -q -m "$(FAST_MARKERS)" -n $(FAST_WORKERS) --dist worksteal --durations=25 $(LATE_TESTS:%=--ignore=%))
 	@$(call timed,alone tests (wall-clock timing; one at a time),.venv/bin/pytest -q -m "alone and not deployment" -p no:xdist --durations=5)
 	@$(MAKE) --no-print-directory test-deployment BESIDE_DEPLOYMENT="test-floor test-late"
@@ -106,7 +105,7 @@ test-deployment:
 
 # The fast suite's DAG runs (LATE_TESTS), on LATE_WORKERS workers: `make test` runs them beside the deployment stage.
 test-late: setup
-	@echo "==> The DAG runs (example DAGs, operators, transfers) and the docs build on Airflow $(call AIRFLOW_VERSION,.venv)"
+	@echo "==> The DAG runs (example DAGs, operators, transfers) on Airflow $(call AIRFLOW_VERSION,.venv)"
 	@$(call timed,DAG runs,.venv/bin/pytest -q -m "$(FAST_MARKERS)" -n $(LATE_WORKERS) --dist worksteal --durations=15 $(LATE_TESTS))
 
 test-floor: setup-floor
