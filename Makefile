@@ -71,7 +71,9 @@ lint: setup
 # newest Airflow) on LATE_WORKERS: a quarter of both cores was idle beside the floor alone (871 CPU-s in a 584 s
 # stage), and once the recognition cache and the airflow fork server had made the floor (455 s) and the example
 # DAG runs (380 s) end well before the deployment (616 s), the operators' and transfers' DAG runs joined them on a
-# second worker: 1,030 s for a clean run against 1,064 s, the fast suite 279 s against 371 s.
+# second worker: 1,030 s for a clean run against 1,064 s, the fast suite 279 s against 371 s (904.6 s once the
+# deployment's backlog became downloads that trickle in). Moving the batch operators' DAG runs and the Sphinx
+# build there too cut the fast suite to 197 s but lengthened the last phase: 962.8 s.
 # Their output follows the deployment's. Each stage prints its wall time. Running the fast suite beside the
 # deployment as well gained nothing: the cores were busy throughout (1,352 s for a clean run), and the fast suite,
 # at nice 10, lost two timing-bound tests to the load (the figures before the cache and the fork server). Nor did
@@ -87,7 +89,7 @@ LATE_WORKERS ?= 2
 FAST_MARKERS = not deployment and not alone
 test: lint
 	@mkdir -p dist && ({ $(FLOOR_SETUP); } </dev/null >dist/floor-setup.log 2>&1 &)
-	@echo "==> Fast suite on Airflow $(call AIRFLOW_VERSION,.venv) (the example DAG runs later, beside the deployment)"
+	@echo "==> Fast suite on Airflow $(call AIRFLOW_VERSION,.venv) (its DAG runs later, beside the deployment)"
 	@$(call timed,fast suite,.venv/bin/pytest -q -m "$(FAST_MARKERS)" -n $(FAST_WORKERS) --dist worksteal --durations=25 $(LATE_TESTS:%=--ignore=%))
 	@$(call timed,alone tests (wall-clock timing; one at a time),.venv/bin/pytest -q -m "alone and not deployment" -p no:xdist --durations=5)
 	@$(MAKE) --no-print-directory test-deployment BESIDE_DEPLOYMENT="test-floor test-late"
