@@ -14,10 +14,11 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Generator
-from pathlib import Path
 from typing import IO
 
 import pytest
+
+from tests.fixtures.shared import run_dir
 
 pytest_plugins = [
     "tests.fixtures.speech",
@@ -42,7 +43,7 @@ _locks: dict[str, IO[bytes]] = {}
 def _lock_file(config: pytest.Config, name: str) -> IO[bytes]:
     """A file every worker of this run opens: in the parent of the worker's base temporary directory."""
     if name not in _locks:
-        shared = Path(config._tmp_path_factory.getbasetemp()).parent  # type: ignore[attr-defined]
+        shared = run_dir(config._tmp_path_factory)  # type: ignore[attr-defined]
         _locks[name] = (shared / name).open("ab")
     return _locks[name]
 

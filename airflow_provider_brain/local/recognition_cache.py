@@ -50,12 +50,14 @@ def cache_key(media: Path) -> str:
     return digest.hexdigest()
 
 
-def recognize_cached(path: str, cancel_marker: str | None, cache_dir: str) -> Recognition:
+def recognize_cached(path: str, cancel_marker: str | None, cache_dir: str | None) -> Recognition:
     """``recognizer.recognize_file``, answered from ``cache_dir`` when this media was recognised before.
 
     A hit comes back with ``from_cache`` set; a miss is recognised and stored. Media that cannot be decoded
-    raises as before and stores nothing.
+    raises as before and stores nothing. Without a ``cache_dir`` every file is recognised.
     """
+    if cache_dir is None:
+        return recognizer.recognize_file(path, cancel_marker)
     entry = Path(cache_dir) / f"{cache_key(Path(path))}.json"
     cached = _load(entry)
     if cached is not None:
@@ -70,10 +72,8 @@ def _load(entry: Path) -> Recognition | None:
         data = json.loads(entry.read_bytes())
         words = [Word(str(w), float(s), float(e), float(c)) for w, s, e, c in data["words"]]
         return Recognition(duration=float(data["duration"]), words=words, from_cache=True)
-    except FileNotFoundError:
-        return None
     except (OSError, ValueError, KeyError, TypeError):
-        return None  # unreadable or from another layout: recognised again, and the entry replaced
+        return None  # missing, unreadable or from another layout: recognised (again), and the entry written
 
 
 def _store(entry: Path, result: Recognition) -> None:

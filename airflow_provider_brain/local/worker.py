@@ -1,7 +1,7 @@
 """Work dispatch: ``processing`` assets in the database go through recognition in a process pool.
 
 ``Dispatcher`` runs one coroutine per worker process. Each claims the oldest unclaimed ``processing``
-asset, downloads its media if it was submitted by URL asynchronously, runs ``recognize_file`` in the
+asset, downloads its media if it was submitted by URL asynchronously, runs ``recognize_cached`` in the
 pool (so the event loop, and with it the API, never waits on recognition) and records the result. The
 database is the queue, so nothing is lost on a restart and memory does not grow with the backlog.
 Synchronous requests wait for their asset with ``wait_for``; callbacks are POSTed after completion.
@@ -217,10 +217,8 @@ class Dispatcher:
             pool = self._pool
             marker = str(self._cancel_marker(asset.asset_id))
             cache = self._settings.recognition_cache
-            if cache is None:
-                result = await loop.run_in_executor(pool, recognizer.recognize_file, str(media), marker)
-            else:
-                result = await loop.run_in_executor(pool, recognize_cached, str(media), marker, str(cache))
+            cache_dir = None if cache is None else str(cache)
+            result = await loop.run_in_executor(pool, recognize_cached, str(media), marker, cache_dir)
         except recognizer.RecognitionCancelled:
             log.info("asset %s: deleted while processing; recognition stopped", asset.asset_id)
             return False

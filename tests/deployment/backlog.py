@@ -81,15 +81,12 @@ class Backlog(list[str]):
         super().__init__(ids)
         self._stack = stack
         self._trickle = trickle
-        self._ids = list(ids)
 
     def release(self) -> None:
         """Delete the held assets, then let their downloads end: Brain goes on with what was submitted after."""
-        if self._trickle.released.is_set():
-            return
-        delete_assets(self._stack, self._ids)
-        self._trickle.released.set()
+        delete_assets(self._stack, list(self))  # none the second time: release clears the list
         self.clear()
+        self._trickle.released.set()
 
     def stop(self) -> None:
         self.release()
