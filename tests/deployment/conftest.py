@@ -53,9 +53,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory, stack_proxy: FaultProxy) -> 
         "AIRFLOW_CONN_BRAIN_PROXIED": brain_connection_json(stack_proxy.url, BRAIN_USER, BRAIN_PASSWORD, max_retries=8),
         "BRAIN_DEPLOY_SIGNAL_DIR": str(root / "signals"),
         # A worker killed -9 loses the tasks it had just received: they stay queued in Airflow (Celery would
-        # redeliver them after its 24 h visibility timeout). The scheduler requeues them after this long.
-        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "90",
-        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "10",
+        # redeliver them after its 24 h visibility timeout). The scheduler requeues them after this long: long
+        # enough that no task of these tests waits that long for a slot (two Celery workers of four slots), short enough that
+        # the worker-kill test does not spend a minute and a half waiting for it (41 s against 103 to 109 s at 90 s).
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "45",
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "5",
         # brain_s3_sweep (paused but for its tests) sweeps every 20 s, leaving files under 10 s to the events.
         "BRAIN_SWEEP_SCHEDULE": "20",
         "BRAIN_SWEEP_MIN_AGE_SECONDS": "10",
