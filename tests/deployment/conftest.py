@@ -54,8 +54,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, stack_proxy: FaultProxy) -> 
         "BRAIN_DEPLOY_SIGNAL_DIR": str(root / "signals"),
         # A worker killed -9 loses the tasks it had just received: they stay queued in Airflow (Celery would
         # redeliver them after its 24 h visibility timeout). The scheduler requeues them after this long: long
-        # enough that no task of these tests waits that long for a slot (two Celery workers of four slots), short enough that
-        # the worker-kill test does not spend a minute and a half waiting for it (41 s against 103 to 109 s at 90 s).
+        # enough that no task here waits that long for a slot (two Celery workers of four slots), short enough
+        # that the worker-kill test does not wait a minute and a half for it (41 s against 103 to 109 s at 90 s).
         "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "45",
         "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "5",
         # brain_s3_sweep (paused but for its tests) sweeps every 20 s, leaving files under 10 s to the events.
