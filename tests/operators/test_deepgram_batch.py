@@ -11,7 +11,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from tests.operators.test_deepgram_dags import DeepgramDags, check_result, tagged
+from tests.operators.test_deepgram_dags import DeepgramDags, check_result
 from tests.operators.test_deepgram_dags import deepgram_dags as deepgram_dags  # the fixture
 from tests.operators.test_transcribe_dags import assert_succeeded
 
@@ -50,6 +50,6 @@ def test_deferred_batch_with_a_missing_file(deepgram_dags: DeepgramDags, speech:
     assert list(failed) == [f"s3://{bucket}/audio/missing.wav"] and "404" in failed[f"s3://{bucket}/audio/missing.wav"]
     # One request per file: the missing object's was accepted (results come by callback) and failed when Deepgram
     # fetched it; its reason names that request.
-    sent = {r["request_id"] for r in tagged("deepgram_s3_batch.transcribe")}
+    sent = {r["request_id"] for r in deepgram_dags.tagged("deepgram_s3_batch.transcribe")}
     [missing] = sent - {r["request_id"] for r in references}
     assert len(sent) == 4 and missing in failed[f"s3://{bucket}/audio/missing.wav"]
