@@ -61,20 +61,27 @@ lint: setup
 	.venv/bin/ruff format --check airflow_provider_brain tests bench example_dags deploy scripts
 	.venv/bin/mypy
 
-# Four stages: the tests that assert on wall-clock time, the tests that run a whole Airflow deployment (newest), the
-# fast suite on the newest Airflow, and the floor's suite on the oldest supported Airflow. The tests marked `alone`
-# (they assert on wall-clock time) run first, one at a time, on a quiet machine. Then the deployment stage runs, its
-# length set by its waits on the deployment (it keeps about half a core busy once Brain's backlog is downloads that
-# trickle in), and beside it the rest (test-suites): the fast suite on FAST_WORKERS pytest-xdist workers
-# (worksteal: an idle worker takes queued tests from a busy one, so a long DAG run does not leave a tail on one
-# worker), then the floor's suite on one worker beside the fast suite's DAG runs (LATE_TESTS, newest Airflow) on
-# LATE_WORKERS. Their output follows the deployment's. Each stage prints its wall time and the CPU time it used.
-# How the layout was found, on this 2-core machine: three fast-suite workers, since a DAG run spends much of its
-# time waiting on Brain (726 tests: 750 s with two workers, 596 s with three, 553 s with four); the deployment
-# after the fast suite, with the floor and the DAG runs beside it, took 904.6 to 1,002 s for a clean run (the
-# deployment 585 to 673 s, the critical path, the others ending 60 to 170 s before it, a core idle meanwhile);
-# the deployment beside the fast suite too, before the recognition cache, the airflow fork server and the
-# trickling backlog had halved the CPU time, gained nothing (1,352 s: the cores were busy throughout).
+# Four stages: the fast suite on the newest Airflow, the tests that assert on wall-clock time, the floor's suite on the
+# oldest supported Airflow, and the tests that run a whole Airflow deployment (newest). The fast suite runs
+# FAST_WORKERS pytest-xdist workers (worksteal: an idle worker takes queued tests from a busy one, so a long DAG run
+# does not leave a tail on one worker): three on this 2-core machine, since a DAG run spends much of its time
+# waiting on Brain, which left a third of the cores idle with two (726 tests: 750 s with two workers, 596 s with
+# three, 553 s with four). The tests marked `alone` (they assert on wall-clock time) run after it, one at a time
+# with nothing beside them. Then the deployment stage runs, its length set by its waits on the deployment (alone it
+# keeps one core busy), and beside it the floor's suite on one worker and the fast suite's DAG runs (LATE_TESTS,
+# newest Airflow) on LATE_WORKERS: a quarter of both cores was idle beside the floor alone (871 CPU-s in a 584 s
+# stage), and once the recognition cache and the airflow fork server had made the floor (455 s) and the example
+# DAG runs (380 s) end well before the deployment (616 s), the operators' and transfers' DAG runs joined them on a
+# second worker: 1,030 s for a clean run against 1,064 s, the fast suite 279 s against 371 s (904.6 s once the
+# deployment's backlog became downloads that trickle in). Moving the batch operators' DAG runs and the Sphinx
+# build there too cut the fast suite to 197 s but lengthened the last phase: 962.8 s.
+# Their output follows the deployment's. Each stage prints its wall time and CPU time. Running the fast suite beside
+# the deployment as well gained nothing: the cores were busy throughout (1,352 s for a clean run), and the fast suite,
+# at nice 10, lost two timing-bound tests to the load (the figures before the cache and the fork server); tried
+# again after them, with the wall-clock tests first, the fast suite took 504 s beside the deployment (679 s,
+# 472 CPU-s) and the floor and the DAG runs after it would have ended past 1,000 s. Nor did
+# more workers then: four in the fast suite and two for the example DAG runs took 1,294 s against 1,211 s (fast
+# suite 517 s against 477 s; 2,315 CPU-s against 2,112).
 FAST_WORKERS ?= 3
 FLOOR_WORKERS ?= auto
 LATE_TESTS = tests/example_dags tests/operators/test_transcribe_dags.py tests/operators/test_deepgram_dags.py \
@@ -83,9 +90,15 @@ LATE_TESTS = tests/example_dags tests/operators/test_transcribe_dags.py tests/op
 LATE_WORKERS ?= 2
 # The fast suite's tests (LATE_TESTS among them): neither the deployment's nor those that assert on wall-clock time.
 FAST_MARKERS = not deployment and not alone
+# The stages' test servers share one recognition cache, emptied here: a clip is recognised once per `make test`.
+test: export BRAIN_TEST_RECOGNITION_CACHE = $(CURDIR)/dist/recognition-cache
 test: lint
+	@rm -rf dist/recognition-cache
+	@mkdir -p dist && ({ $(FLOOR_SETUP); } </dev/null >dist/floor-setup.log 2>&1 &)
+	@echo "==> Fast suite on Airflow $(call AIRFLOW_VERSION,.venv) (its DAG runs later, beside the deployment)"
+	@$(call timed,fast suite,.venv/bin/pytest -q -m "$(FAST_MARKERS)" -n $(FAST_WORKERS) --dist worksteal --durations=25 $(LATE_TESTS:%=--ignore=%))
 	@$(call timed,alone tests (wall-clock timing; one at a time),.venv/bin/pytest -q -m "alone and not deployment" -p no:xdist --durations=5)
-	@$(MAKE) --no-print-directory test-deployment BESIDE_DEPLOYMENT=test-suites
+	@$(MAKE) --no-print-directory test-deployment BESIDE_DEPLOYMENT="test-floor test-late"
 
 # The deployment stage, with BESIDE_DEPLOYMENT (make targets, each on one worker) running beside it; their output
 # follows the deployment's, from dist/<target>.log.
@@ -98,17 +111,7 @@ test-deployment:
 	status=$$rc; for pid in $$pids; do wait $$pid; rc=$$?; [ $$status -ne 0 ] || status=$$rc; done; \
 	for target in $(BESIDE_DEPLOYMENT); do cat dist/$$target.log; done; exit $$status
 
-# What `make test` runs beside the deployment: the fast suite (installing .venv-floor beside it), then the floor's
-# suite (output in dist/test-floor.log, printed after the DAG runs') beside the DAG runs.
-test-suites: setup
-	@mkdir -p dist && ({ $(FLOOR_SETUP); } </dev/null >dist/floor-setup.log 2>&1 &)
-	@echo "==> Fast suite on Airflow $(call AIRFLOW_VERSION,.venv) (its DAG runs after it, beside the floor's suite)"
-	@$(call timed,fast suite,.venv/bin/pytest -q -m "$(FAST_MARKERS)" -n $(FAST_WORKERS) --dist worksteal --durations=25 $(LATE_TESTS:%=--ignore=%))
-	@($(MAKE) --no-print-directory test-floor </dev/null >dist/test-floor.log 2>&1) & pid=$$!; \
-	$(MAKE) --no-print-directory test-late; status=$$?; wait $$pid; rc=$$?; cat dist/test-floor.log; \
-	[ $$status -ne 0 ] || status=$$rc; exit $$status
-
-# The fast suite's DAG runs (LATE_TESTS), on LATE_WORKERS workers: `make test` runs them after the fast suite.
+# The fast suite's DAG runs (LATE_TESTS), on LATE_WORKERS workers: `make test` runs them beside the deployment stage.
 test-late: setup
 	@echo "==> The DAG runs (example DAGs, operators, transfers) on Airflow $(call AIRFLOW_VERSION,.venv)"
 	@$(call timed,DAG runs,.venv/bin/pytest -q -m "$(FAST_MARKERS)" -n $(LATE_WORKERS) --dist worksteal --durations=15 $(LATE_TESTS))
