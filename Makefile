@@ -31,8 +31,9 @@ FLOOR_TESTS = tests/provider tests/triggers \
 	tests/example_dags/test_downstream.py \
 	tests/transfers/test_transfer_dags.py
 
-# .venv-floor is installed while the fast suite runs (about 45 s, mostly compiling bytecode, beside it: the fast
-# suite keeps both cores busy, so the install lengthens it a little), its output in dist/floor-setup.log.
+# .venv-floor is installed while lint and the fast suite run (about 45 s, mostly compiling bytecode, beside them:
+# lint keeps one core busy, the fast suite both, so the install lengthens it a little), its output in
+# dist/floor-setup.log.
 # setup-floor takes the same lock: test-floor waits for that install, then finds it done (had it failed, it installs
 # again, in sight).
 FLOOR_SETUP = mkdir -p dist && FLOOR_AIRFLOW=$(FLOOR_AIRFLOW) flock dist/floor-setup.lock bash scripts/setup.sh floor
@@ -92,9 +93,10 @@ LATE_WORKERS ?= 2
 FAST_MARKERS = not deployment and not alone
 # The stages' test servers share one recognition cache, emptied here: a clip is recognised once per `make test`.
 test: export BRAIN_TEST_RECOGNITION_CACHE = $(CURDIR)/dist/recognition-cache
-test: lint
+test: setup
 	@rm -rf dist/recognition-cache
 	@mkdir -p dist && ({ $(FLOOR_SETUP); } </dev/null >dist/floor-setup.log 2>&1 &)
+	@$(MAKE) --no-print-directory lint
 	@echo "==> Fast suite on Airflow $(call AIRFLOW_VERSION,.venv) (its DAG runs later, beside the deployment)"
 	@$(call timed,fast suite,.venv/bin/pytest -q -m "$(FAST_MARKERS)" -n $(FAST_WORKERS) --dist worksteal --durations=25 $(LATE_TESTS:%=--ignore=%))
 	@$(call timed,alone tests (wall-clock timing; one at a time),.venv/bin/pytest -q -m "alone and not deployment" -p no:xdist --durations=5)

@@ -199,7 +199,13 @@ def test_sdk_429_handling_meets_retry_after(tmp_path: Any, speech: Any) -> None:
         waited = time.monotonic() - started
         check_answer(answer, speech.text([0]), audio)
         assert waited >= int(refused.headers["Retry-After"]) - 0.5, waited
-        statuses = [line.split()[-3] for line in server.log_text().splitlines() if "POST /v1/listen " in line]
+        # The access log line of a request is written once its answer is sent: a moment after the SDK has it.
+        deadline = time.monotonic() + 10
+        while True:
+            statuses = [line.split()[-3] for line in server.log_text().splitlines() if "POST /v1/listen " in line]
+            if statuses[-1:] == ["200"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         assert statuses[-2:] == ["429", "200"], statuses
     finally:
         server.stop()
