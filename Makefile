@@ -38,10 +38,9 @@ FLOOR_TESTS = tests/provider tests/triggers \
 # again, in sight).
 FLOOR_SETUP = mkdir -p dist && FLOOR_AIRFLOW=$(FLOOR_AIRFLOW) flock dist/floor-setup.lock bash scripts/setup.sh floor
 
-# Runs a stage ($(2)) and prints its wall time and the CPU time it and the processes it waited for used, under its
-# name ($(1)); timed_rc leaves the stage's exit status in $$rc for the rest of the recipe's line, timed makes it make's.
-SHELL := /bin/bash
-timed_rc = TIMEFORMAT="==> $(1): %0R s wall, %0U+%0S CPU-s (user+system)"; time $(2); rc=$$?
+# Runs a stage ($(2)) and prints its wall time and CPU time under its name ($(1)) (scripts/timed.sh); timed_rc leaves
+# the stage's exit status in $$rc for the rest of the recipe's line, timed makes it make's.
+timed_rc = bash scripts/timed.sh "$(1)" $(2); rc=$$?
 timed = $(call timed_rc,$(1),$(2)); exit $$rc
 AIRFLOW_VERSION = $$($(1)/bin/python -c 'from importlib.metadata import version; print(version("apache-airflow"))')
 
@@ -91,10 +90,7 @@ LATE_TESTS = tests/example_dags tests/operators/test_transcribe_dags.py tests/op
 LATE_WORKERS ?= 2
 # The fast suite's tests (LATE_TESTS among them): neither the deployment's nor those that assert on wall-clock time.
 FAST_MARKERS = not deployment and not alone
-# The stages' test servers share one recognition cache, emptied here: a clip is recognised once per `make test`.
-test: export BRAIN_TEST_RECOGNITION_CACHE = $(CURDIR)/dist/recognition-cache
 test: setup
-	@rm -rf dist/recognition-cache
 	@mkdir -p dist && ({ $(FLOOR_SETUP); } </dev/null >dist/floor-setup.log 2>&1 &)
 	@$(MAKE) --no-print-directory lint
 	@echo "==> Fast suite on Airflow $(call AIRFLOW_VERSION,.venv) (its DAG runs later, beside the deployment)"
