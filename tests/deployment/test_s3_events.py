@@ -30,6 +30,7 @@ EVENTS = "brain_s3_event_triggered"
 SWEEP = "brain_s3_sweep"
 SWEEP_INTERVAL = 20  # seconds; the stack passes it as BRAIN_SWEEP_SCHEDULE
 SWEEP_MIN_AGE = 10  # seconds; the stack passes it as BRAIN_SWEEP_MIN_AGE_SECONDS
+WATCHER_POLL = 5  # seconds: the event DAG's MessageQueueTrigger(waiter_delay=5)
 #: How soon the sweep submits a lost file, at the latest: old enough, the next sweep, that run's first task.
 SWEEP_WITHIN = SWEEP_MIN_AGE + SWEEP_INTERVAL + 60
 
@@ -64,6 +65,16 @@ def assets_by_source(stack: Stack, uris: list[str]) -> dict[str, list[dict[str, 
     return found
 
 
+def nothing_left_to_deliver(stack: Stack) -> bool:
+    """No notification waits in the queue or is in flight, and no asset event waits to start a run of the DAG."""
+    attributes = stack.boto3("sqs").get_queue_attributes(
+        QueueUrl=stack.urls["queue"],
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    queued = stack.rest("GET", f"/dags/{EVENTS}/assets/queuedEvents")["total_entries"]
+    return queued == 0 and all(int(count) == 0 for count in attributes.values())
+
+
 def put(stack: Stack, speech, key: str, sentence: int) -> str:
     stack.boto3("s3").upload_file(str(speech.file(sentence)), BUCKET, key)
     return f"s3://{BUCKET}/{key}"
@@ -73,8 +84,7 @@ def put(stack: Stack, speech, key: str, sentence: int) -> str:
 def first_event(stack: Stack, speech) -> dict[str, Any]:
     """One object put in the bucket, and the run its notification started, followed to its end."""
     wait_for_dag(stack, EVENTS)
-    # The watcher's trigger starts once the DAG is unpaused; give it a beat to be listening.
-    time.sleep(5)
+    # The watcher's trigger starts once the DAG is unpaused; a notification sent before it listens waits in the queue.
     uri = put(stack, speech, "incoming/event-one.wav", 2)
     runs = stack.wait_for("a run started by the S3 event", lambda: event_runs_naming(stack, uri), timeout=120)
     watch = follow(stack, EVENTS, runs[0]["dag_run_id"], timeout=240)
@@ -84,8 +94,11 @@ def first_event(stack: Stack, speech) -> dict[str, Any]:
 def test_one_object_put_starts_one_run_that_transcribes_it(stack, first_event):
     uri, watch = first_event["uri"], first_event["watch"]
     assert watch.state == "success"
-    # A duplicate delivery would show up as a further run naming the object.
-    time.sleep(15)
+    # A duplicate delivery would show up as a further run naming the object: wait until nothing is left that could
+    # start one (no notification queued or in flight, no asset event queued for the DAG), twice, a watcher poll apart.
+    stack.wait_for("nothing left to deliver", lambda: nothing_left_to_deliver(stack), timeout=120)
+    time.sleep(WATCHER_POLL + 1)
+    assert nothing_left_to_deliver(stack)
     runs = event_runs_naming(stack, uri)
     assert [r["dag_run_id"] for r in runs] == [watch.run_id]
     assert runs[0]["run_type"] == "asset_triggered"
