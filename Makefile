@@ -85,8 +85,9 @@ lint: setup
 FAST_WORKERS ?= 3
 FLOOR_WORKERS ?= auto
 LATE_TESTS = tests/example_dags tests/operators/test_transcribe_dags.py tests/operators/test_deepgram_dags.py \
-	tests/operators/test_signed_url_rendering.py tests/operators/test_progress_and_metrics.py \
-	tests/transfers/test_transfer_dags.py tests/transfers/test_deepgram_transfers.py
+	tests/operators/test_deepgram_batch.py tests/operators/test_signed_url_rendering.py \
+	tests/operators/test_progress_and_metrics.py tests/transfers/test_transfer_dags.py \
+	tests/transfers/test_deepgram_transfers.py tests/docs/test_docs.py
 LATE_WORKERS ?= 2
 # The fast suite's tests (LATE_TESTS among them): neither the deployment's nor those that assert on wall-clock time.
 FAST_MARKERS = not deployment and not alone
@@ -111,7 +112,7 @@ test-deployment:
 
 # The fast suite's DAG runs (LATE_TESTS), on LATE_WORKERS workers: `make test` runs them beside the deployment stage.
 test-late: setup
-	@echo "==> The DAG runs (example DAGs, operators, transfers) on Airflow $(call AIRFLOW_VERSION,.venv)"
+	@echo "==> The DAG runs (example DAGs, operators, transfers) and the docs build on Airflow $(call AIRFLOW_VERSION,.venv)"
 	@$(call timed,DAG runs,.venv/bin/pytest -q -m "$(FAST_MARKERS)" -n $(LATE_WORKERS) --dist worksteal --durations=15 $(LATE_TESTS))
 
 test-floor: setup-floor
