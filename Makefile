@@ -67,14 +67,16 @@ lint: setup
 # does not leave a tail on one worker): three on this 2-core machine, since a DAG run spends much of its time
 # waiting on Brain, which left a third of the cores idle with two (726 tests: 750 s with two workers, 596 s with
 # three, 553 s with four). The tests marked `alone` (they assert on wall-clock time) run after it, one at a time
-# with nothing beside them. Then the deployment stage runs, its length set by its waits on the deployment (alone it
-# keeps one core busy), and beside it the floor's suite on one worker and the fast suite's DAG runs (LATE_TESTS,
+# with nothing beside them. Then the deployment stage runs, its length set by its waits on the deployment (it uses
+# about 360 CPU-s in 590 s), and beside it the floor's suite on one worker and the fast suite's DAG runs (LATE_TESTS,
 # newest Airflow) on LATE_WORKERS: a quarter of both cores was idle beside the floor alone (871 CPU-s in a 584 s
 # stage), and once the recognition cache and the airflow fork server had made the floor (455 s) and the example
 # DAG runs (380 s) end well before the deployment (616 s), the operators' and transfers' DAG runs joined them on a
 # second worker: 1,030 s for a clean run against 1,064 s, the fast suite 279 s against 371 s (904.6 s once the
 # deployment's backlog became downloads that trickle in). Moving the batch operators' DAG runs and the Sphinx
-# build there too cut the fast suite to 197 s but lengthened the last phase: 962.8 s.
+# build there too cut the fast suite to 197 s but lengthened the last phase: 962.8 s. Once the deployment's Brain
+# answered repeated clips from a cache (its stage 592 s, the floor 478 s and the DAG runs 499 s beside it: 931 s),
+# the Deepgram batch DAG runs and the Sphinx build moved there: the fast suite 219 s, the last phase 587 s, 897 s.
 # Their output follows the deployment's. Each stage prints its wall time and CPU time. Running the fast suite beside
 # the deployment as well gained nothing: the cores were busy throughout (1,352 s for a clean run), and the fast suite,
 # at nice 10, lost two timing-bound tests to the load (the figures before the cache and the fork server); tried
