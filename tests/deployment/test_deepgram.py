@@ -17,8 +17,6 @@ from typing import Any
 import pytest
 
 from airflow_provider_brain.deepgram_store import listen_marker
-from airflow_provider_brain.hooks.calls import Call
-from airflow_provider_brain.hooks.deepgram import DeepgramHook
 from airflow_provider_brain.hooks.deepgram_calls import request_has_marker
 from airflow_provider_brain.sources import parse_s3_uri
 from deploy.stack import BRAIN_PASSWORD
@@ -31,19 +29,13 @@ from tests.deployment.conftest import (
     wait_for_dag,
     warehouse_rows,
 )
+from tests.fixtures.deepgram import deepgram_history
 
 pytestmark = pytest.mark.deployment
 
 DAG_ID = "brain_deploy_deepgram"
 N_FILES = 4
 RESTARTED = "was sent before the triggerer restarted"
-
-
-def history() -> list[dict[str, Any]]:
-    hook = DeepgramHook()
-    answer = hook.transport.request(Call("GET", f"/v1/projects/{hook.project_id()}/requests", {"limit": "1000"}))
-    requests: list[dict[str, Any]] = answer["requests"]
-    return requests
 
 
 def test_deferred_files_hold_no_slot_and_a_killed_triggerer_sends_nothing_twice(
@@ -69,7 +61,7 @@ def test_deferred_files_hold_no_slot_and_a_killed_triggerer_sends_nothing_twice(
             return
         if slots_in_use[-3:] != [0, 0, 0]:
             return
-        sent = [m for m in markers if any(request_has_marker(r, m) for r in history())]
+        sent = [m for m in markers if any(request_has_marker(r, m) for r in deepgram_history())]
         if len(sent) < N_FILES:
             return
         stack.kill("triggerer", signal.SIGKILL)
@@ -93,7 +85,7 @@ def test_deferred_files_hold_no_slot_and_a_killed_triggerer_sends_nothing_twice(
     assert watch.state == "success", watch.seen
     assert max(slots_in_use) > 0, "the count does see task processes when tasks run"
 
-    requests = history()
+    requests = deepgram_history()
     ids: dict[str, str] = {}
     for i, uri in enumerate(uris):
         [request] = [r for r in requests if request_has_marker(r, markers[i])]  # one request per file

@@ -18,8 +18,8 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import jiwer
 import pytest
 
-from airflow_provider_brain.hooks.calls import Call
 from airflow_provider_brain.hooks.deepgram import DeepgramHook
+from tests.fixtures.deepgram import deepgram_history
 from tests.operators.test_transcribe_batch import task_output
 from tests.operators.test_transcribe_dags import assert_succeeded
 
@@ -40,12 +40,13 @@ class DeepgramDags:
         # The requests the server's history held before: a worker that comes back to this module after another
         # (pytest-xdist's worksteal) sets the module's run up again, with the same DAG and so the same tags.
         with mock.patch.dict(os.environ, {"AIRFLOW_CONN_DEEPGRAM_DEFAULT": env["AIRFLOW_CONN_DEEPGRAM_DEFAULT"]}):
-            self.earlier = {r["request_id"] for r in history()}
+            self.earlier = {r["request_id"] for r in deepgram_history()}
 
     def tagged(self, tag: str) -> list[dict[str, Any]]:
         """The requests tagged ``tag`` that the server received since this set-up (its Deepgram connection must
         be set)."""
-        return [r for r in history() if r["request_id"] not in self.earlier and tag in r["response"]["details"]["tags"]]
+        new = [r for r in deepgram_history() if r["request_id"] not in self.earlier]
+        return [r for r in new if tag in r["response"]["details"]["tags"]]
 
     def test(self, dag_id: str) -> str:
         result = self.cli.run("dags", "test", dag_id, extra_env=self.env, check=False)
@@ -107,14 +108,6 @@ def deepgram_runs(deepgram_run_once: tuple[DeepgramDags, str], monkeypatch) -> t
     """The module's run, with the Deepgram connection set here too (the checks read the history back)."""
     monkeypatch.setenv("AIRFLOW_CONN_DEEPGRAM_DEFAULT", deepgram_run_once[0].env["AIRFLOW_CONN_DEEPGRAM_DEFAULT"])
     return deepgram_run_once
-
-
-def history() -> list[dict[str, Any]]:
-    """The Deepgram project's request history, newest first (the default Deepgram connection's server)."""
-    hook = DeepgramHook()
-    path = f"/v1/projects/{hook.project_id()}/requests"
-    requests: list[dict[str, Any]] = hook.transport.request(Call("GET", path, params={"limit": "1000"}))["requests"]
-    return requests
 
 
 def check_result(stored: dict[str, Any], reference: dict[str, Any], sentence: str) -> None:

@@ -15,18 +15,15 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_brain.hooks.calls import Call
-from airflow_provider_brain.hooks.deepgram import DeepgramHook
 from airflow_provider_brain.operators.deepgram import DeepgramTranscribeOperator
+from tests.fixtures.deepgram import deepgram_history
 from tests.triggers.test_deepgram_trigger import slow_deepgram
 
 __all__ = ["slow_deepgram"]  # a fixture, used by name
 
 
 def tagged(tag: str) -> list[dict[str, Any]]:
-    hook = DeepgramHook()
-    answer = hook.transport.request(Call("GET", f"/v1/projects/{hook.project_id()}/requests", {"limit": "1000"}))
-    return [r for r in answer["requests"] if tag in (r["response"]["details"]["tags"] or [])]
+    return [r for r in deepgram_history() if tag in (r["response"]["details"]["tags"] or [])]
 
 
 def run(operator: DeepgramTranscribeOperator, dag_id: str) -> dict[str, Any]:
