@@ -54,8 +54,10 @@ if [ "$target" = floor ]; then
     "$venv/bin/uv" build -q --wheel --python "$venv/bin/python" --out-dir dist/floor .
     wheel=$(ls dist/floor/airflow_provider_brain-*.whl)
     # The fast suite's dependencies, without the deployment stage's (Celery, Redis, Selenium): the resolver picks
-    # the providers that support this Airflow.
-    uv_install "$venv" "apache-airflow==$FLOOR_AIRFLOW" "${wheel}[local]" \
+    # the providers that support this Airflow. cryptography below 51, as Airflow 3.1's constraints pin it: 3.1.8's
+    # get_fernet sets an attribute on MultiFernet, which cryptography 51 no longer allows, so the first encryption in
+    # each process (a deferring task's trigger arguments) fails there (README, Limits).
+    uv_install "$venv" "apache-airflow==$FLOOR_AIRFLOW" "cryptography<51" "${wheel}[local]" \
       apache-airflow-providers-postgres apache-airflow-providers-sqlite apache-airflow-providers-duckdb \
       apache-airflow-providers-common-messaging apache-airflow-providers-openlineage \
       "apache-airflow-providers-amazon[aiobotocore]" "moto[server]>=5.0" "jiwer>=3.0" "pytest>=8" \
