@@ -50,8 +50,11 @@ def stack_proxy() -> Iterator[FaultProxy]:
 def stack(tmp_path_factory: pytest.TempPathFactory, stack_proxy: FaultProxy) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("stack")
     extra_env = {
-        # Enough retries to outlast a 30 s outage: 1 + 2 + 4 + ... capped backoff.
-        "AIRFLOW_CONN_BRAIN_PROXIED": brain_connection_json(stack_proxy.url, BRAIN_USER, BRAIN_PASSWORD, max_retries=8),
+        # Enough retries to outlast a 30 s outage with full-jitter backoff capped at 8 s (PROXIED_BACKOFF_MAX in
+        # dags/brain_deploy.py): 20 retries wait about 70 s in all, and less than 30 s practically never.
+        "AIRFLOW_CONN_BRAIN_PROXIED": brain_connection_json(
+            stack_proxy.url, BRAIN_USER, BRAIN_PASSWORD, max_retries=20
+        ),
         "BRAIN_DEPLOY_SIGNAL_DIR": str(root / "signals"),
         # A worker killed -9 loses the tasks it had just received: they stay queued in Airflow (Celery would
         # redeliver them after its 24 h visibility timeout). The scheduler requeues them after this long: long

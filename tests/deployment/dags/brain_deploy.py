@@ -17,18 +17,30 @@ import json
 import os
 import time
 from datetime import datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 
 from airflow.sdk import DAG, task
 
+from airflow_provider_brain.hooks.brain import BrainHook
 from airflow_provider_brain.operators.transcribe import BrainTranscribeOperator
 from airflow_provider_brain.transfers.brain_to_sql import BrainToSqlOperator
 
 SIGNAL_DIR = Path(os.environ.get("BRAIN_DEPLOY_SIGNAL_DIR", "/tmp/brain-deploy-signals"))
+#: The longest backoff between two retries through the fault proxy (the hook's ``retry_backoff_max``, 60 s by default):
+#: a task sees the end of the proxy's 30 s outage within this long, so the 503 test lasts about as long as its
+#: outage instead of as long as the unluckiest of twelve jittered backoffs (61 to 96 s with 60).
+PROXIED_BACKOFF_MAX = 8.0
 
 
 class PauseAfterSubmitOperator(BrainTranscribeOperator):
     """``BrainTranscribeOperator`` that can stop dead right after submitting (see the module docstring)."""
+
+    @cached_property
+    def hook(self) -> BrainHook:
+        if self.brain_conn_id == "brain_proxied":
+            return BrainHook(brain_conn_id=self.brain_conn_id, retry_backoff_max=PROXIED_BACKOFF_MAX)
+        return BrainHook(brain_conn_id=self.brain_conn_id)
 
     def submit_job(self, context):
         submitted = super().submit_job(context)
