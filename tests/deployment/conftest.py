@@ -28,6 +28,8 @@ from tests.fixtures.faults import FaultProxy
 DAGS = Path(__file__).parent / "dags"
 AUDIO_BUCKET = "deploy-audio"  # no notifications: the fault tests trigger their runs themselves
 TERMINAL = {"success", "failed"}
+#: The example DAG that the stack's S3 notifications start (test_s3_events.py).
+EVENTS_DAG = "brain_s3_event_triggered"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -85,6 +87,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, stack_proxy: FaultProxy) -> 
         deployment.up()
         stack_proxy.upstream_port = deployment.ports["brain"]
         deployment.boto3("s3").create_bucket(Bucket=AUDIO_BUCKET)
+        # The S3-event DAG is unpaused from the start: its queue's watcher is registered when its file is next parsed
+        # after the unpause (up to 30 s later, the stack's MIN_FILE_PROCESS_INTERVAL), by the time the S3-event tests
+        # run, instead of while their first run waits. Only those tests put objects in its bucket.
+        wait_for_dag(deployment, EVENTS_DAG)
         yield deployment
     finally:
         deployment.down()

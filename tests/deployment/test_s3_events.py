@@ -23,10 +23,10 @@ import pytest
 
 from airflow_provider_brain.s3_events import s3_uris_from_asset_events, s3_uris_from_notification
 from deploy.stack import BUCKET, Stack
-from tests.deployment.conftest import brain_assets, follow, task_instances, wait_for_dag
+from tests.deployment.conftest import EVENTS_DAG, brain_assets, follow, task_instances, wait_for_dag
 
 pytestmark = [pytest.mark.deployment, pytest.mark.timeout(420)]
-EVENTS = "brain_s3_event_triggered"
+EVENTS = EVENTS_DAG
 SWEEP = "brain_s3_sweep"
 SWEEP_INTERVAL = 20  # seconds; the stack passes it as BRAIN_SWEEP_SCHEDULE
 SWEEP_MIN_AGE = 10  # seconds; the stack passes it as BRAIN_SWEEP_MIN_AGE_SECONDS
