@@ -72,7 +72,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, stack_proxy: FaultProxy) -> 
         root,
         dag_sources=[
             DAGS,
-            *(REPO_ROOT / "example_dags" / f"{name}.py" for name in ("brain_s3_event_triggered", "brain_s3_sweep")),
+            *(REPO_ROOT / "example_dags" / f"{name}.py" for name in (EVENTS_DAG, "brain_s3_sweep")),
         ],
         extra_env=extra_env,
         # One recogniser, not two: a Brain busy with other work is a backlog of downloads that trickle in
@@ -195,6 +195,17 @@ def warehouse_rows(stack: Stack, sources: list[str], table: str = "deploy_transc
     with psycopg2.connect(stack.warehouse_dsn()) as connection, connection.cursor() as cursor:
         cursor.execute(f"SELECT source, asset_id FROM {table} WHERE source = ANY(%s)", (sources,))
         return cursor.fetchall()
+
+
+def local_logs(
+    stack: Stack, component: str, dag_id: str, run_id: str, task_id: str | None = None, pattern: str = "*.log"
+) -> list[Path]:
+    """The task log files ``component`` (a Celery worker or the triggerer) wrote on this machine for the run (for
+    ``task_id`` only, if given), there as soon as they are written; the REST API serves them once uploaded."""
+    folder = stack.root / component / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
+    if task_id is not None:
+        folder /= f"task_id={task_id}"
+    return sorted(folder.rglob(pattern)) if folder.exists() else []
 
 
 def task_log(stack: Stack, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> str:

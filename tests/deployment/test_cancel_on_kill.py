@@ -10,7 +10,7 @@ import pytest
 
 from deploy.stack import BRAIN_PASSWORD, BRAIN_USER
 from tests.deployment.backlog import keep_brain_busy
-from tests.deployment.conftest import brain_assets, follow, task_instances, trigger, wait_for_dag
+from tests.deployment.conftest import brain_assets, follow, local_logs, task_instances, trigger, wait_for_dag
 
 pytestmark = [pytest.mark.deployment, pytest.mark.timeout(480)]
 DELETED_WITHIN = 10.0
@@ -37,8 +37,10 @@ def asset_id_of(stack, dag_id, run_id, timeout=180):
     if dag_id.endswith("_deferred"):
         # Deferred is not yet waiting in the triggerer: until the triggerer runs the trigger (its log file
         # appears), a user's action removes the trigger before any of its code runs, so no on_kill is called.
-        runs = stack.root / "triggerer" / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
-        stack.wait_for(f"{dag_id}: its trigger running", lambda: any(runs.rglob("*.trigger.*")), 60, interval=0.25)
+        def trigger_running() -> bool:
+            return bool(local_logs(stack, "triggerer", dag_id, run_id, pattern="*.trigger.*"))
+
+        stack.wait_for(f"{dag_id}: its trigger running", trigger_running, 60, interval=0.25)
     return asset_id
 
 

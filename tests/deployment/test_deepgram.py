@@ -23,6 +23,7 @@ from deploy.stack import BRAIN_PASSWORD
 from tests.deployment.backlog import keep_brain_busy
 from tests.deployment.conftest import (
     follow,
+    local_logs,
     task_log,
     tries,
     trigger,
@@ -68,13 +69,13 @@ def test_deferred_files_hold_no_slot_and_a_killed_triggerer_sends_nothing_twice(
         killed.append(time.time())
         time.sleep(3)
         stack.start("triggerer")
+
         # Every request stays unanswered until each trigger run again has said it found it (Brain answers a clip
         # it has recognised before within seconds): then the backlog has served its purpose. The triggerer writes
         # each trigger's lines to a file of its own as they come.
-        trigger_logs = stack.root / "triggerer" / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}"
-
         def restarted_triggers_found_their_requests() -> bool:
-            found = [p for p in trigger_logs.rglob("*.log") if RESTARTED in p.read_text(errors="replace")]
+            trigger_logs = local_logs(stack, "triggerer", DAG_ID, run_id)
+            found = [p for p in trigger_logs if RESTARTED in p.read_text(errors="replace")]
             return len(found) >= N_FILES
 
         stack.wait_for("the restarted triggers to find their requests", restarted_triggers_found_their_requests, 120)

@@ -20,6 +20,7 @@ from tests.deployment.backlog import keep_brain_busy
 from tests.deployment.conftest import (
     brain_assets,
     follow,
+    local_logs,
     task_log,
     task_logs,
     tries,
@@ -126,9 +127,7 @@ def test_normal_run_waits_in_the_triggerer_not_in_a_worker(stack, upload_audio, 
         if missing:
             time.sleep(2)
     assert not missing, {i: task_log(stack, MAPPED, run_id, "transcribe", i, 1)[-3000:] for i in missing}
-    ran_on = {
-        w for w in WORKERS if list((stack.root / w / "logs" / f"dag_id={MAPPED}" / f"run_id={run_id}").rglob("*.log"))
-    }
+    ran_on = {w for w in WORKERS if local_logs(stack, w, MAPPED, run_id)}
     assert ran_on == set(WORKERS), f"every worker ran tasks: {ran_on}"
 
 

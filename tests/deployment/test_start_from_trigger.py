@@ -16,6 +16,7 @@ from tests.deployment.conftest import (
     AUDIO_BUCKET,
     brain_assets,
     follow,
+    local_logs,
     task_log,
     tries,
     trigger,
@@ -34,11 +35,7 @@ WORKER_STATES = {"queued", "running", "restarting", "up_for_reschedule"}
 
 def worker_logs(stack, dag_id, run_id, task_id):
     """The log files the Celery workers wrote for ``task_id``'s tries in the run (each try a worker ran has one)."""
-    found = []
-    for worker in WORKERS:
-        logs = stack.root / worker / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
-        found += list(logs.rglob("*.log")) if logs.exists() else []
-    return found
+    return [log for worker in WORKERS for log in local_logs(stack, worker, dag_id, run_id, task_id)]
 
 
 def assert_never_on_a_worker(stack, dag_id, run_id, watch, task_ids):
